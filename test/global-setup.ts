@@ -5,6 +5,7 @@
  * `builtin` uses only what this repository ships (no Firestore wire tests are possible then: the
  * Firestore contract suite runs against the in-memory store, and the run says so).
  */
+import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
 import {
   resolveEmulatorMode,
