@@ -1,0 +1,158 @@
+/**
+ * The completion event (CONTRACT §5): one definition from which the TypeScript type, the runtime
+ * validation and the JSON Schema file (`schema/completion-event.schema.json`) are all derived.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { JobRecord } from './jobs.js';
+
+const rfc3339 = z.iso.datetime({ offset: true });
+const nullableTime = rfc3339.nullable();
+
+/** The event types. */
+export const EVENT_TYPES = ['job.completed', 'input.rejected'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** The `state` of a rejected input (Vertex's terminal states are used for jobs). */
+export const INPUT_REJECTED_STATE = 'INPUT_REJECTED';
+
+/** The schema of the event data. */
+export const CompletionEventSchema = z
+  .object({
+    schemaVersion: z.literal(1).describe('Version of this payload'),
+    eventId: z
+      .string()
+      .min(1)
+      .describe('Stable for the outcome: a redelivery carries the same id, so consumers can dedupe'),
+    eventType: z.enum(EVENT_TYPES).describe('job.completed or input.rejected'),
+    jobId: z
+      .string()
+      .regex(/^[a-z0-9_-]{1,63}$/)
+      .describe('Our id, derived from bucket, object name and generation'),
+    state: z
+      .enum([
+        'JOB_STATE_SUCCEEDED',
+        'JOB_STATE_PARTIALLY_SUCCEEDED',
+        'JOB_STATE_FAILED',
+        'JOB_STATE_CANCELLED',
+        'JOB_STATE_EXPIRED',
+        INPUT_REJECTED_STATE,
+      ])
+      .describe('The Vertex terminal state, or INPUT_REJECTED'),
+    model: z.string().min(1).describe('Full model resource name'),
+    input: z
+      .object({
+        bucket: z.string().min(1),
+        name: z.string().min(1),
+        generation: z.string().regex(/^\d+$/).describe('int64 as a string'),
+        uri: z.string().startsWith('gs://'),
+        requestCount: z.number().int().nonnegative().nullable().describe('Lines in the input, when known'),
+      })
+      .strict()
+      .describe('The input object generation'),
+    vertexJob: z
+      .string()
+      .nullable()
+      .describe('projects/.../batchPredictionJobs/...; null when rejected before create'),
+    output: z
+      .object({
+        uriPrefix: z.string().startsWith('gs://').describe('<OUTPUT_URI_PREFIX>/<jobId>/'),
+        directory: z
+          .string()
+          .nullable()
+          .describe("Vertex's outputInfo.gcsOutputDirectory (null when Vertex wrote none)"),
+      })
+      .strict()
+      .nullable(),
+    stats: z
+      .object({
+        successfulCount: z.number().int(),
+        failedCount: z.number().int(),
+        incompleteCount: z.number().int().describe('-1 when Vertex does not know'),
+      })
+      .strict()
+      .nullable(),
+    error: z
+      .object({
+        code: z.string().min(1).describe('Our code (INPUT.INVALID_JSONL, …) or a canonical status name'),
+        message: z.string(),
+      })
+      .strict()
+      .nullable(),
+    createTime: nullableTime,
+    startTime: nullableTime,
+    endTime: nullableTime,
+    publishTime: rfc3339.describe('When we published'),
+  })
+  .strict()
+  .describe('batch-courier completion event (Pub/Sub message data)');
+
+/** The completion event's data. */
+export type CompletionEvent = z.infer<typeof CompletionEventSchema>;
+
+/** The Pub/Sub attributes of an event (all strings), for filtering without parsing. */
+export interface EventAttributes {
+  eventType: EventType;
+  state: string;
+  jobId: string;
+  model: string;
+  schemaVersion: '1';
+  [key: string]: string;
+}
+
+/** The JSON Schema of the event data (draft 2020-12), as written to the repository. */
+export function completionEventJsonSchema(): Record<string, unknown> {
+  return {
+    $id: 'https://github.com/batch-courier/batch-courier/schema/completion-event.schema.json',
+    ...z.toJSONSchema(CompletionEventSchema, { target: 'draft-2020-12' }),
+  };
+}
+
+/** The id of an outcome: the same job and state always give the same id. */
+export function eventIdFor(jobId: string, state: string): string {
+  return createHash('sha256').update(`${jobId}\u0000${state}`).digest('hex').slice(0, 32);
+}
+
+/** Builds (and validates) the event announcing a record's outcome. */
+export function buildCompletionEvent(record: JobRecord, publishTime: Date): CompletionEvent {
+  const rejected = record.status !== 'COMPLETED';
+  const state = rejected ? INPUT_REJECTED_STATE : (record.vertexState ?? '');
+  const event = {
+    schemaVersion: 1,
+    eventId: eventIdFor(record.jobId, state),
+    eventType: rejected ? 'input.rejected' : 'job.completed',
+    jobId: record.jobId,
+    state,
+    model: record.model,
+    input: {
+      bucket: record.bucket,
+      name: record.object,
+      generation: record.generation,
+      uri: record.inputUri,
+      requestCount: record.requestCount,
+    },
+    vertexJob: record.vertexJob,
+    output:
+      record.vertexJob === null && record.outputDirectory === null
+        ? null
+        : { uriPrefix: record.outputUriPrefix, directory: record.outputDirectory },
+    stats: record.stats,
+    error: record.error,
+    createTime: record.vertexCreateTime,
+    startTime: record.vertexStartTime,
+    endTime: record.vertexEndTime,
+    publishTime: publishTime.toISOString(),
+  };
+  return CompletionEventSchema.parse(event);
+}
+
+/** The attributes of an event. */
+export function eventAttributes(event: CompletionEvent): EventAttributes {
+  return {
+    eventType: event.eventType,
+    state: event.state,
+    jobId: event.jobId,
+    model: event.model,
+    schemaVersion: '1',
+  };
+}

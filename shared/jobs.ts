@@ -1,0 +1,113 @@
+/**
+ * The job record: one Firestore document per input object generation, the tracking number of the
+ * courier. Our own status wraps Vertex's 12 job states:
+ *
+ *   SUBMITTING ──► SUBMITTED (vertexState: QUEUED/PENDING/RUNNING/…) ──► COMPLETED (a terminal vertexState)
+ *       │                                                                    │
+ *       ├──► REJECTED (bad input, before any Vertex call)                     │
+ *       └──► SUBMIT_FAILED (Vertex refused the create: 400/403/404)          │
+ *                                  every outcome ──► announced (outstanding = false)
+ *
+ * `outstanding` stays true until the completion event is published: the poller's query is
+ * `outstanding == true`, so an unannounced outcome is never forgotten.
+ */
+import type { Provider } from './models.js';
+
+/** Our status of an input. */
+export type JobStatus = 'SUBMITTING' | 'SUBMITTED' | 'COMPLETED' | 'REJECTED' | 'SUBMIT_FAILED';
+
+/** Statuses whose outcome is final and only waits to be announced. */
+export const OUTCOME_STATUSES: ReadonlySet<JobStatus> = new Set([
+  'COMPLETED',
+  'REJECTED',
+  'SUBMIT_FAILED',
+]);
+
+/** A short exclusive claim on a record, so that one worker at a time creates or announces. */
+export interface Lease {
+  /** Who holds it (a random id per invocation). */
+  owner: string;
+  /** RFC 3339; after it the lease is free to take. */
+  until: string;
+}
+
+/** `{code, message}` as in the completion event. */
+export interface JobError {
+  code: string;
+  message: string;
+}
+
+/** One bad line of a rejected input (the first 100 are kept on the record). */
+export interface LineError {
+  line: number;
+  message: string;
+}
+
+/** The Firestore document of one input object generation. Every field is always present. */
+export interface JobRecord {
+  /** Our id (also the document id and the `job-id` label). */
+  jobId: string;
+  /** Our status. */
+  status: JobStatus;
+  /** Input bucket. */
+  bucket: string;
+  /** Input object name. */
+  object: string;
+  /** Input object generation (int64 as a string). */
+  generation: string;
+  /** `gs://bucket/object`. */
+  inputUri: string;
+  /** Full model resource name, or the raw requested name when it could not be resolved. */
+  model: string;
+  /** Who serves the model. */
+  provider: Provider;
+  /** Vertex region of the job. */
+  location: string;
+  /** `<OUTPUT_URI_PREFIX>/<jobId>/`. */
+  outputUriPrefix: string;
+  /** Number of requests (lines) in the input, once validated. */
+  requestCount: number | null;
+  /** `projects/.../batchPredictionJobs/...` once created. */
+  vertexJob: string | null;
+  /** The last Vertex state seen. */
+  vertexState: string | null;
+  /** Why it was rejected or failed. */
+  error: JobError | null;
+  /** The first bad lines of a rejected input. */
+  lineErrors: LineError[];
+  /** Completion counts, once terminal. */
+  stats: { successfulCount: number; failedCount: number; incompleteCount: number } | null;
+  /** Vertex's `outputInfo.gcsOutputDirectory`. */
+  outputDirectory: string | null;
+  /** Times from Vertex (RFC 3339). */
+  vertexCreateTime: string | null;
+  vertexStartTime: string | null;
+  vertexEndTime: string | null;
+  /** How many creates were sent: above 0, a lost answer is looked for by label first. */
+  createAttempts: number;
+  /** The current claim, if any. */
+  lease: Lease | null;
+  /** True until the completion event is published. */
+  outstanding: boolean;
+  /** The published event's id. */
+  eventId: string | null;
+  /** When the event was published. */
+  publishedAt: string | null;
+  /** When the record was created / last changed (RFC 3339). */
+  createTime: string;
+  updateTime: string;
+}
+
+/** True when the record's lease is absent, expired, or held by `owner`. */
+export function leaseFree(record: JobRecord, now: Date, owner?: string): boolean {
+  return (
+    record.lease === null ||
+    record.lease.owner === owner ||
+    Date.parse(record.lease.until) <= now.getTime()
+  );
+}
+
+/** A lease for `owner` that ends `seconds` from now. */
+export function leaseFor(owner: string, now: Date, seconds: number): Lease {
+  return { owner, until: new Date(now.getTime() + seconds * 1000).toISOString() };
+}
