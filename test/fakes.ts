@@ -1,0 +1,278 @@
+/**
+ * In-memory fakes of the ports, with fault injection, for handler and HTTP tests.
+ */
+import { createMemoryJobStore } from '../shared/adapters/memory-job-store.js';
+import { loadConfig, type Config } from '../shared/config.js';
+import { PermanentError, TransientError } from '../shared/errors.js';
+import type { CompletionEvent } from '../shared/events.js';
+import { createMemoryLogger } from '../shared/logger.js';
+import type { EventPublisher, ObjectReader, VertexJobPage, VertexJobs } from '../shared/ports.js';
+import type { BatchJobRequest, VertexBatchJob } from '../shared/vertex.js';
+import type { SubmitDeps } from '../functions/submit-batch-job/handler.js';
+import type { PollDeps } from '../functions/poll-batch-jobs/handler.js';
+import type { IncomingCloudEvent } from '../shared/storage-event.js';
+
+export const PROJECT = 'demo-project';
+
+/** A valid configuration for tests. */
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({
+    GOOGLE_CLOUD_PROJECT: PROJECT,
+    OUTPUT_URI_PREFIX: 'gs://acme-batch-output/results',
+    COMPLETION_TOPIC: 'batch-events',
+    ...overrides,
+  });
+}
+
+/** An object store keyed by `bucket/name#generation`. */
+export function createFakeReader(): ObjectReader & {
+  put(bucket: string, name: string, generation: string, content: string | Buffer): void;
+  failNext(err: Error): void;
+  reads: number;
+} {
+  const objects = new Map<string, Buffer>();
+  let fail: Error | undefined;
+  const reader = {
+    reads: 0,
+    put(bucket: string, name: string, generation: string, content: string | Buffer) {
+      objects.set(`${bucket}/${name}#${generation}`, Buffer.from(content));
+    },
+    failNext(err: Error) {
+      fail = err;
+    },
+    async *read(bucket: string, name: string, generation: string) {
+      reader.reads++;
+      if (fail) {
+        const err = fail;
+        fail = undefined;
+        throw err;
+      }
+      const data = objects.get(`${bucket}/${name}#${generation}`);
+      if (!data) {
+        throw new PermanentError('INPUT.NOT_FOUND', `gs://${bucket}/${name}#${generation} no longer exists`);
+      }
+      // Several chunks, to exercise lines split across chunks.
+      for (let i = 0; i < data.length; i += 7) yield data.subarray(i, i + 7);
+    },
+  };
+  return reader;
+}
+
+type Op = 'create' | 'get' | 'list' | 'cancel';
+
+/** A Vertex fake: jobs in memory, states set by the test, faults per call. */
+export function createFakeVertex(): VertexJobs & {
+  jobs: Map<string, VertexBatchJob & { location: string; request?: BatchJobRequest }>;
+  calls: Record<Op, number>;
+  creates: { location: string; request: BatchJobRequest }[];
+  /** The next calls of `op` fail with this (one per entry). */
+  fail(op: Op, ...errors: Error[]): void;
+  /** The next create makes the job but its answer is lost (a timeout). */
+  loseNextCreateAnswer(): void;
+  setState(name: string, patch: Partial<VertexBatchJob>): void;
+  /** Adds a job directly (as if created earlier). */
+  add(job: VertexBatchJob & { location: string }): void;
+  /** Resolves when `count` creates have started, for races. */
+  gate?: Promise<void>;
+} {
+  const jobs = new Map<string, VertexBatchJob & { location: string; request?: BatchJobRequest }>();
+  const faults: Record<Op, Error[]> = { create: [], get: [], list: [], cancel: [] };
+  const calls: Record<Op, number> = { create: 0, get: 0, list: 0, cancel: 0 };
+  const creates: { location: string; request: BatchJobRequest }[] = [];
+  let loseAnswer = false;
+  let seq = 1000;
+  const fault = (op: Op): void => {
+    calls[op]++;
+    const err = faults[op].shift();
+    if (err) throw err;
+  };
+  const copy = (job: VertexBatchJob): VertexBatchJob => structuredClone(job);
+  return {
+    jobs,
+    calls,
+    creates,
+    fail(op, ...errors) {
+      faults[op].push(...errors);
+    },
+    loseNextCreateAnswer() {
+      loseAnswer = true;
+    },
+    setState(name, patch) {
+      const job = jobs.get(name);
+      if (!job) throw new Error(`no job ${name}`);
+      Object.assign(job, patch);
+    },
+    add(job) {
+      jobs.set(job.name, job);
+    },
+    async create(location, request) {
+      await Promise.resolve();
+      fault('create');
+      creates.push({ location, request: structuredClone(request) });
+      const name = `projects/510528649030/locations/${location}/batchPredictionJobs/${seq++}`;
+      const job = {
+        name,
+        location,
+        request,
+        displayName: request.displayName,
+        model: request.model,
+        labels: { ...request.labels },
+        state: 'JOB_STATE_PENDING',
+        createTime: new Date().toISOString(),
+      };
+      jobs.set(name, job);
+      if (loseAnswer) {
+        loseAnswer = false;
+        throw new TransientError('VERTEX.UNAVAILABLE', 'Vertex AI create: socket hang up (timeout)');
+      }
+      const { location: _l, request: _r, ...answer } = job;
+      return copy(answer);
+    },
+    async get(name) {
+      await Promise.resolve();
+      fault('get');
+      const job = jobs.get(name);
+      if (!job) throw new PermanentError('VERTEX.NOT_FOUND', `Vertex AI get ${name}: HTTP 404`, { status: 404 });
+      const { location: _l, request: _r, ...answer } = job;
+      return copy(answer);
+    },
+    async list(location, { filter }): Promise<VertexJobPage> {
+      await Promise.resolve();
+      fault('list');
+      const ids = [...(filter ?? '').matchAll(/labels\.job-id="([^"]+)"/g)].map((m) => m[1]);
+      const found = [...jobs.values()].filter(
+        (j) => j.location === location && (ids.length === 0 || ids.includes(j.labels?.['job-id'])),
+      );
+      return {
+        jobs: found.map(({ location: _l, request: _r, ...answer }) => copy(answer)),
+        nextPageToken: undefined,
+      };
+    },
+    async cancel(name) {
+      await Promise.resolve();
+      fault('cancel');
+      const job = jobs.get(name);
+      if (job) job.state = 'JOB_STATE_CANCELLED';
+    },
+  };
+}
+
+/** A publisher that keeps events; `fail` makes the next publishes throw. */
+export function createFakePublisher(): EventPublisher & {
+  events: CompletionEvent[];
+  fail(...errors: Error[]): void;
+} {
+  const events: CompletionEvent[] = [];
+  const faults: Error[] = [];
+  return {
+    events,
+    fail(...errors) {
+      faults.push(...errors);
+    },
+    async publish(event) {
+      await Promise.resolve();
+      const err = faults.shift();
+      if (err) throw err;
+      events.push(structuredClone(event));
+      return String(events.length);
+    },
+  };
+}
+
+/** A settable clock. */
+export function createClock(start = '2026-11-26T10:00:00.000Z'): (() => Date) & {
+  advance(ms: number): void;
+  set(iso: string): void;
+} {
+  let now = Date.parse(start);
+  const clock = () => new Date(now);
+  return Object.assign(clock, {
+    advance: (ms: number) => {
+      now += ms;
+    },
+    set: (iso: string) => {
+      now = Date.parse(iso);
+    },
+  });
+}
+
+/** All fakes wired as submit and poll dependencies. */
+export function createWorld(configOverrides: Record<string, string> = {}) {
+  const config = testConfig(configOverrides);
+  const jobs = createMemoryJobStore();
+  const reader = createFakeReader();
+  const vertex = createFakeVertex();
+  const publisher = createFakePublisher();
+  const log = createMemoryLogger('debug');
+  const clock = createClock();
+  let owners = 0;
+  const newOwner = () => `owner-${++owners}`;
+  const submitDeps: SubmitDeps = { config, jobs, reader, vertex, publisher, log, clock, newOwner };
+  const pollDeps: PollDeps = { config, jobs, vertex, publisher, log, clock, newOwner };
+  return { config, jobs, reader, vertex, publisher, log, clock, submitDeps, pollDeps };
+}
+
+/** Three valid Gemini lines. */
+export const GEMINI_LINES =
+  [
+    'The blender broke after two days.',
+    'Arrived early and works perfectly.',
+    'It is a blender.',
+  ]
+    .map((review) =>
+      JSON.stringify({
+        request: {
+          contents: [{ role: 'user', parts: [{ text: `Classify the sentiment: ${review}` }] }],
+        },
+      }),
+    )
+    .join('\n') + '\n';
+
+/** Two valid Anthropic lines. */
+export const ANTHROPIC_LINES =
+  [1, 2]
+    .map((i) =>
+      JSON.stringify({
+        custom_id: `r${i}`,
+        request: {
+          messages: [{ role: 'user', content: `Review ${i}` }],
+          anthropic_version: 'vertex-2023-10-16',
+          max_tokens: 8,
+        },
+      }),
+    )
+    .join('\n') + '\n';
+
+/** A finalize CloudEvent as the functions framework hands it to the handler. */
+export function finalizeEvent(
+  overrides: {
+    bucket?: string;
+    name?: string;
+    generation?: string | number;
+    metadata?: Record<string, string>;
+    time?: string;
+    id?: string;
+  } = {},
+): IncomingCloudEvent {
+  const bucket = overrides.bucket ?? 'acme-batch-input';
+  const name = overrides.name ?? 'inputs/customer-reviews.jsonl';
+  const generation = overrides.generation ?? '1764150067498213';
+  return {
+    id: overrides.id ?? '9318472105567283',
+    type: 'google.cloud.storage.object.v1.finalized',
+    source: `//storage.googleapis.com/projects/_/buckets/${bucket}`,
+    subject: `objects/${name}`,
+    time: overrides.time ?? '2026-11-26T09:59:00.000Z',
+    data: {
+      kind: 'storage#object',
+      bucket,
+      name,
+      generation: typeof generation === 'number' ? generation : String(generation),
+      metageneration: '1',
+      size: '48213',
+      contentType: 'application/jsonl',
+      metadata: overrides.metadata,
+      updated: overrides.time ?? '2026-11-26T09:59:00.000Z',
+    },
+  };
+}
