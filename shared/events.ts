@@ -45,7 +45,7 @@ export const CompletionEventSchema = z
         bucket: z.string().min(1),
         name: z.string().min(1),
         generation: z.string().regex(/^\d+$/).describe('int64 as a string'),
-        uri: z.string().startsWith('gs://'),
+        uri: z.string().regex(/^gs:\/\//),
         requestCount: z.number().int().nonnegative().nullable().describe('Lines in the input, when known'),
       })
       .strict()
@@ -56,7 +56,7 @@ export const CompletionEventSchema = z
       .describe('projects/.../batchPredictionJobs/...; null when rejected before create'),
     output: z
       .object({
-        uriPrefix: z.string().startsWith('gs://').describe('<OUTPUT_URI_PREFIX>/<jobId>/'),
+        uriPrefix: z.string().regex(/^gs:\/\//).describe('<OUTPUT_URI_PREFIX>/<jobId>/'),
         directory: z
           .string()
           .nullable()

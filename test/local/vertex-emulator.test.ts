@@ -1,0 +1,912 @@
+/**
+ * The local Vertex AI batch prediction emulator, over real HTTP, and its sentiment model.
+ * Jobs are driven either by timers of 0 ms (awaiting `waitForState`/`whenIdle`) or by manual timing
+ * (`Infinity`) and `advance()`, so no test sleeps or depends on wall-clock time.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  startVertexEmulator,
+  type BlobStore,
+  type VertexEmulator,
+  type VertexEmulatorOptions,
+  type VertexFault,
+  type VertexJobJson,
+} from '../../local/vertex-emulator.js';
+import {
+  analyzeSentiment,
+  classify,
+  scoredPart,
+  sentimentScore,
+} from '../../local/sentiment-model.js';
+
+type Json = Record<string, unknown>;
+
+const PROJECT = 'demo-project';
+const NUMBER = '123456789012';
+const LOCATION = 'us-central1';
+const GEMINI = 'publishers/google/models/gemini-2.5-flash';
+const CLAUDE = 'publishers/anthropic/models/claude-3-5-haiku';
+const INSTRUCTION = 'Classify the sentiment of this review as positive, negative or neutral: ';
+const MANUAL = { pendingMs: Infinity, runningMs: Infinity, cancellingMs: Infinity };
+const FAST = { pendingMs: 0, runningMs: 0, cancellingMs: 0 };
+const JOB_NAME = /^projects\/123456789012\/locations\/us-central1\/batchPredictionJobs\/\d{19}$/;
+const RFC3339_MICROS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+/** An in-memory {@link BlobStore}: what the local stack provides over the storage emulator. */
+class MemoryBlobs implements BlobStore {
+  readonly objects = new Map<string, Buffer>();
+
+  async read(uri: string): Promise<Buffer> {
+    const data = this.objects.get(uri);
+    if (!data) throw Object.assign(new Error(`No such object: ${uri}`), { code: 404 });
+    return data;
+  }
+
+  async write(uri: string, data: Buffer | string): Promise<void> {
+    this.objects.set(uri, Buffer.from(data));
+  }
+
+  put(uri: string, lines: string[]): void {
+    this.objects.set(uri, Buffer.from(lines.map((l) => `${l}\n`).join('')));
+  }
+
+  /** The parsed lines of a JSONL object. */
+  lines(uri: string): Json[] {
+    const data = this.objects.get(uri);
+    if (!data) throw new Error(`not written: ${uri}`);
+    return data
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Json);
+  }
+}
+
+const running: VertexEmulator[] = [];
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((e) => e.close()));
+});
+
+async function start(
+  options: Partial<VertexEmulatorOptions> = {},
+): Promise<{ emu: VertexEmulator; blobs: MemoryBlobs }> {
+  const blobs = new MemoryBlobs();
+  const emu = await startVertexEmulator({ blobs, ...options });
+  running.push(emu);
+  return { emu, blobs };
+}
+
+interface Answer {
+  status: number;
+  body: Json;
+}
+
+async function call(
+  emu: VertexEmulator,
+  method: string,
+  path: string,
+  body?: unknown,
+  init: RequestInit = {},
+): Promise<Answer> {
+  const res = await fetch(`${emu.url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    ...init,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Json) };
+}
+
+const jobsPath = (location = LOCATION, project = PROJECT): string =>
+  `/v1/projects/${project}/locations/${location}/batchPredictionJobs`;
+
+/** A create request body, like the one our code sends. */
+function jobBody(overrides: Json = {}): Json {
+  const id = typeof overrides.displayName === 'string' ? overrides.displayName : 'reviews-1';
+  return {
+    displayName: id,
+    model: GEMINI,
+    inputConfig: { instancesFormat: 'jsonl', gcsSource: { uris: ['gs://acme-in/reviews.jsonl'] } },
+    outputConfig: {
+      predictionsFormat: 'jsonl',
+      gcsDestination: { outputUriPrefix: `gs://acme-out/results/${id}/` },
+    },
+    labels: { 'batch-courier': 'v1', 'job-id': id },
+    ...overrides,
+  };
+}
+
+async function create(
+  emu: VertexEmulator,
+  overrides: Json = {},
+  location = LOCATION,
+): Promise<VertexJobJson> {
+  const res = await call(emu, 'POST', jobsPath(location), jobBody(overrides));
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body as unknown as VertexJobJson;
+}
+
+async function get(emu: VertexEmulator, name: string): Promise<VertexJobJson> {
+  const res = await call(emu, 'GET', `/v1/${name}`);
+  expect(res.status).toBe(200);
+  return res.body as unknown as VertexJobJson;
+}
+
+function geminiLine(review: string): string {
+  return JSON.stringify({
+    request: { contents: [{ role: 'user', parts: [{ text: `${INSTRUCTION}${review}` }] }] },
+  });
+}
+
+function claudeLine(customId: string, content: unknown): string {
+  return JSON.stringify({
+    custom_id: customId,
+    request: {
+      messages: [{ role: 'user', content }],
+      anthropic_version: 'vertex-2023-10-16',
+      max_tokens: 8,
+    },
+  });
+}
+
+function googleError(res: Answer): { code: number; message: string; status: string } {
+  const error = res.body.error as { code: number; message: string; status: string };
+  expect(Object.keys(res.body)).toEqual(['error']);
+  expect(error.code).toBe(res.status);
+  expect(typeof error.message).toBe('string');
+  return error;
+}
+
+function listNames(res: Answer): string[] {
+  const jobs = (res.body.batchPredictionJobs ?? []) as VertexJobJson[];
+  return jobs.map((j) => j.displayName);
+}
+
+describe('sentiment model', () => {
+  it.each([
+    ['Arrived early and works perfectly.', 'positive'],
+    ['The blender broke after two days.', 'negative'],
+    ['It is a box.', 'neutral'],
+    ['I am not happy with this.', 'negative'],
+    ['No problems at all, would recommend!', 'positive'],
+    ['It does not work.', 'negative'],
+    ['Not good.', 'negative'],
+    ['', 'neutral'],
+  ] as const)('classifies %j as %s', (review, expected) => {
+    expect(classify(review)).toBe(expected);
+    expect(classify(`${INSTRUCTION}${review}`)).toBe(expected);
+  });
+
+  it('scores only the text after the last ": " so the instruction words do not count', () => {
+    const prompt = 'Answer positive or negative, and be positive about it: The box arrived.';
+    expect(scoredPart(prompt)).toBe('The box arrived.');
+    expect(classify(prompt)).toBe('neutral');
+    expect(sentimentScore(prompt)).toBe(0);
+    // Without a separator the whole text is scored.
+    expect(classify('Answer positive or negative, and be positive about it')).toBe('positive');
+    expect(scoredPart('Rate it:\nterrible')).toBe('terrible');
+    expect(analyzeSentiment('Note: ok. Verdict: awful')).toMatchObject({
+      label: 'negative',
+      score: -3,
+      scoredText: 'awful',
+    });
+  });
+
+  it('is deterministic and negation stops at the end of a sentence', () => {
+    expect(sentimentScore('Not that. Great')).toBe(3);
+    expect(sentimentScore('Not really that great')).toBe(-3);
+    expect(analyzeSentiment('good good bad')).toEqual(analyzeSentiment('good good bad'));
+  });
+});
+
+describe('vertex emulator', () => {
+  it('answers readiness, unknown paths and exposes the host form', async () => {
+    const { emu } = await start();
+    expect(emu.host).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(emu.url).toBe(`http://${emu.host}`);
+    const ready = await fetch(`${emu.url}/`);
+    expect(ready.status).toBe(200);
+    expect(await ready.text()).toBe('Ok');
+    const missing = await call(emu, 'GET', '/v1/projects/p/locations/l/somethingElse');
+    expect(missing.status).toBe(404);
+    expect(googleError(missing).status).toBe('NOT_FOUND');
+  });
+
+  it('creates a Gemini job: PENDING → RUNNING → SUCCEEDED with Vertex-shaped output', async () => {
+    const { emu, blobs } = await start({ timing: MANUAL });
+    blobs.put('gs://acme-in/reviews.jsonl', [
+      geminiLine('Arrived early and works perfectly.'),
+      geminiLine('The blender broke after two days.'),
+      geminiLine('It is a box.'),
+    ]);
+
+    const created = await create(emu);
+    expect(created.name).toMatch(JOB_NAME);
+    expect(created.state).toBe('JOB_STATE_PENDING');
+    expect(created.createTime).toMatch(RFC3339_MICROS);
+    expect(created.updateTime).toBe(created.createTime);
+    expect(created.labels).toEqual({ 'batch-courier': 'v1', 'job-id': 'reviews-1' });
+    expect(created.displayName).toBe('reviews-1');
+    expect(created.model).toBe(GEMINI);
+    for (const field of ['startTime', 'endTime', 'completionStats', 'outputInfo', 'error']) {
+      expect(created).not.toHaveProperty(field);
+    }
+    expect(await get(emu, created.name)).toEqual(created);
+
+    await emu.advance(created.name);
+    const started = await get(emu, created.name);
+    expect(started.state).toBe('JOB_STATE_RUNNING');
+    expect(started.startTime).toMatch(RFC3339_MICROS);
+    expect(started.updateTime).toBe(started.startTime);
+    expect(started).not.toHaveProperty('endTime');
+
+    await emu.advance(created.name);
+    const done = await get(emu, created.name);
+    expect(done.state).toBe('JOB_STATE_SUCCEEDED');
+    expect(done.completionStats).toEqual({ successfulCount: '3' });
+    expect(done.endTime).toMatch(RFC3339_MICROS);
+    expect(done.updateTime).toBe(done.endTime);
+    expect(done).not.toHaveProperty('error');
+    const directory = `gs://acme-out/results/reviews-1/prediction-model-${created.createTime}`;
+    expect(done.outputInfo).toEqual({ gcsOutputDirectory: directory });
+
+    const lines = blobs.lines(`${directory}/predictions.jsonl`);
+    expect(lines).toHaveLength(3);
+    expect(Object.keys(lines[0] ?? {})).toEqual([
+      'status',
+      'processed_time',
+      'request',
+      'response',
+    ]);
+    expect(lines[0]).toEqual({
+      status: '',
+      processed_time: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T[\d:.]+\+00:00$/) as unknown,
+      request: {
+        contents: [
+          {
+            role: 'user',
+            parts: [{ text: `${INSTRUCTION}Arrived early and works perfectly.` }],
+          },
+        ],
+      },
+      response: {
+        candidates: [
+          {
+            content: { role: 'model', parts: [{ text: 'positive' }] },
+            finishReason: 'STOP',
+            avgLogprobs: expect.any(Number) as unknown,
+          },
+        ],
+        usageMetadata: {
+          promptTokenCount: expect.any(Number) as unknown,
+          candidatesTokenCount: 1,
+          totalTokenCount: expect.any(Number) as unknown,
+        },
+        modelVersion: 'gemini-2.5-flash',
+      },
+    });
+    const answers = lines.map((l) => {
+      const response = l.response as {
+        candidates: { content: { parts: { text: string }[] } }[];
+      };
+      return response.candidates[0]?.content.parts[0]?.text;
+    });
+    expect(answers).toEqual(['positive', 'negative', 'neutral']);
+  });
+
+  it('runs jobs to the end on its own timers and reports idleness', async () => {
+    const { emu, blobs } = await start({ timing: FAST });
+    blobs.put('gs://acme-in/reviews.jsonl', [geminiLine('Great.')]);
+    const job = await create(emu);
+    const done = await emu.waitForState(job.name, 'JOB_STATE_SUCCEEDED');
+    expect(done.completionStats).toEqual({ successfulCount: '1' });
+    await emu.whenIdle();
+    // It went through RUNNING, and waiting for a past state resolves at once.
+    await expect(emu.waitForState(job.name, 'JOB_STATE_RUNNING')).resolves.toMatchObject({
+      state: 'JOB_STATE_SUCCEEDED',
+    });
+    await expect(emu.waitForState(job.name, 'JOB_STATE_CANCELLED')).rejects.toThrow(/ended/);
+    expect((await get(emu, job.name)).startTime).toMatch(RFC3339_MICROS);
+  });
+
+  it('reads every input URI and puts exactly one slash before the output folder', async () => {
+    const { emu, blobs } = await start({ timing: FAST });
+    blobs.put('gs://acme-in/a.jsonl', [geminiLine('good')]);
+    blobs.objects.set('gs://acme-in/b.jsonl', Buffer.from(`${geminiLine('bad')}\r\n`));
+    const job = await create(emu, {
+      inputConfig: {
+        instancesFormat: 'jsonl',
+        gcsSource: { uris: ['gs://acme-in/a.jsonl', 'gs://acme-in/b.jsonl'] },
+      },
+      outputConfig: {
+        predictionsFormat: 'jsonl',
+        gcsDestination: { outputUriPrefix: 'gs://acme-out/x' },
+      },
+    });
+    const done = await emu.waitForState(job.name, 'JOB_STATE_SUCCEEDED');
+    expect(done.completionStats).toEqual({ successfulCount: '2' });
+    expect(done.outputInfo?.gcsOutputDirectory).toBe(
+      `gs://acme-out/x/prediction-model-${job.createTime}`,
+    );
+    const other = await create(emu, {
+      displayName: 'other',
+      outputConfig: {
+        predictionsFormat: 'jsonl',
+        gcsDestination: { outputUriPrefix: 'gs://acme-out/y//' },
+      },
+      inputConfig: { instancesFormat: 'jsonl', gcsSource: { uris: ['gs://acme-in/a.jsonl'] } },
+    });
+    const otherDone = await emu.waitForState(other.name, 'JOB_STATE_SUCCEEDED');
+    expect(otherDone.outputInfo?.gcsOutputDirectory).toBe(
+      `gs://acme-out/y/prediction-model-${other.createTime}`,
+    );
+  });
+
+  it('answers Claude jobs in the Anthropic output shape with custom_id', async () => {
+    const { emu, blobs } = await start({ timing: FAST });
+    blobs.put('gs://acme-in/reviews.jsonl', [
+      claudeLine('review-0007', `${INSTRUCTION}Arrived early and works perfectly.`),
+      claudeLine('review-0008', [
+        { type: 'text', text: INSTRUCTION },
+        { type: 'text', text: 'Terrible, it broke.' },
+      ]),
+    ]);
+    const job = await create(emu, { model: CLAUDE }, 'us-east5');
+    expect(job.name).toMatch(
+      /^projects\/123456789012\/locations\/us-east5\/batchPredictionJobs\/\d{19}$/,
+    );
+    const done = await emu.waitForState(job.name, 'JOB_STATE_SUCCEEDED');
+    expect(done.completionStats).toEqual({ successfulCount: '2' });
+    const lines = blobs.lines(`${done.outputInfo?.gcsOutputDirectory}/predictions.jsonl`);
+    expect(Object.keys(lines[0] ?? {})).toEqual(['custom_id', 'request', 'response', 'status']);
+    expect(lines[0]).toEqual({
+      custom_id: 'review-0007',
+      request: {
+        messages: [{ role: 'user', content: `${INSTRUCTION}Arrived early and works perfectly.` }],
+        anthropic_version: 'vertex-2023-10-16',
+        max_tokens: 8,
+      },
+      response: {
+        id: expect.stringMatching(/^msg_vrtx_\w+$/) as unknown,
+        type: 'message',
+        role: 'assistant',
+        model: 'claude-3-5-haiku',
+        content: [{ type: 'text', text: 'positive' }],
+        stop_reason: 'end_turn',
+        usage: { input_tokens: expect.any(Number) as unknown, output_tokens: 1 },
+      },
+      status: '',
+    });
+    expect(lines[1]).toMatchObject({
+      custom_id: 'review-0008',
+      response: { content: [{ type: 'text', text: 'negative' }] },
+      status: '',
+    });
+  });
+
+  it('fails the bad lines of a file and ends PARTIALLY_SUCCEEDED with string counts', async () => {
+    const { emu, blobs } = await start({ timing: FAST });
+    blobs.put('gs://acme-in/reviews.jsonl', [
+      geminiLine('Love it.'),
+      '',
+      '{not json',
+      '{"foo": 1}',
+      '{"request": {"contents": []}}',
+      geminiLine('Hate it.'),
+    ]);
+    const job = await create(emu);
+    const done = await emu.waitForState(job.name, 'JOB_STATE_PARTIALLY_SUCCEEDED');
+    expect(done.completionStats).toEqual({ successfulCount: '2', failedCount: '4' });
+    expect(done).not.toHaveProperty('error');
+    const lines = blobs.lines(`${done.outputInfo?.gcsOutputDirectory}/predictions.jsonl`);
+    expect(lines.map((l) => l.status === '')).toEqual([true, false, false, false, false, true]);
+    for (const failed of lines.slice(1, 5)) {
+      expect(failed.status).toEqual(expect.stringMatching(/\S/));
+      expect(failed).not.toHaveProperty('response');
+    }
+    expect(lines[2]).not.toHaveProperty('request');
+    expect(lines[4]?.request).toEqual({ contents: [] });
+  });
+
+  it('ends FAILED with INVALID_ARGUMENT when every line fails', async () => {
+    const { emu, blobs } = await start({ timing: FAST });
+    blobs.put('gs://acme-in/reviews.jsonl', ['[]', '{"request": "text"}']);
+    const job = await create(emu, { model: CLAUDE }, 'us-east5');
+    const done = await emu.waitForState(job.name, 'JOB_STATE_FAILED');
+    expect(done.error?.code).toBe(3);
+    expect(done.completionStats).toEqual({ failedCount: '2' });
+  });
+
+  it('ends FAILED with NOT_FOUND when the input cannot be read', async () => {
+    const { emu } = await start({ timing: FAST });
+    const job = await create(emu);
+    const done = await emu.waitForState(job.name, 'JOB_STATE_FAILED');
+    expect(done.error).toEqual({
+      code: 5,
+      message: expect.stringContaining('gs://acme-in/reviews.jsonl') as unknown,
+    });
+    expect(done).not.toHaveProperty('completionStats');
+    expect(done).not.toHaveProperty('outputInfo');
+    expect(done.endTime).toMatch(RFC3339_MICROS);
+  });
+
+  it('gets a job by project id or number, and 404s elsewhere', async () => {
+    const { emu } = await start({ timing: MANUAL });
+    const job = await create(emu);
+    const id = job.name.split('/').at(-1) ?? '';
+    expect(
+      (await get(emu, `projects/${PROJECT}/locations/${LOCATION}/batchPredictionJobs/${id}`)).name,
+    ).toBe(job.name);
+    expect(
+      (await get(emu, `projects/${NUMBER}/locations/${LOCATION}/batchPredictionJobs/${id}`)).name,
+    ).toBe(job.name);
+
+    for (const path of [
+      `${jobsPath()}/1234567890123456789`,
+      `${jobsPath('europe-west4')}/${id}`,
+      `${jobsPath(LOCATION, 'someone-else')}/${id}`,
+    ]) {
+      const res = await call(emu, 'GET', path);
+      expect(res.status).toBe(404);
+      expect(googleError(res).status).toBe('NOT_FOUND');
+    }
+    const malformed = await call(emu, 'GET', `${jobsPath()}/not-a-number`);
+    expect(malformed.status).toBe(400);
+  });
+
+  it('lists newest first, filtered by labels, state, displayName and createTime', async () => {
+    const { emu } = await start({ timing: MANUAL });
+    const a = await create(emu, { displayName: 'a' });
+    const b = await create(emu, { displayName: 'b', labels: { 'job-id': 'b', team: 'x' } });
+    const c = await create(emu, { displayName: 'c' });
+    await emu.advance(a.name);
+    await emu.advance(a.name); // a: FAILED (no input object)
+    await emu.advance(b.name); // b: RUNNING
+
+    const list = async (filter?: string, location = LOCATION): Promise<Answer> =>
+      call(
+        emu,
+        'GET',
+        `${jobsPath(location)}${filter === undefined ? '' : `?filter=${encodeURIComponent(filter)}`}`,
+      );
+
+    const all = await list();
+    expect(all.status).toBe(200);
+    expect(listNames(all)).toEqual(['c', 'b', 'a']);
+    expect(all.body).not.toHaveProperty('nextPageToken');
+
+    const cases: [string, string[]][] = [
+      ['labels.job-id="b"', ['b']],
+      ['labels.job-id=b', ['b']],
+      ['labels.team:*', ['b']],
+      ['labels.batch-courier:*', ['c', 'a']],
+      ['state="JOB_STATE_FAILED"', ['a']],
+      ['state=JOB_STATE_PENDING', ['c']],
+      ['state!="JOB_STATE_PENDING"', ['b', 'a']],
+      ['state="JOB_STATE_RUNNING" OR state="JOB_STATE_PENDING"', ['c', 'b']],
+      ['NOT state="JOB_STATE_RUNNING"', ['c', 'a']],
+      ['displayName="c"', ['c']],
+      ['display_name:"*b*"', ['b']],
+      [`createTime>"${a.createTime}"`, ['c', 'b']],
+      [`createTime>="${b.createTime}"`, ['c', 'b']],
+      [`createTime<"${b.createTime}"`, ['a']],
+      [`create_time<="${b.createTime}"`, ['b', 'a']],
+      ['labels.batch-courier="v1" AND (state="JOB_STATE_FAILED" OR displayName="c")', ['c', 'a']],
+      ['NOT (displayName="a" OR displayName="b")', ['c']],
+      ['displayName="zzz"', []],
+    ];
+    for (const [filter, expected] of cases) {
+      const res = await list(filter);
+      expect(res.status, `${filter}: ${JSON.stringify(res.body)}`).toBe(200);
+      expect(listNames(res), filter).toEqual(expected);
+    }
+    // Google omits the empty list.
+    expect((await list('displayName="zzz"')).body).toEqual({});
+    expect((await list(undefined, 'europe-west4')).body).toEqual({});
+    // The project number sees the same jobs.
+    const byNumber = await call(emu, 'GET', jobsPath(LOCATION, NUMBER));
+    expect(listNames(byNumber)).toEqual(['c', 'b', 'a']);
+    expect(c.name).toMatch(JOB_NAME);
+  });
+
+  it.each([
+    'foo="x"',
+    'state="JOB_STATE_NOPE"',
+    'state=',
+    'state>"JOB_STATE_PENDING"',
+    '(state="JOB_STATE_PENDING"',
+    'createTime>"yesterday"',
+    'displayName>"a"',
+    'hello',
+    'state="JOB_STATE_PENDING" AND',
+    'labels.k ~ "v"',
+  ])('rejects the filter %j with 400', async (filter) => {
+    const { emu } = await start({ timing: MANUAL });
+    const res = await call(emu, 'GET', `${jobsPath()}?filter=${encodeURIComponent(filter)}`);
+    expect(res.status).toBe(400);
+    expect(googleError(res).status).toBe('INVALID_ARGUMENT');
+  });
+
+  it('pages with pageSize and nextPageToken, omitting the token on the last page', async () => {
+    const { emu } = await start({ timing: MANUAL });
+    for (const name of ['j1', 'j2', 'j3', 'j4', 'j5']) await create(emu, { displayName: name });
+    const filter = encodeURIComponent('labels.batch-courier="v1"');
+    const seen: string[][] = [];
+    let token: string | undefined;
+    do {
+      const query = `?filter=${filter}&pageSize=2${token ? `&pageToken=${encodeURIComponent(token)}` : ''}`;
+      const res = await call(emu, 'GET', `${jobsPath()}${query}`);
+      expect(res.status).toBe(200);
+      seen.push(listNames(res));
+      token = res.body.nextPageToken as string | undefined;
+    } while (token !== undefined && seen.length < 10);
+    expect(seen).toEqual([['j5', 'j4'], ['j3', 'j2'], ['j1']]);
+
+    const first = await call(emu, 'GET', `${jobsPath()}?pageSize=2`);
+    const next = first.body.nextPageToken as string;
+    const otherFilter = await call(
+      emu,
+      'GET',
+      `${jobsPath()}?pageSize=2&pageToken=${next}&filter=${encodeURIComponent('displayName="j1"')}`,
+    );
+    expect(otherFilter.status).toBe(400);
+    expect((await call(emu, 'GET', `${jobsPath()}?pageToken=garbage`)).status).toBe(400);
+    expect((await call(emu, 'GET', `${jobsPath()}?pageSize=-1`)).status).toBe(400);
+    const exact = await call(emu, 'GET', `${jobsPath()}?pageSize=5`);
+    expect(listNames(exact)).toHaveLength(5);
+    expect(exact.body).not.toHaveProperty('nextPageToken');
+  });
+
+  const long = 'a'.repeat(64);
+  it.each<[string, Json | string]>([
+    ['output-only name', jobBody({ name: 'projects/1/locations/l/batchPredictionJobs/1' })],
+    ['output-only state', jobBody({ state: 'JOB_STATE_PENDING' })],
+    ['output-only createTime', jobBody({ createTime: '2026-01-01T00:00:00Z' })],
+    ['output-only error', jobBody({ error: { code: 3 } })],
+    ['output-only completionStats', jobBody({ completionStats: {} })],
+    ['output-only outputInfo', jobBody({ outputInfo: {} })],
+    ['an unknown top-level field', jobBody({ jobId: 'x' })],
+    ['a snake_case field', jobBody({ display_name: 'x' })],
+    ['no displayName', jobBody({ displayName: undefined })],
+    ['no model', jobBody({ model: undefined })],
+    ['a short model name', jobBody({ model: 'gemini-2.5-flash' })],
+    ['an unknown publisher', jobBody({ model: 'publishers/openai/models/gpt' })],
+    [
+      'a model in another location',
+      jobBody({
+        model: 'projects/p/locations/europe-west4/publishers/google/models/gemini-2.5-flash',
+      }),
+    ],
+    ['no inputConfig', jobBody({ inputConfig: undefined })],
+    [
+      'csv instances',
+      jobBody({
+        inputConfig: { instancesFormat: 'csv', gcsSource: { uris: ['gs://acme-in/a.csv'] } },
+      }),
+    ],
+    ['no uris', jobBody({ inputConfig: { instancesFormat: 'jsonl', gcsSource: { uris: [] } } })],
+    [
+      'a non-gs uri',
+      jobBody({ inputConfig: { instancesFormat: 'jsonl', gcsSource: { uris: ['/tmp/a.jsonl'] } } }),
+    ],
+    [
+      'bigquery predictions',
+      jobBody({
+        outputConfig: {
+          predictionsFormat: 'bigquery',
+          gcsDestination: { outputUriPrefix: 'gs://acme-o/' },
+        },
+      }),
+    ],
+    [
+      'no outputUriPrefix',
+      jobBody({ outputConfig: { predictionsFormat: 'jsonl', gcsDestination: {} } }),
+    ],
+    ['an upper-case label key', jobBody({ labels: { JobId: 'x' } })],
+    ['a label key starting with a digit', jobBody({ labels: { '1x': 'x' } })],
+    ['a 64-character label value', jobBody({ labels: { k: long } })],
+    ['a label value with a dot', jobBody({ labels: { k: 'a.b' } })],
+    ['a non-string label value', jobBody({ labels: { k: 1 } })],
+    ['invalid JSON', '{"displayName": '],
+    ['a JSON array', '[]'],
+  ])('rejects a create with %s (400 INVALID_ARGUMENT, no job)', async (_what, body) => {
+    const { emu } = await start({ timing: MANUAL });
+    const res = await call(emu, 'POST', jobsPath(), body);
+    expect(res.status).toBe(400);
+    expect(googleError(res).status).toBe('INVALID_ARGUMENT');
+    expect(emu.jobs()).toEqual([]);
+  });
+
+  it('accepts full model names and 63-character label values', async () => {
+    const { emu } = await start({ timing: MANUAL });
+    const job = await create(emu, {
+      model: `projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash`,
+      labels: { k: 'a'.repeat(63), 'job-id': 'x_1-2' },
+    });
+    expect(job.labels).toEqual({ k: 'a'.repeat(63), 'job-id': 'x_1-2' });
+    const bare = await create(emu, { displayName: 'bare', labels: undefined });
+    expect(bare).not.toHaveProperty('labels');
+  });
+
+  it('allows 4 unfinished Claude jobs per project and answers the 5th 429', async () => {
+    const { emu } = await start({ timing: MANUAL });
+    const claude: VertexJobJson[] = [];
+    for (let i = 1; i <= 4; i += 1) {
+      claude.push(await create(emu, { displayName: `c${i}`, model: CLAUDE }, 'us-east5'));
+    }
+    const fifth = await call(
+      emu,
+      'POST',
+      jobsPath('us-east5'),
+      jobBody({ displayName: 'c5', model: CLAUDE }),
+    );
+    expect(fifth.status).toBe(429);
+    expect(googleError(fifth).status).toBe('RESOURCE_EXHAUSTED');
+    // Gemini jobs are not limited.
+    await create(emu, { displayName: 'g1' });
+
+    const first = claude[0]?.name ?? '';
+    expect((await call(emu, 'POST', `/v1/${first}:cancel`, {})).status).toBe(200);
+    // CANCELLING is not finished yet.
+    expect(
+      (await call(emu, 'POST', jobsPath('us-east5'), jobBody({ displayName: 'c5', model: CLAUDE })))
+        .status,
+    ).toBe(429);
+    await emu.advance(first);
+    expect((await get(emu, first)).state).toBe('JOB_STATE_CANCELLED');
+    await create(emu, { displayName: 'c5', model: CLAUDE }, 'us-east5');
+  });
+
+  it('honours anthropicConcurrency', async () => {
+    const { emu } = await start({ timing: MANUAL, anthropicConcurrency: 1 });
+    await create(emu, { displayName: 'c1', model: CLAUDE }, 'us-east5');
+    const second = await call(
+      emu,
+      'POST',
+      jobsPath('us-east5'),
+      jobBody({ displayName: 'c2', model: CLAUDE }),
+    );
+    expect(second.status).toBe(429);
+  });
+
+  it('cancels: CANCELLING then CANCELLED with error code 1; terminal jobs refuse', async () => {
+    const { emu } = await start({ timing: MANUAL });
+    const job = await create(emu);
+    const res = await call(emu, 'POST', `/v1/${job.name}:cancel`, {});
+    expect(res).toEqual({ status: 200, body: {} });
+    expect((await get(emu, job.name)).state).toBe('JOB_STATE_CANCELLING');
+    // Cancelling twice is harmless.
+    expect((await call(emu, 'POST', `/v1/${job.name}:cancel`, {})).status).toBe(200);
+    await emu.advance(job.name);
+    const cancelled = await get(emu, job.name);
+    expect(cancelled.state).toBe('JOB_STATE_CANCELLED');
+    expect(cancelled.error).toEqual({ code: 1, message: expect.any(String) as unknown });
+    expect(cancelled.endTime).toMatch(RFC3339_MICROS);
+    expect(cancelled).not.toHaveProperty('startTime');
+
+    const again = await call(emu, 'POST', `/v1/${job.name}:cancel`, {});
+    expect(again.status).toBe(400);
+    expect(googleError(again).status).toBe('FAILED_PRECONDITION');
+    const unknown = await call(emu, 'POST', `${jobsPath()}/1234567890123456789:cancel`, {});
+    expect(unknown.status).toBe(404);
+  });
+
+  it('keeps the output already written when a running job is cancelled', async () => {
+    const { emu, blobs } = await start({ timing: MANUAL });
+    blobs.put('gs://acme-in/reviews.jsonl', [geminiLine('Nice.'), geminiLine('Awful.')]);
+    const job = await create(emu);
+    await emu.advance(job.name);
+    expect((await call(emu, 'POST', `/v1/${job.name}:cancel`, {})).status).toBe(200);
+    await emu.settle();
+    const cancelled = await get(emu, job.name);
+    expect(cancelled.state).toBe('JOB_STATE_CANCELLED');
+    expect(cancelled.completionStats).toEqual({ successfulCount: '2' });
+    expect(
+      blobs.lines(`${cancelled.outputInfo?.gcsOutputDirectory}/predictions.jsonl`),
+    ).toHaveLength(2);
+  });
+
+  it('deletes only finished jobs and answers a done operation', async () => {
+    const { emu } = await start({ timing: MANUAL });
+    const job = await create(emu);
+    const early = await call(emu, 'DELETE', `/v1/${job.name}`);
+    expect(early.status).toBe(400);
+    expect(googleError(early).status).toBe('FAILED_PRECONDITION');
+
+    await emu.settle();
+    expect((await get(emu, job.name)).state).toBe('JOB_STATE_FAILED');
+    const res = await call(emu, 'DELETE', `/v1/${job.name}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      name: expect.stringMatching(
+        /^projects\/123456789012\/locations\/us-central1\/operations\/\d+$/,
+      ) as unknown,
+      done: true,
+    });
+    expect((await call(emu, 'GET', `/v1/${job.name}`)).status).toBe(404);
+    expect((await call(emu, 'DELETE', `/v1/${job.name}`)).status).toBe(404);
+    expect(emu.jobs()).toEqual([]);
+  });
+
+  describe('faults', () => {
+    it.each<[Extract<VertexFault, { status: number }>, string]>([
+      [{ op: 'create', status: 429, times: 2 }, 'RESOURCE_EXHAUSTED'],
+      [{ op: 'get', status: 503, times: 2 }, 'UNAVAILABLE'],
+      [{ op: 'list', status: 500, times: 2 }, 'INTERNAL'],
+      [{ op: 'cancel', status: 403, times: 2 }, 'PERMISSION_DENIED'],
+      [{ op: 'delete', status: 404, times: 2 }, 'NOT_FOUND'],
+      [{ op: 'get', status: 400, times: 2 }, 'INVALID_ARGUMENT'],
+    ])('%j fails the next requests of that kind only', async (fault, statusName) => {
+      const { emu } = await start({ timing: MANUAL });
+      const job = await create(emu, { displayName: 'target' });
+      if (fault.op === 'delete') await emu.settle();
+      emu.inject(fault);
+      const request = (): Promise<Answer> => {
+        switch (fault.op) {
+          case 'create':
+            return call(emu, 'POST', jobsPath(), jobBody({ displayName: 'second' }));
+          case 'list':
+            return call(emu, 'GET', jobsPath());
+          case 'cancel':
+            return call(emu, 'POST', `/v1/${job.name}:cancel`, {});
+          case 'delete':
+            return call(emu, 'DELETE', `/v1/${job.name}`);
+          default:
+            return call(emu, 'GET', `/v1/${job.name}`);
+        }
+      };
+      // Another kind of request is not affected.
+      if (fault.op !== 'get') expect((await call(emu, 'GET', `/v1/${job.name}`)).status).toBe(200);
+      for (let i = 0; i < 2; i += 1) {
+        const res = await request();
+        expect(res.status).toBe(fault.status);
+        expect(googleError(res).status).toBe(statusName);
+      }
+      // No side effect while faulted.
+      expect(emu.jobs().map((j) => j.displayName)).toEqual(['target']);
+      expect((await request()).status).toBe(200);
+    });
+
+    it('uses the fault message when given', async () => {
+      const { emu } = await start({ timing: MANUAL });
+      emu.inject({ op: 'list', status: 503, message: 'try later' });
+      const res = await call(emu, 'GET', jobsPath());
+      expect(googleError(res).message).toBe('try later');
+    });
+
+    it('loseAnswer creates the job but answers 503, so a label lookup finds it', async () => {
+      const { emu } = await start({ timing: MANUAL });
+      emu.inject({ op: 'create', loseAnswer: true });
+      // A rejected create does not use the fault up.
+      expect((await call(emu, 'POST', jobsPath(), jobBody({ state: 'x' }))).status).toBe(400);
+      const lost = await call(emu, 'POST', jobsPath(), jobBody({ displayName: 'lost' }));
+      expect(lost.status).toBe(503);
+      expect(googleError(lost).status).toBe('UNAVAILABLE');
+      expect(emu.jobs().map((j) => j.displayName)).toEqual(['lost']);
+      const found = await call(
+        emu,
+        'GET',
+        `${jobsPath()}?filter=${encodeURIComponent('labels.job-id="lost"')}`,
+      );
+      expect(listNames(found)).toEqual(['lost']);
+      await create(emu, { displayName: 'next' });
+      expect(emu.jobs()).toHaveLength(2);
+    });
+
+    it('forces FAILED on the next matching job only', async () => {
+      const { emu, blobs } = await start({ timing: FAST });
+      blobs.put('gs://acme-in/reviews.jsonl', [geminiLine('Good.')]);
+      emu.inject({ outcome: 'FAILED', match: { displayName: 'doomed' }, message: 'boom' });
+      const other = await create(emu, { displayName: 'other' });
+      const doomed = await create(emu, { displayName: 'doomed' });
+      const again = await create(emu, { displayName: 'doomed', labels: { 'job-id': 'doomed-2' } });
+      await emu.whenIdle();
+      expect((await get(emu, other.name)).state).toBe('JOB_STATE_SUCCEEDED');
+      const failed = await get(emu, doomed.name);
+      expect(failed.state).toBe('JOB_STATE_FAILED');
+      expect(failed.error).toEqual({ code: 13, message: 'boom' });
+      expect(failed).not.toHaveProperty('outputInfo');
+      expect((await get(emu, again.name)).state).toBe('JOB_STATE_SUCCEEDED');
+    });
+
+    it('forces EXPIRED straight from PENDING, matching a label value', async () => {
+      const { emu } = await start({ timing: FAST });
+      emu.inject({ outcome: 'EXPIRED', match: { labelValue: 'old' }, times: 1 });
+      const job = await create(emu, { displayName: 'x', labels: { 'job-id': 'old' } });
+      const expired = await emu.waitForState(job.name, 'JOB_STATE_EXPIRED');
+      expect(expired).not.toHaveProperty('startTime');
+      expect(expired.endTime).toMatch(RFC3339_MICROS);
+    });
+
+    it('forces PARTIALLY_SUCCEEDED by failing the last successful row', async () => {
+      const { emu, blobs } = await start({ timing: FAST });
+      blobs.put('gs://acme-in/reviews.jsonl', [geminiLine('a'), geminiLine('b'), geminiLine('c')]);
+      emu.inject({ outcome: 'PARTIALLY_SUCCEEDED' });
+      const job = await create(emu);
+      const done = await emu.waitForState(job.name, 'JOB_STATE_PARTIALLY_SUCCEEDED');
+      expect(done.completionStats).toEqual({ successfulCount: '2', failedCount: '1' });
+      const lines = blobs.lines(`${done.outputInfo?.gcsOutputDirectory}/predictions.jsonl`);
+      expect(lines.map((l) => l.status === '')).toEqual([true, true, false]);
+      expect(lines[2]?.request).toBeDefined();
+    });
+
+    it('forces CANCELLED after running', async () => {
+      const { emu } = await start({ timing: MANUAL });
+      emu.inject({ outcome: 'CANCELLED' });
+      const job = await create(emu);
+      await emu.advance(job.name);
+      await emu.advance(job.name);
+      expect((await get(emu, job.name)).state).toBe('JOB_STATE_CANCELLING');
+      await emu.advance(job.name);
+      const cancelled = await get(emu, job.name);
+      expect(cancelled.state).toBe('JOB_STATE_CANCELLED');
+      expect(cancelled.error?.code).toBe(1);
+      expect(cancelled.startTime).toMatch(RFC3339_MICROS);
+    });
+
+    it('adds latency to API requests until reset', async () => {
+      const { emu } = await start({ timing: MANUAL });
+      emu.inject({ latencyMs: 60_000 });
+      await expect(
+        fetch(`${emu.url}${jobsPath()}`, { signal: AbortSignal.timeout(200) }),
+      ).rejects.toThrow();
+      // Control endpoints are not delayed, so a test can always undo it.
+      expect((await fetch(`${emu.url}/`)).status).toBe(200);
+      expect((await call(emu, 'POST', '/emulator/v1/reset', {})).status).toBe(200);
+      expect((await call(emu, 'GET', jobsPath())).status).toBe(200);
+    });
+
+    it('are injected over HTTP too, and reset over HTTP clears jobs, faults and counters', async () => {
+      const { emu } = await start({ timing: FAST });
+      const injected = await call(emu, 'POST', '/emulator/v1/faults', [
+        { op: 'get', status: 503 },
+        { outcome: 'FAILED' },
+      ]);
+      expect(injected.status).toBe(200);
+      const job = await create(emu);
+      expect((await call(emu, 'GET', `/v1/${job.name}`)).status).toBe(503);
+      const failed = await emu.waitForState(job.name, 'JOB_STATE_FAILED');
+      expect(failed.error?.code).toBe(13);
+
+      const single = await call(emu, 'POST', '/emulator/v1/faults', { op: 'list', status: 429 });
+      expect(single.status).toBe(200);
+      const bad = await call(emu, 'POST', '/emulator/v1/faults', { op: 'get', status: 418 });
+      expect(bad.status).toBe(400);
+      expect(() => emu.inject({ op: 'get', status: 418 } as unknown as VertexFault)).toThrow();
+
+      expect((await call(emu, 'POST', '/emulator/v1/reset', {})).status).toBe(200);
+      expect(emu.jobs()).toEqual([]);
+      expect(emu.requests).toEqual({ create: 0, get: 0, list: 0, cancel: 0, delete: 0 });
+      expect((await call(emu, 'GET', jobsPath())).status).toBe(200);
+    });
+  });
+
+  it('counts requests per kind, also over HTTP', async () => {
+    const { emu } = await start({ timing: MANUAL });
+    const job = await create(emu);
+    await get(emu, job.name);
+    await get(emu, job.name);
+    await call(emu, 'GET', jobsPath());
+    await call(emu, 'POST', `/v1/${job.name}:cancel`, {});
+    await emu.settle();
+    await call(emu, 'DELETE', `/v1/${job.name}`);
+    await call(emu, 'POST', jobsPath(), jobBody({ state: 'bad' }));
+    const expected = { create: 2, get: 2, list: 1, cancel: 1, delete: 1 };
+    expect(emu.requests).toEqual(expected);
+    expect((await call(emu, 'GET', '/emulator/v1/requests')).body).toEqual(expected);
+    emu.reset();
+    expect(emu.requests).toEqual({ create: 0, get: 0, list: 0, cancel: 0, delete: 0 });
+  });
+
+  it('stops its timers on close and releases waiters', async () => {
+    const { emu } = await start({ timing: { pendingMs: 60_000, runningMs: 60_000 } });
+    const job = await create(emu);
+    const waiting = emu.waitForState(job.name, 'JOB_STATE_SUCCEEDED');
+    await emu.close();
+    await expect(waiting).rejects.toThrow(/closed/);
+    await expect(emu.whenIdle()).resolves.toBeUndefined();
+    await expect(fetch(`${emu.url}/`)).rejects.toThrow();
+  });
+});

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { CONFIG_VARIABLE_NAMES, ConfigError, loadConfig } from '../../shared/config.js';
+
+const REQUIRED = {
+  GOOGLE_CLOUD_PROJECT: 'demo-project',
+  OUTPUT_URI_PREFIX: 'gs://out-bucket/results/',
+  COMPLETION_TOPIC: 'batch-events',
+};
+
+describe('loadConfig', () => {
+  it('applies the defaults of CONTRACT §2', () => {
+    const config = loadConfig(REQUIRED);
+    expect(config).toMatchObject({
+      GOOGLE_CLOUD_PROJECT: 'demo-project',
+      VERTEX_LOCATION: 'us-central1',
+      DEFAULT_MODEL: 'publishers/google/models/gemini-2.5-flash',
+      ANTHROPIC_LOCATION: 'us-east5',
+      OUTPUT_URI_PREFIX: 'gs://out-bucket/results',
+      INPUT_PREFIX: '',
+      COMPLETION_TOPIC: 'batch-events',
+      JOBS_COLLECTION: 'batchJobs',
+      MAX_EVENT_AGE_SECONDS: 86400,
+      LOG_LEVEL: 'info',
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('names every missing required variable in one error', () => {
+    try {
+      loadConfig({});
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const problems = (err as ConfigError).problems;
+      expect(problems).toEqual([
+        'GOOGLE_CLOUD_PROJECT: is required',
+        'OUTPUT_URI_PREFIX: is required',
+        'COMPLETION_TOPIC: is required',
+      ]);
+    }
+  });
+
+  it.each([
+    ['GOOGLE_CLOUD_PROJECT', 'Bad_Project'],
+    ['VERTEX_LOCATION', 'Mars 1'],
+    ['ANTHROPIC_LOCATION', 'us_east5'],
+    ['OUTPUT_URI_PREFIX', 's3://bucket'],
+    ['OUTPUT_URI_PREFIX', 'gs://'],
+    ['COMPLETION_TOPIC', 'projects/x/subscriptions/y'],
+    ['JOBS_COLLECTION', 'a/b'],
+    ['MAX_EVENT_AGE_SECONDS', '-5'],
+    ['MAX_EVENT_AGE_SECONDS', 'soon'],
+    ['LOG_LEVEL', 'verbose'],
+    ['FIRESTORE_EMULATOR_HOST', 'localhost'],
+    ['STORAGE_EMULATOR_HOST', 'localhost:9000'],
+    ['VERTEX_AI_EMULATOR_HOST', 'http://x:1'],
+  ])('refuses a malformed %s (%s)', (name, value) => {
+    expect(() => loadConfig({ ...REQUIRED, [name]: value })).toThrow(new RegExp(`${name}: `));
+  });
+
+  it('reports malformed and missing variables together', () => {
+    expect(() => loadConfig({ GOOGLE_CLOUD_PROJECT: 'demo-project', LOG_LEVEL: 'loud' })).toThrow(
+      /OUTPUT_URI_PREFIX: is required; COMPLETION_TOPIC: is required; LOG_LEVEL: /,
+    );
+  });
+
+  it.each([
+    ['VERTEX_LOCATION', 'global', 'global'],
+    ['LOG_LEVEL', 'DEBUG', 'debug'],
+    ['MAX_EVENT_AGE_SECONDS', '60', 60],
+    ['COMPLETION_TOPIC', 'projects/demo-project/topics/events', 'projects/demo-project/topics/events'],
+    ['VERTEX_LOCATION', '', 'us-central1'],
+    ['STORAGE_EMULATOR_HOST', 'http://127.0.0.1:9023', 'http://127.0.0.1:9023'],
+    ['FIRESTORE_EMULATOR_HOST', '127.0.0.1:8080', '127.0.0.1:8080'],
+  ])('accepts %s=%s', (name, value, expected) => {
+    expect(loadConfig({ ...REQUIRED, [name]: value })[name as keyof ReturnType<typeof loadConfig>]).toBe(expected);
+  });
+
+  it('lists exactly the deployed variables of CONTRACT §2', () => {
+    expect([...CONFIG_VARIABLE_NAMES].sort()).toEqual(
+      [
+        'GOOGLE_CLOUD_PROJECT',
+        'VERTEX_LOCATION',
+        'DEFAULT_MODEL',
+        'ANTHROPIC_LOCATION',
+        'OUTPUT_URI_PREFIX',
+        'INPUT_PREFIX',
+        'COMPLETION_TOPIC',
+        'JOBS_COLLECTION',
+        'MAX_EVENT_AGE_SECONDS',
+        'LOG_LEVEL',
+      ].sort(),
+    );
+  });
+});
