@@ -48,7 +48,10 @@ const vertex = once(async (): Promise<VertexJobs> => {
   if (emulatorHost) {
     // No credentials with an emulator: a static token, never refreshed.
     const client = new OAuth2Client();
-    client.setCredentials({ access_token: 'emulator', expiry_date: Date.now() + 10 * 365 * 86400e3 });
+    client.setCredentials({
+      access_token: 'emulator',
+      expiry_date: Date.now() + 10 * 365 * 86400e3,
+    });
     auth = client;
   } else {
     auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
@@ -115,5 +118,7 @@ async function awaitAll<T extends Record<string, Promise<unknown>>>(
 
 // Start loading this target's clients during cold start, before the first request arrives.
 const target = process.env.FUNCTION_TARGET;
-if (target === FUNCTION_TARGETS.submit) void Promise.all([jobStore(), reader(), vertex()]).catch(() => undefined);
-if (target === FUNCTION_TARGETS.poll) void Promise.all([jobStore(), vertex(), publisher()]).catch(() => undefined);
+if (target === FUNCTION_TARGETS.submit)
+  void Promise.all([jobStore(), reader(), vertex()]).catch(() => undefined);
+if (target === FUNCTION_TARGETS.poll)
+  void Promise.all([jobStore(), vertex(), publisher()]).catch(() => undefined);

@@ -127,12 +127,7 @@ export async function startFirestoreEmulator(): Promise<RunningEmulator> {
   const launcher = sdk && firestoreLauncher(sdk);
   if (!launcher) throw new Error('the official Firestore emulator is not installed');
   const port = await freePort();
-  return startProcess(
-    'Firestore',
-    launcher,
-    ['start', '--host=127.0.0.1', `--port=${port}`],
-    port,
-  );
+  return startProcess('Firestore', launcher, ['start', '--host=127.0.0.1', `--port=${port}`], port);
 }
 
 /** Starts the official Pub/Sub emulator on a free loopback port. */
@@ -141,10 +136,5 @@ export async function startPubSubEmulator(): Promise<RunningEmulator> {
   const jar = sdk && pubsubJar(sdk);
   if (!jar) throw new Error('the official Pub/Sub emulator is not installed');
   const port = await freePort();
-  return startProcess(
-    'Pub/Sub',
-    'java',
-    ['-jar', jar, '--host=127.0.0.1', `--port=${port}`],
-    port,
-  );
+  return startProcess('Pub/Sub', 'java', ['-jar', jar, '--host=127.0.0.1', `--port=${port}`], port);
 }

@@ -30,7 +30,11 @@ export async function announce(jobId: string, owner: string, deps: AnnounceDeps)
   // unannounced outcome; only the one that takes the claim publishes.
   const claimed = await deps.jobs.update(jobId, (current) =>
     current.outstanding && OUTCOME_STATUSES.has(current.status) && leaseFree(current, now, owner)
-      ? { ...current, lease: leaseFor(owner, now, PUBLISH_LEASE_SECONDS), updateTime: now.toISOString() }
+      ? {
+          ...current,
+          lease: leaseFor(owner, now, PUBLISH_LEASE_SECONDS),
+          updateTime: now.toISOString(),
+        }
       : undefined,
   );
   if (!claimed) return false;
@@ -66,7 +70,9 @@ export async function announce(jobId: string, owner: string, deps: AnnounceDeps)
   );
   deps.log.info(
     event.eventType === 'job.completed' ? 'job.completed' : 'input.rejected',
-    event.eventType === 'job.completed' ? 'Completion event published' : 'Rejection event published',
+    event.eventType === 'job.completed'
+      ? 'Completion event published'
+      : 'Rejection event published',
     {
       jobId,
       eventId: event.eventId,

@@ -1,6 +1,6 @@
 /**
  * Configuration: every environment variable of CONTRACT §2, validated once at cold start.
- * Handlers never read `process.env`; they receive the frozen {@link Config}.
+ * Handlers never read the environment themselves; they receive the frozen {@link Config}.
  */
 import { z } from 'zod';
 
@@ -25,8 +25,7 @@ const topic = z
 
 const emptyAsUndefined = (v: unknown): unknown => (v === '' ? undefined : v);
 
-const optionalString = (schema: z.ZodString) =>
-  z.preprocess(emptyAsUndefined, schema.optional());
+const optionalString = (schema: z.ZodString) => z.preprocess(emptyAsUndefined, schema.optional());
 
 /**
  * The schema of the configuration, keyed by environment variable name. Its keys are the single list
@@ -38,7 +37,10 @@ const deployedSchema = {
   /** Region of batch jobs; `global` uses the global endpoint host. */
   VERTEX_LOCATION: z.preprocess(
     emptyAsUndefined,
-    z.string().regex(REGION, 'must be a region such as us-central1, or global').default('us-central1'),
+    z
+      .string()
+      .regex(REGION, 'must be a region such as us-central1, or global')
+      .default('us-central1'),
   ),
   /** Model for inputs that do not name one. */
   DEFAULT_MODEL: z.preprocess(

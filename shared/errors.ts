@@ -49,7 +49,11 @@ export class BatchCourierError extends Error {
 /** A problem that retrying cannot fix: bad input, unknown model, 400/403/404 from Vertex. */
 export class PermanentError extends BatchCourierError {
   override readonly name: string = 'PermanentError';
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; status?: number } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; status?: number } = {},
+  ) {
     super(code, message, { ...options, retryable: false });
   }
 }
@@ -57,7 +61,11 @@ export class PermanentError extends BatchCourierError {
 /** A problem that may pass: 429, 5xx, timeouts, a dependency that is down. */
 export class TransientError extends BatchCourierError {
   override readonly name: string = 'TransientError';
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; status?: number } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; status?: number } = {},
+  ) {
     super(code, message, { ...options, retryable: true });
   }
 }
@@ -94,7 +102,7 @@ export function describeError(err: unknown): {
     const code = (err as { code?: unknown }).code;
     return {
       name: err.name,
-      ...(code !== undefined ? { code: String(code) } : {}),
+      ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}),
       message: err.message,
       ...(err.stack ? { stack: err.stack } : {}),
     };

@@ -23,7 +23,9 @@ export const CompletionEventSchema = z
     eventId: z
       .string()
       .min(1)
-      .describe('Stable for the outcome: a redelivery carries the same id, so consumers can dedupe'),
+      .describe(
+        'Stable for the outcome: a redelivery carries the same id, so consumers can dedupe',
+      ),
     eventType: z.enum(EVENT_TYPES).describe('job.completed or input.rejected'),
     jobId: z
       .string()
@@ -46,7 +48,12 @@ export const CompletionEventSchema = z
         name: z.string().min(1),
         generation: z.string().regex(/^\d+$/).describe('int64 as a string'),
         uri: z.string().regex(/^gs:\/\//),
-        requestCount: z.number().int().nonnegative().nullable().describe('Lines in the input, when known'),
+        requestCount: z
+          .number()
+          .int()
+          .nonnegative()
+          .nullable()
+          .describe('Lines in the input, when known'),
       })
       .strict()
       .describe('The input object generation'),
@@ -56,7 +63,10 @@ export const CompletionEventSchema = z
       .describe('projects/.../batchPredictionJobs/...; null when rejected before create'),
     output: z
       .object({
-        uriPrefix: z.string().regex(/^gs:\/\//).describe('<OUTPUT_URI_PREFIX>/<jobId>/'),
+        uriPrefix: z
+          .string()
+          .regex(/^gs:\/\//)
+          .describe('<OUTPUT_URI_PREFIX>/<jobId>/'),
         directory: z
           .string()
           .nullable()
@@ -74,7 +84,10 @@ export const CompletionEventSchema = z
       .nullable(),
     error: z
       .object({
-        code: z.string().min(1).describe('Our code (INPUT.INVALID_JSONL, …) or a canonical status name'),
+        code: z
+          .string()
+          .min(1)
+          .describe('Our code (INPUT.INVALID_JSONL, …) or a canonical status name'),
         message: z.string(),
       })
       .strict()

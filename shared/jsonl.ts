@@ -99,7 +99,8 @@ export async function validateJsonl(
       blankRun.push(lineNo);
       return;
     }
-    for (const blank of blankRun) fail('INPUT.INVALID_JSONL', blank, 'is blank: remove empty lines');
+    for (const blank of blankRun)
+      fail('INPUT.INVALID_JSONL', blank, 'is blank: remove empty lines');
     blankRun = [];
     requestCount++;
     if (requestCount > maxLines) {
@@ -108,7 +109,11 @@ export async function validateJsonl(
     }
     if (!isUtf8(line)) {
       const at = offset + firstInvalidUtf8(line);
-      fail('INPUT.INVALID_ENCODING', lineNo, `is not valid UTF-8 (first bad byte at file offset ${at})`);
+      fail(
+        'INPUT.INVALID_ENCODING',
+        lineNo,
+        `is not valid UTF-8 (first bad byte at file offset ${at})`,
+      );
       return;
     }
     let value: unknown;
@@ -135,7 +140,9 @@ export async function validateJsonl(
     errors.length >= maxErrors || code === 'INPUT.TOO_MANY_LINES' || code === 'INPUT.TOO_LARGE';
 
   for await (const piece of source) {
-    const chunk = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    const chunk = Buffer.isBuffer(piece)
+      ? piece
+      : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
     bytes += chunk.length;
     if (bytes > maxBytes) {
       fail('INPUT.TOO_LARGE', lineNo + 1, `the file exceeds the limit of ${maxBytes} bytes`);
@@ -212,7 +219,8 @@ function isUtf8Prefix(bytes: Buffer): boolean {
 function isIncompleteSequence(tail: Buffer): boolean {
   const lead = tail[0];
   if (lead === undefined) return true;
-  const need = lead >= 0xf0 && lead <= 0xf4 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc2 && lead < 0xe0 ? 2 : 0;
+  const need =
+    lead >= 0xf0 && lead <= 0xf4 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc2 && lead < 0xe0 ? 2 : 0;
   if (need === 0 || tail.length >= need) return false;
   for (let i = 1; i < tail.length; i++) if (((tail[i] ?? 0) & 0xc0) !== 0x80) return false;
   return true;

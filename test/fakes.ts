@@ -49,7 +49,10 @@ export function createFakeReader(): ObjectReader & {
       }
       const data = objects.get(`${bucket}/${name}#${generation}`);
       if (!data) {
-        throw new PermanentError('INPUT.NOT_FOUND', `gs://${bucket}/${name}#${generation} no longer exists`);
+        throw new PermanentError(
+          'INPUT.NOT_FOUND',
+          `gs://${bucket}/${name}#${generation} no longer exists`,
+        );
       }
       // Several chunks, to exercise lines split across chunks.
       for (let i = 0; i < data.length; i += 7) yield data.subarray(i, i + 7);
@@ -123,7 +126,10 @@ export function createFakeVertex(): VertexJobs & {
       jobs.set(name, job);
       if (loseAnswer) {
         loseAnswer = false;
-        throw new TransientError('VERTEX.UNAVAILABLE', 'Vertex AI create: socket hang up (timeout)');
+        throw new TransientError(
+          'VERTEX.UNAVAILABLE',
+          'Vertex AI create: socket hang up (timeout)',
+        );
       }
       const { location: _l, request: _r, ...answer } = job;
       return copy(answer);
@@ -132,7 +138,10 @@ export function createFakeVertex(): VertexJobs & {
       await Promise.resolve();
       fault('get');
       const job = jobs.get(name);
-      if (!job) throw new PermanentError('VERTEX.NOT_FOUND', `Vertex AI get ${name}: HTTP 404`, { status: 404 });
+      if (!job)
+        throw new PermanentError('VERTEX.NOT_FOUND', `Vertex AI get ${name}: HTTP 404`, {
+          status: 404,
+        });
       const { location: _l, request: _r, ...answer } = job;
       return copy(answer);
     },
@@ -214,11 +223,7 @@ export function createWorld(configOverrides: Record<string, string> = {}) {
 
 /** Three valid Gemini lines. */
 export const GEMINI_LINES =
-  [
-    'The blender broke after two days.',
-    'Arrived early and works perfectly.',
-    'It is a blender.',
-  ]
+  ['The blender broke after two days.', 'Arrived early and works perfectly.', 'It is a blender.']
     .map((review) =>
       JSON.stringify({
         request: {

@@ -111,7 +111,10 @@ export async function pollBatchJobs(deps: PollDeps): Promise<PollSummary> {
     });
   } while (cursor !== undefined);
 
-  deps.log.info('poll.completed', 'Poll run finished', { ...summary, ms: deps.clock().getTime() - started });
+  deps.log.info('poll.completed', 'Poll run finished', {
+    ...summary,
+    ms: deps.clock().getTime() - started,
+  });
   return summary;
 }
 
@@ -135,7 +138,8 @@ async function readJobs(
   const listCalls: { location: string; records: JobRecord[] }[] = [];
   for (const [location, group] of byLocation) {
     if (group.length <= opts.maxGets) viaGet.push(...group);
-    else for (const part of chunk(group, opts.idsPerList)) listCalls.push({ location, records: part });
+    else
+      for (const part of chunk(group, opts.idsPerList)) listCalls.push({ location, records: part });
   }
 
   await mapLimit(listCalls, opts.concurrency, async ({ location, records: part }) => {
@@ -262,7 +266,13 @@ function terminalFields(
   state: string,
 ): Pick<
   JobRecord,
-  'vertexState' | 'stats' | 'error' | 'outputDirectory' | 'vertexCreateTime' | 'vertexStartTime' | 'vertexEndTime'
+  | 'vertexState'
+  | 'stats'
+  | 'error'
+  | 'outputDirectory'
+  | 'vertexCreateTime'
+  | 'vertexStartTime'
+  | 'vertexEndTime'
 > {
   const stats = job.completionStats;
   const error: JobError | null =

@@ -19,7 +19,9 @@ export function registerPollBatchJobs(deps: () => Promise<PollDeps>): void {
     try {
       res.status(200).json(await pollBatchJobs(resolved));
     } catch (err) {
-      resolved.log.error('poll.failed', 'Poll run failed: the job store is unreachable', { error: err });
+      resolved.log.error('poll.failed', 'Poll run failed: the job store is unreachable', {
+        error: err,
+      });
       const { code, message } = describeError(err);
       res.status(500).json({ error: { code: code ?? 'UNKNOWN', message } });
     }

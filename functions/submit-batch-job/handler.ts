@@ -6,13 +6,24 @@
  */
 import { announce } from '../../shared/announce.js';
 import type { Config } from '../../shared/config.js';
-import { BatchCourierError, PermanentError, TransientError, isRetryable } from '../../shared/errors.js';
+import {
+  BatchCourierError,
+  PermanentError,
+  TransientError,
+  isRetryable,
+} from '../../shared/errors.js';
 import { deriveJobId } from '../../shared/job-id.js';
 import { leaseFor, leaseFree, type JobError, type JobRecord } from '../../shared/jobs.js';
 import { validateJsonl } from '../../shared/jsonl.js';
 import type { Logger } from '../../shared/logger.js';
 import { locationInModel, normalizeModel, providerOf } from '../../shared/models.js';
-import type { Clock, EventPublisher, JobStore, ObjectReader, VertexJobs } from '../../shared/ports.js';
+import type {
+  Clock,
+  EventPublisher,
+  JobStore,
+  ObjectReader,
+  VertexJobs,
+} from '../../shared/ports.js';
 import {
   eventAgeSeconds,
   ignoreReason,
@@ -90,7 +101,9 @@ export async function handleStorageEvent(
 
   // Why create-if-absent before anything else: the record is the idempotency key. Every delivery
   // of this generation (duplicates, retries, concurrent ones) meets the same document.
-  const { created, record } = await deps.jobs.createIfAbsent(initialRecord(jobId, object, owner, deps));
+  const { created, record } = await deps.jobs.createIfAbsent(
+    initialRecord(jobId, object, owner, deps),
+  );
   let current = record;
   if (!created) {
     const settled = await settleExisting(record, owner, deps);
@@ -177,7 +190,12 @@ async function settleExisting(
   deps: SubmitDeps,
 ): Promise<SubmitOutcome | undefined> {
   const { jobId } = record;
-  const fields = { jobId, bucket: record.bucket, object: record.object, generation: record.generation };
+  const fields = {
+    jobId,
+    bucket: record.bucket,
+    object: record.object,
+    generation: record.generation,
+  };
   if (record.status === 'REJECTED' || record.status === 'SUBMIT_FAILED') {
     // A previous delivery recorded the outcome but may have failed to publish it.
     if (record.outstanding) await announce(jobId, owner, deps);
@@ -216,7 +234,12 @@ async function submit(
   deps: SubmitDeps,
 ): Promise<SubmitOutcome> {
   const { jobId } = record;
-  const fields = { jobId, bucket: record.bucket, object: record.object, generation: record.generation };
+  const fields = {
+    jobId,
+    bucket: record.bucket,
+    object: record.object,
+    generation: record.generation,
+  };
 
   // 1. The model must be one we can name.
   try {
@@ -225,10 +248,16 @@ async function submit(
     return reject(record, owner, deps, errorOf(err), []);
   }
   if (!/^[a-z]+(?:-[a-z0-9]+)+$|^global$/.test(record.location)) {
-    return reject(record, owner, deps, {
-      code: 'INPUT.INVALID_LOCATION',
-      message: `custom metadata location "${record.location.slice(0, 64)}" is not a Vertex AI region`,
-    }, []);
+    return reject(
+      record,
+      owner,
+      deps,
+      {
+        code: 'INPUT.INVALID_LOCATION',
+        message: `custom metadata location "${record.location.slice(0, 64)}" is not a Vertex AI region`,
+      },
+      [],
+    );
   }
 
   // 2. Validate the bytes of exactly this generation, as a stream.
@@ -236,9 +265,12 @@ async function submit(
   if (requestCount === null) {
     let result;
     try {
-      result = await validateJsonl(deps.reader.read(object.bucket, object.name, object.generation), {
-        provider: record.provider,
-      });
+      result = await validateJsonl(
+        deps.reader.read(object.bucket, object.name, object.generation),
+        {
+          provider: record.provider,
+        },
+      );
     } catch (err) {
       if (err instanceof PermanentError) return reject(record, owner, deps, errorOf(err), []);
       throw err;
@@ -251,7 +283,11 @@ async function submit(
       return reject(record, owner, deps, { code: result.code, message }, result.errors);
     }
     requestCount = result.requestCount;
-    deps.log.info('input.validated', 'Input is valid', { ...fields, requestCount, bytes: result.bytes });
+    deps.log.info('input.validated', 'Input is valid', {
+      ...fields,
+      requestCount,
+      bytes: result.bytes,
+    });
   }
 
   // 3. A create whose answer was lost may have made a job: look for it by label first.
@@ -262,7 +298,12 @@ async function submit(
 
   const counted = await deps.jobs.update(jobId, (cur) =>
     cur.status === 'SUBMITTING' && cur.lease?.owner === owner
-      ? { ...cur, requestCount, createAttempts: cur.createAttempts + 1, updateTime: deps.clock().toISOString() }
+      ? {
+          ...cur,
+          requestCount,
+          createAttempts: cur.createAttempts + 1,
+          updateTime: deps.clock().toISOString(),
+        }
       : undefined,
   );
   if (!counted) throw lostClaim();
@@ -287,8 +328,14 @@ async function submit(
   return recordSubmitted(counted, owner, job, requestCount, false, deps);
 }
 
-async function findByLabel(record: JobRecord, deps: SubmitDeps): Promise<VertexBatchJob | undefined> {
-  const page = await deps.vertex.list(record.location, { filter: jobIdFilter([record.jobId]), pageSize: 10 });
+async function findByLabel(
+  record: JobRecord,
+  deps: SubmitDeps,
+): Promise<VertexBatchJob | undefined> {
+  const page = await deps.vertex.list(record.location, {
+    filter: jobIdFilter([record.jobId]),
+    pageSize: 10,
+  });
   const job = page.jobs[0];
   if (job) {
     deps.log.info('job.recovered', 'Found the job of an earlier create whose answer was lost', {
@@ -370,14 +417,18 @@ async function reject(
       : undefined,
   );
   if (!written) throw lostClaim();
-  deps.log.warning(status === 'REJECTED' ? 'input.invalid' : 'job.create_refused', 'Input rejected', {
-    jobId: record.jobId,
-    bucket: record.bucket,
-    object: record.object,
-    generation: record.generation,
-    errorCode: error.code,
-    reason: error.message,
-  });
+  deps.log.warning(
+    status === 'REJECTED' ? 'input.invalid' : 'job.create_refused',
+    'Input rejected',
+    {
+      jobId: record.jobId,
+      bucket: record.bucket,
+      object: record.object,
+      generation: record.generation,
+      errorCode: error.code,
+      reason: error.message,
+    },
+  );
   await announce(record.jobId, owner, deps);
   return { outcome: 'rejected', jobId: record.jobId, code: error.code };
 }

@@ -57,7 +57,9 @@ export function createFirestoreJobStore(db: Firestore, collection: string): JobS
             return next;
           } catch (err) {
             if (grpcCode(err) !== FAILED_PRECONDITION || attempt >= MAX_ATTEMPTS) throw err;
-            await new Promise((r) => setTimeout(r, Math.min(200, 5 * 2 ** attempt) * Math.random()));
+            await new Promise((r) =>
+              setTimeout(r, Math.min(200, 5 * 2 ** attempt) * Math.random()),
+            );
           }
         }
       }),

@@ -8,7 +8,9 @@ import type { JobStore, OutstandingPage, RecordChange } from '../ports.js';
 
 /** Encodes the position after a record in the `(createTime, jobId)` order. */
 export function encodeCursor(record: Pick<JobRecord, 'createTime' | 'jobId'>): string {
-  return Buffer.from(JSON.stringify([record.createTime, record.jobId]), 'utf8').toString('base64url');
+  return Buffer.from(JSON.stringify([record.createTime, record.jobId]), 'utf8').toString(
+    'base64url',
+  );
 }
 
 /** Decodes a cursor made by {@link encodeCursor}; throws on anything else. */

@@ -98,7 +98,12 @@ export function createVertexClient(options: VertexClientOptions): VertexJobs {
 
     cancel: async (name) => {
       await call<unknown>(
-        { url: `${base(locationOfJob(name))}/v1/${name}:cancel`, method: 'POST', data: {}, retry: false },
+        {
+          url: `${base(locationOfJob(name))}/v1/${name}:cancel`,
+          method: 'POST',
+          data: {},
+          retry: false,
+        },
         `cancel ${name}`,
       );
     },
@@ -110,7 +115,8 @@ export function mapVertexError(err: unknown, what: string): Error {
   if (err instanceof PermanentError || err instanceof TransientError) return err;
   const gaxios = err as Partial<gaxios.GaxiosError> & { status?: number };
   const status = gaxios.response?.status ?? gaxios.status;
-  const body = gaxios.response?.data as { error?: { message?: string; status?: string } } | undefined;
+  const body = gaxios.response?.data as
+    { error?: { message?: string; status?: string } } | undefined;
   const detail = body?.error?.message ?? (err instanceof Error ? err.message : String(err));
   const rpcStatus = body?.error?.status;
   const message = `Vertex AI ${what}: ${status ? `HTTP ${status} ` : ''}${rpcStatus ? `${rpcStatus}: ` : ''}${detail}`;
@@ -125,6 +131,12 @@ export function mapVertexError(err: unknown, what: string): Error {
     return new TransientError('VERTEX.UNAVAILABLE', message, opts);
   }
   const code: ErrorCode =
-    status === 403 ? 'VERTEX.PERMISSION_DENIED' : status === 404 ? 'VERTEX.NOT_FOUND' : status === 400 ? 'VERTEX.INVALID_ARGUMENT' : 'VERTEX.UNKNOWN';
+    status === 403
+      ? 'VERTEX.PERMISSION_DENIED'
+      : status === 404
+        ? 'VERTEX.NOT_FOUND'
+        : status === 400
+          ? 'VERTEX.INVALID_ARGUMENT'
+          : 'VERTEX.UNKNOWN';
   return new PermanentError(code, message, opts);
 }

@@ -31,50 +31,107 @@ const FINISHED = {
 
 describe('pollBatchJobs handler', () => {
   it.each([
-    ['JOB_STATE_SUCCEEDED', { successfulCount: '412' }, undefined, { successfulCount: 412, failedCount: 0, incompleteCount: 0 }, null],
-    ['JOB_STATE_PARTIALLY_SUCCEEDED', { successfulCount: '400', failedCount: '12' }, undefined, { successfulCount: 400, failedCount: 12, incompleteCount: 0 }, null],
-    ['JOB_STATE_FAILED', { failedCount: '1', incompleteCount: '-1' }, { code: 3, message: 'line 7: invalid JSON' }, { successfulCount: 0, failedCount: 1, incompleteCount: -1 }, { code: 'INVALID_ARGUMENT', message: 'line 7: invalid JSON' }],
-    ['JOB_STATE_CANCELLED', undefined, { code: 1, message: 'cancelled by user' }, { successfulCount: 0, failedCount: 0, incompleteCount: 0 }, { code: 'CANCELLED', message: 'cancelled by user' }],
-    ['JOB_STATE_EXPIRED', undefined, undefined, { successfulCount: 0, failedCount: 0, incompleteCount: 0 }, null],
-  ])('%s → exactly one job.completed event with the right fields', async (state, completionStats, error, stats, eventError) => {
-    const { w, names } = await submitted(1);
-    const name = names[0]!;
-    const dir = `gs://acme-batch-output/results/x/prediction-model-2026-11-26T10:00:00.000Z`;
-    w.vertex.setState(name, {
-      state,
-      ...(completionStats ? { completionStats } : {}),
-      ...(error ? { error } : {}),
-      outputInfo: { gcsOutputDirectory: dir },
-      ...FINISHED,
-    });
-    const summary = await pollBatchJobs(w.pollDeps);
-    expect(summary).toEqual({ checked: 1, changed: 1, completed: 1, published: 1, errors: 0, truncated: false });
-    expect(w.publisher.events).toHaveLength(1);
-    const event = w.publisher.events[0]!;
-    expect(CompletionEventSchema.parse(event)).toEqual(event);
-    const jobId = deriveJobId(BUCKET, 'inputs/file-0.jsonl', GEN);
-    expect(event).toMatchObject({
-      schemaVersion: 1,
-      eventType: 'job.completed',
-      jobId,
-      state,
-      model: 'publishers/google/models/gemini-2.5-flash',
-      input: { bucket: BUCKET, name: 'inputs/file-0.jsonl', generation: GEN, uri: `gs://${BUCKET}/inputs/file-0.jsonl`, requestCount: 3 },
-      vertexJob: name,
-      output: { uriPrefix: `gs://acme-batch-output/results/${jobId}/`, directory: dir },
-      stats,
-      error: eventError,
-      startTime: FINISHED.startTime,
-      endTime: FINISHED.endTime,
-    });
-    expect(eventAttributes(event)).toEqual({ eventType: 'job.completed', state, jobId, model: event.model, schemaVersion: '1' });
-    expect(await w.jobs.get(jobId)).toMatchObject({ status: 'COMPLETED', outstanding: false, vertexState: state, eventId: event.eventId });
+    [
+      'JOB_STATE_SUCCEEDED',
+      { successfulCount: '412' },
+      undefined,
+      { successfulCount: 412, failedCount: 0, incompleteCount: 0 },
+      null,
+    ],
+    [
+      'JOB_STATE_PARTIALLY_SUCCEEDED',
+      { successfulCount: '400', failedCount: '12' },
+      undefined,
+      { successfulCount: 400, failedCount: 12, incompleteCount: 0 },
+      null,
+    ],
+    [
+      'JOB_STATE_FAILED',
+      { failedCount: '1', incompleteCount: '-1' },
+      { code: 3, message: 'line 7: invalid JSON' },
+      { successfulCount: 0, failedCount: 1, incompleteCount: -1 },
+      { code: 'INVALID_ARGUMENT', message: 'line 7: invalid JSON' },
+    ],
+    [
+      'JOB_STATE_CANCELLED',
+      undefined,
+      { code: 1, message: 'cancelled by user' },
+      { successfulCount: 0, failedCount: 0, incompleteCount: 0 },
+      { code: 'CANCELLED', message: 'cancelled by user' },
+    ],
+    [
+      'JOB_STATE_EXPIRED',
+      undefined,
+      undefined,
+      { successfulCount: 0, failedCount: 0, incompleteCount: 0 },
+      null,
+    ],
+  ])(
+    '%s → exactly one job.completed event with the right fields',
+    async (state, completionStats, error, stats, eventError) => {
+      const { w, names } = await submitted(1);
+      const name = names[0]!;
+      const dir = `gs://acme-batch-output/results/x/prediction-model-2026-11-26T10:00:00.000Z`;
+      w.vertex.setState(name, {
+        state,
+        ...(completionStats ? { completionStats } : {}),
+        ...(error ? { error } : {}),
+        outputInfo: { gcsOutputDirectory: dir },
+        ...FINISHED,
+      });
+      const summary = await pollBatchJobs(w.pollDeps);
+      expect(summary).toEqual({
+        checked: 1,
+        changed: 1,
+        completed: 1,
+        published: 1,
+        errors: 0,
+        truncated: false,
+      });
+      expect(w.publisher.events).toHaveLength(1);
+      const event = w.publisher.events[0]!;
+      expect(CompletionEventSchema.parse(event)).toEqual(event);
+      const jobId = deriveJobId(BUCKET, 'inputs/file-0.jsonl', GEN);
+      expect(event).toMatchObject({
+        schemaVersion: 1,
+        eventType: 'job.completed',
+        jobId,
+        state,
+        model: 'publishers/google/models/gemini-2.5-flash',
+        input: {
+          bucket: BUCKET,
+          name: 'inputs/file-0.jsonl',
+          generation: GEN,
+          uri: `gs://${BUCKET}/inputs/file-0.jsonl`,
+          requestCount: 3,
+        },
+        vertexJob: name,
+        output: { uriPrefix: `gs://acme-batch-output/results/${jobId}/`, directory: dir },
+        stats,
+        error: eventError,
+        startTime: FINISHED.startTime,
+        endTime: FINISHED.endTime,
+      });
+      expect(eventAttributes(event)).toEqual({
+        eventType: 'job.completed',
+        state,
+        jobId,
+        model: event.model,
+        schemaVersion: '1',
+      });
+      expect(await w.jobs.get(jobId)).toMatchObject({
+        status: 'COMPLETED',
+        outstanding: false,
+        vertexState: state,
+        eventId: event.eventId,
+      });
 
-    // A second poll finds nothing to do.
-    const again = await pollBatchJobs(w.pollDeps);
-    expect(again).toMatchObject({ checked: 0, published: 0 });
-    expect(w.publisher.events).toHaveLength(1);
-  });
+      // A second poll finds nothing to do.
+      const again = await pollBatchJobs(w.pollDeps);
+      expect(again).toMatchObject({ checked: 0, published: 0 });
+      expect(w.publisher.events).toHaveLength(1);
+    },
+  );
 
   it.each([
     'JOB_STATE_QUEUED',
@@ -99,15 +156,29 @@ describe('pollBatchJobs handler', () => {
     const { w, names } = await submitted(1);
     w.vertex.setState(names[0]!, { state: 'JOB_STATE_RUNNING', startTime: FINISHED.startTime });
     await pollBatchJobs(w.pollDeps);
-    expect(w.jobs.all()[0]).toMatchObject({ vertexState: 'JOB_STATE_RUNNING', vertexStartTime: FINISHED.startTime });
-    w.vertex.setState(names[0]!, { state: 'JOB_STATE_SUCCEEDED', completionStats: { successfulCount: '3' }, endTime: FINISHED.endTime });
+    expect(w.jobs.all()[0]).toMatchObject({
+      vertexState: 'JOB_STATE_RUNNING',
+      vertexStartTime: FINISHED.startTime,
+    });
+    w.vertex.setState(names[0]!, {
+      state: 'JOB_STATE_SUCCEEDED',
+      completionStats: { successfulCount: '3' },
+      endTime: FINISHED.endTime,
+    });
     await pollBatchJobs(w.pollDeps);
-    expect(w.publisher.events[0]).toMatchObject({ startTime: FINISHED.startTime, stats: { successfulCount: 3 } });
+    expect(w.publisher.events[0]).toMatchObject({
+      startTime: FINISHED.startTime,
+      stats: { successfulCount: 3 },
+    });
   });
 
   it('5 concurrent polls over the same finished jobs publish one event each', async () => {
     const { w, names } = await submitted(4);
-    for (const n of names) w.vertex.setState(n, { state: 'JOB_STATE_SUCCEEDED', completionStats: { successfulCount: '3' } });
+    for (const n of names)
+      w.vertex.setState(n, {
+        state: 'JOB_STATE_SUCCEEDED',
+        completionStats: { successfulCount: '3' },
+      });
     const summaries = await Promise.all(Array.from({ length: 5 }, () => pollBatchJobs(w.pollDeps)));
     expect(w.publisher.events).toHaveLength(4);
     expect(new Set(w.publisher.events.map((e) => e.jobId)).size).toBe(4);
@@ -187,7 +258,10 @@ describe('pollBatchJobs handler', () => {
     await expect(handleStorageEvent(finalizeEvent(), w.submitDeps)).rejects.toThrow();
     const summary = await pollBatchJobs(w.pollDeps);
     expect(summary.published).toBe(1);
-    expect(w.publisher.events[0]).toMatchObject({ eventType: 'input.rejected', state: 'INPUT_REJECTED' });
+    expect(w.publisher.events[0]).toMatchObject({
+      eventType: 'input.rejected',
+      state: 'INPUT_REJECTED',
+    });
   });
 
   it('many jobs in one location are read with filtered list calls, not one get each', async () => {
@@ -209,7 +283,10 @@ describe('pollBatchJobs handler', () => {
       w.clock.advance(5_000);
       return page;
     };
-    const summary = await pollBatchJobs({ ...w.pollDeps, options: { pageSize: 4, budgetMs: 4_000 } });
+    const summary = await pollBatchJobs({
+      ...w.pollDeps,
+      options: { pageSize: 4, budgetMs: 4_000 },
+    });
     expect(summary).toMatchObject({ checked: 4, truncated: true });
     const rest = await pollBatchJobs({ ...w.pollDeps, options: { pageSize: 100 } });
     expect(rest).toMatchObject({ checked: 6, published: 6, truncated: false });
@@ -217,7 +294,8 @@ describe('pollBatchJobs handler', () => {
 
   it('an unreachable job store fails the run', async () => {
     const { w } = await submitted(1);
-    w.jobs.listOutstanding = () => Promise.reject(new TransientError('JOBS.UNAVAILABLE', 'Firestore down'));
+    w.jobs.listOutstanding = () =>
+      Promise.reject(new TransientError('JOBS.UNAVAILABLE', 'Firestore down'));
     await expect(pollBatchJobs(w.pollDeps)).rejects.toMatchObject({ code: 'JOBS.UNAVAILABLE' });
   });
 });

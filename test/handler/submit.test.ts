@@ -72,11 +72,14 @@ describe('submitBatchJob handler', () => {
     const fulfilled = results.filter((r) => r.status === 'fulfilled');
     expect(fulfilled.length).toBeGreaterThanOrEqual(1);
     for (const r of results) {
-      if (r.status === 'rejected') expect((r.reason as TransientError).code).toBe('SUBMIT.IN_PROGRESS');
+      if (r.status === 'rejected')
+        expect((r.reason as TransientError).code).toBe('SUBMIT.IN_PROGRESS');
     }
     // Eventarc retries the 500s: they now see the job and acknowledge without a second create.
     for (let i = 0; i < results.filter((x) => x.status === 'rejected').length; i++) {
-      expect(await handleStorageEvent(finalizeEvent(), w.submitDeps)).toMatchObject({ outcome: 'duplicate' });
+      expect(await handleStorageEvent(finalizeEvent(), w.submitDeps)).toMatchObject({
+        outcome: 'duplicate',
+      });
     }
     expect(w.vertex.creates).toHaveLength(1);
     expect(w.publisher.events).toHaveLength(0);
@@ -94,9 +97,16 @@ describe('submitBatchJob handler', () => {
   it('503 from Vertex throws (HTTP 500) and loses nothing: the retry lists by label, then creates', async () => {
     const w = world();
     w.vertex.fail('create', new TransientError('VERTEX.UNAVAILABLE', 'HTTP 503', { status: 503 }));
-    await expect(handleStorageEvent(finalizeEvent(), w.submitDeps)).rejects.toBeInstanceOf(TransientError);
+    await expect(handleStorageEvent(finalizeEvent(), w.submitDeps)).rejects.toBeInstanceOf(
+      TransientError,
+    );
     const pending = await w.jobs.get(JOB_ID);
-    expect(pending).toMatchObject({ status: 'SUBMITTING', createAttempts: 1, lease: null, outstanding: true });
+    expect(pending).toMatchObject({
+      status: 'SUBMITTING',
+      createAttempts: 1,
+      lease: null,
+      outstanding: true,
+    });
     expect(w.log.lines.some((l) => l.event === 'submit.retry')).toBe(true);
 
     const retry = await handleStorageEvent(finalizeEvent(), w.submitDeps);
@@ -108,7 +118,10 @@ describe('submitBatchJob handler', () => {
 
   it('429 from Vertex is transient too', async () => {
     const w = world();
-    w.vertex.fail('create', new TransientError('VERTEX.RESOURCE_EXHAUSTED', 'HTTP 429', { status: 429 }));
+    w.vertex.fail(
+      'create',
+      new TransientError('VERTEX.RESOURCE_EXHAUSTED', 'HTTP 429', { status: 429 }),
+    );
     await expect(handleStorageEvent(finalizeEvent(), w.submitDeps)).rejects.toMatchObject({
       code: 'VERTEX.RESOURCE_EXHAUSTED',
     });
@@ -117,7 +130,9 @@ describe('submitBatchJob handler', () => {
   it('a lost create answer is found by label: no second job', async () => {
     const w = world();
     w.vertex.loseNextCreateAnswer();
-    await expect(handleStorageEvent(finalizeEvent(), w.submitDeps)).rejects.toBeInstanceOf(TransientError);
+    await expect(handleStorageEvent(finalizeEvent(), w.submitDeps)).rejects.toBeInstanceOf(
+      TransientError,
+    );
     expect(w.vertex.jobs.size).toBe(1);
     const retry = await handleStorageEvent(finalizeEvent(), w.submitDeps);
     expect(retry).toMatchObject({ outcome: 'submitted', recovered: true });
@@ -132,12 +147,20 @@ describe('submitBatchJob handler', () => {
     const w = world();
     w.vertex.fail(
       'create',
-      new PermanentError('VERTEX.INVALID_ARGUMENT', 'Vertex AI create: HTTP 400 INVALID_ARGUMENT: bad model', {
-        status: 400,
-      }),
+      new PermanentError(
+        'VERTEX.INVALID_ARGUMENT',
+        'Vertex AI create: HTTP 400 INVALID_ARGUMENT: bad model',
+        {
+          status: 400,
+        },
+      ),
     );
     const outcome = await handleStorageEvent(finalizeEvent(), w.submitDeps);
-    expect(outcome).toEqual({ outcome: 'rejected', jobId: JOB_ID, code: 'VERTEX.INVALID_ARGUMENT' });
+    expect(outcome).toEqual({
+      outcome: 'rejected',
+      jobId: JOB_ID,
+      code: 'VERTEX.INVALID_ARGUMENT',
+    });
     const record = await w.jobs.get(JOB_ID);
     expect(record).toMatchObject({ status: 'SUBMIT_FAILED', outstanding: false, lease: null });
     expect(w.publisher.events).toHaveLength(1);
@@ -161,9 +184,24 @@ describe('submitBatchJob handler', () => {
 
   it.each([
     ['an empty file', '', 'INPUT.EMPTY', 'line 1: the file is empty'],
-    ['a line that is not JSON', '{"request":{}}\nnot json\n', 'INPUT.INVALID_JSONL', 'line 2: is not valid JSON'],
-    ['a line without request', '{"request":{}}\n{"req":{}}\n', 'INPUT.INVALID_JSONL', 'line 2: has no "request" field'],
-    ['an interior blank line', '{"request":{}}\n\n{"request":{}}\n', 'INPUT.INVALID_JSONL', 'line 2: is blank'],
+    [
+      'a line that is not JSON',
+      '{"request":{}}\nnot json\n',
+      'INPUT.INVALID_JSONL',
+      'line 2: is not valid JSON',
+    ],
+    [
+      'a line without request',
+      '{"request":{}}\n{"req":{}}\n',
+      'INPUT.INVALID_JSONL',
+      'line 2: has no "request" field',
+    ],
+    [
+      'an interior blank line',
+      '{"request":{}}\n\n{"request":{}}\n',
+      'INPUT.INVALID_JSONL',
+      'line 2: is blank',
+    ],
     ['an array line', '[1,2]\n', 'INPUT.INVALID_JSONL', 'line 1: is an array, not a JSON object'],
   ])('rejects %s naming the line, with no create', async (_what, content, code, message) => {
     const w = createWorld();
@@ -181,8 +219,15 @@ describe('submitBatchJob handler', () => {
 
   it('a final CRLF newline is fine', async () => {
     const w = createWorld();
-    w.reader.put(BUCKET, NAME, GEN, '{"request":{"contents":[]}}\r\n{"request":{"contents":[]}}\r\n');
-    expect(await handleStorageEvent(finalizeEvent(), w.submitDeps)).toMatchObject({ outcome: 'submitted' });
+    w.reader.put(
+      BUCKET,
+      NAME,
+      GEN,
+      '{"request":{"contents":[]}}\r\n{"request":{"contents":[]}}\r\n',
+    );
+    expect(await handleStorageEvent(finalizeEvent(), w.submitDeps)).toMatchObject({
+      outcome: 'submitted',
+    });
   });
 
   it('an object whose generation is gone is rejected as INPUT.NOT_FOUND', async () => {
@@ -195,15 +240,21 @@ describe('submitBatchJob handler', () => {
   it('storage unavailable while reading is transient', async () => {
     const w = world();
     w.reader.failNext(new TransientError('STORAGE.UNAVAILABLE', 'could not read'));
-    await expect(handleStorageEvent(finalizeEvent(), w.submitDeps)).rejects.toBeInstanceOf(TransientError);
-    expect(await handleStorageEvent(finalizeEvent(), w.submitDeps)).toMatchObject({ outcome: 'submitted' });
+    await expect(handleStorageEvent(finalizeEvent(), w.submitDeps)).rejects.toBeInstanceOf(
+      TransientError,
+    );
+    expect(await handleStorageEvent(finalizeEvent(), w.submitDeps)).toMatchObject({
+      outcome: 'submitted',
+    });
   });
 
   it('a failed rejection publish throws; the redelivery publishes it once', async () => {
     const w = createWorld();
     w.reader.put(BUCKET, NAME, GEN, 'nope\n');
     w.publisher.fail(new TransientError('EVENTS.UNAVAILABLE', 'Pub/Sub down'));
-    await expect(handleStorageEvent(finalizeEvent(), w.submitDeps)).rejects.toBeInstanceOf(TransientError);
+    await expect(handleStorageEvent(finalizeEvent(), w.submitDeps)).rejects.toBeInstanceOf(
+      TransientError,
+    );
     expect(await w.jobs.get(JOB_ID)).toMatchObject({ status: 'REJECTED', outstanding: true });
     await handleStorageEvent(finalizeEvent(), w.submitDeps);
     expect(w.publisher.events).toHaveLength(1);
@@ -212,7 +263,12 @@ describe('submitBatchJob handler', () => {
 
   it.each([
     ['not .jsonl', { name: 'inputs/readme.txt' }, {}, 'not-jsonl'],
-    ['outside INPUT_PREFIX', { name: 'other/x.jsonl' }, { INPUT_PREFIX: 'inputs/' }, 'outside-input-prefix'],
+    [
+      'outside INPUT_PREFIX',
+      { name: 'other/x.jsonl' },
+      { INPUT_PREFIX: 'inputs/' },
+      'outside-input-prefix',
+    ],
     [
       'under the output location',
       { bucket: 'shared-bucket', name: 'results/job/prediction-model-1/predictions.jsonl' },
@@ -225,20 +281,27 @@ describe('submitBatchJob handler', () => {
     expect(outcome).toEqual({ outcome: 'ignored', reason });
     expect(w.vertex.calls.create).toBe(0);
     expect(w.jobs.all()).toHaveLength(0);
-    expect(w.log.lines).toEqual([expect.objectContaining({ severity: 'DEBUG', event: 'input.ignored', reason })]);
+    expect(w.log.lines).toEqual([
+      expect.objectContaining({ severity: 'DEBUG', event: 'input.ignored', reason }),
+    ]);
   });
 
   it('accepts .JSONL in any case', async () => {
     const w = createWorld();
     w.reader.put(BUCKET, 'inputs/BIG.JSONL', GEN, GEMINI_LINES);
-    expect(await handleStorageEvent(finalizeEvent({ name: 'inputs/BIG.JSONL' }), w.submitDeps)).toMatchObject({
+    expect(
+      await handleStorageEvent(finalizeEvent({ name: 'inputs/BIG.JSONL' }), w.submitDeps),
+    ).toMatchObject({
       outcome: 'submitted',
     });
   });
 
   it('drops an event older than MAX_EVENT_AGE_SECONDS with a log line', async () => {
     const w = world({ MAX_EVENT_AGE_SECONDS: '3600' });
-    const outcome = await handleStorageEvent(finalizeEvent({ time: '2026-11-26T08:00:00.000Z' }), w.submitDeps);
+    const outcome = await handleStorageEvent(
+      finalizeEvent({ time: '2026-11-26T08:00:00.000Z' }),
+      w.submitDeps,
+    );
     expect(outcome).toMatchObject({ outcome: 'stale' });
     expect(w.vertex.calls.create).toBe(0);
     expect(w.jobs.all()).toHaveLength(0);
@@ -249,7 +312,10 @@ describe('submitBatchJob handler', () => {
     const w = world();
     expect(await handleStorageEvent({}, w.submitDeps)).toEqual({ outcome: 'unsupported' });
     expect(
-      await handleStorageEvent({ type: 'google.cloud.storage.object.v1.deleted', data: {} }, w.submitDeps),
+      await handleStorageEvent(
+        { type: 'google.cloud.storage.object.v1.deleted', data: {} },
+        w.submitDeps,
+      ),
     ).toEqual({ outcome: 'unsupported' });
     expect(w.jobs.all()).toHaveLength(0);
     expect(w.log.lines[0]).toMatchObject({ severity: 'WARNING', event: 'event.unsupported' });
@@ -258,11 +324,17 @@ describe('submitBatchJob handler', () => {
   it('metadata model=claude-3-5-haiku makes an Anthropic job in ANTHROPIC_LOCATION', async () => {
     const w = createWorld({ ANTHROPIC_LOCATION: 'europe-west1' });
     w.reader.put(BUCKET, NAME, GEN, ANTHROPIC_LINES);
-    await handleStorageEvent(finalizeEvent({ metadata: { model: 'claude-3-5-haiku' } }), w.submitDeps);
+    await handleStorageEvent(
+      finalizeEvent({ metadata: { model: 'claude-3-5-haiku' } }),
+      w.submitDeps,
+    );
     expect(w.vertex.creates).toHaveLength(1);
     expect(w.vertex.creates[0]!.location).toBe('europe-west1');
     expect(w.vertex.creates[0]!.request.model).toBe('publishers/anthropic/models/claude-3-5-haiku');
-    expect(await w.jobs.get(JOB_ID)).toMatchObject({ provider: 'anthropic', location: 'europe-west1' });
+    expect(await w.jobs.get(JOB_ID)).toMatchObject({
+      provider: 'anthropic',
+      location: 'europe-west1',
+    });
   });
 
   it('metadata location overrides the region; VERTEX_LOCATION applies otherwise', async () => {
@@ -270,13 +342,19 @@ describe('submitBatchJob handler', () => {
     await handleStorageEvent(finalizeEvent(), w.submitDeps);
     expect(w.vertex.creates[0]!.location).toBe('global');
     const w2 = world();
-    await handleStorageEvent(finalizeEvent({ metadata: { location: 'europe-west4' } }), w2.submitDeps);
+    await handleStorageEvent(
+      finalizeEvent({ metadata: { location: 'europe-west4' } }),
+      w2.submitDeps,
+    );
     expect(w2.vertex.creates[0]!.location).toBe('europe-west4');
   });
 
   it('an unknown model name is rejected before any create', async () => {
     const w = world();
-    const outcome = await handleStorageEvent(finalizeEvent({ metadata: { model: 'not a model!' } }), w.submitDeps);
+    const outcome = await handleStorageEvent(
+      finalizeEvent({ metadata: { model: 'not a model!' } }),
+      w.submitDeps,
+    );
     expect(outcome).toMatchObject({ outcome: 'rejected', code: 'INPUT.UNKNOWN_MODEL' });
     expect(w.vertex.calls.create).toBe(0);
     expect(w.publisher.events[0]!.model).toBe('not a model!');
@@ -293,7 +371,14 @@ describe('submitBatchJob handler', () => {
   it('never logs prompt contents', async () => {
     const w = createWorld();
     const canary = 'CANARY-7f3a prompt text';
-    w.reader.put(BUCKET, NAME, GEN, JSON.stringify({ request: { contents: [{ parts: [{ text: canary }] }] } }) + '\n{bad ' + canary);
+    w.reader.put(
+      BUCKET,
+      NAME,
+      GEN,
+      JSON.stringify({ request: { contents: [{ parts: [{ text: canary }] }] } }) +
+        '\n{bad ' +
+        canary,
+    );
     await handleStorageEvent(finalizeEvent(), w.submitDeps);
     expect(w.log.raw.join('\n')).not.toContain('CANARY-7f3a');
     expect(JSON.stringify(w.publisher.events)).not.toContain('CANARY-7f3a');

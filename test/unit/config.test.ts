@@ -68,12 +68,18 @@ describe('loadConfig', () => {
     ['VERTEX_LOCATION', 'global', 'global'],
     ['LOG_LEVEL', 'DEBUG', 'debug'],
     ['MAX_EVENT_AGE_SECONDS', '60', 60],
-    ['COMPLETION_TOPIC', 'projects/demo-project/topics/events', 'projects/demo-project/topics/events'],
+    [
+      'COMPLETION_TOPIC',
+      'projects/demo-project/topics/events',
+      'projects/demo-project/topics/events',
+    ],
     ['VERTEX_LOCATION', '', 'us-central1'],
     ['STORAGE_EMULATOR_HOST', 'http://127.0.0.1:9023', 'http://127.0.0.1:9023'],
     ['FIRESTORE_EMULATOR_HOST', '127.0.0.1:8080', '127.0.0.1:8080'],
   ])('accepts %s=%s', (name, value, expected) => {
-    expect(loadConfig({ ...REQUIRED, [name]: value })[name as keyof ReturnType<typeof loadConfig>]).toBe(expected);
+    expect(
+      loadConfig({ ...REQUIRED, [name]: value })[name as keyof ReturnType<typeof loadConfig>],
+    ).toBe(expected);
   });
 
   it('lists exactly the deployed variables of CONTRACT §2', () => {

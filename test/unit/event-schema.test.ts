@@ -2,7 +2,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
-import { buildCompletionEvent, completionEventJsonSchema, CompletionEventSchema, eventIdFor } from '../../shared/events.js';
+import {
+  buildCompletionEvent,
+  completionEventJsonSchema,
+  CompletionEventSchema,
+  eventIdFor,
+} from '../../shared/events.js';
 import type { JobRecord } from '../../shared/jobs.js';
 
 const SCHEMA_FILE = new URL('../../schema/completion-event.schema.json', import.meta.url);
@@ -20,7 +25,8 @@ function record(overrides: Partial<JobRecord> = {}): JobRecord {
     location: 'us-central1',
     outputUriPrefix: 'gs://acme-batch-output/results/customer-reviews-0123456789abcdef/',
     requestCount: 412,
-    vertexJob: 'projects/510528649030/locations/us-central1/batchPredictionJobs/3814889423749775360',
+    vertexJob:
+      'projects/510528649030/locations/us-central1/batchPredictionJobs/3814889423749775360',
     vertexState: 'JOB_STATE_SUCCEEDED',
     error: null,
     lineErrors: [],
@@ -54,7 +60,10 @@ const SAMPLES = {
       vertexStartTime: null,
       vertexEndTime: null,
       requestCount: null,
-      error: { code: 'INPUT.INVALID_JSONL', message: 'inputs/customer-reviews.jsonl line 7: is not valid JSON (at column 3)' },
+      error: {
+        code: 'INPUT.INVALID_JSONL',
+        message: 'inputs/customer-reviews.jsonl line 7: is not valid JSON (at column 3)',
+      },
     }),
     new Date('2026-11-26T10:05:00Z'),
   ),
@@ -86,16 +95,26 @@ describe('completion event schema', () => {
     return compiled(data);
   };
 
-  it.each(Object.entries(SAMPLES))('a %s event validates against the schema file', (_kind, event) => {
-    expect(validate(event), JSON.stringify(compiled?.errors)).toBe(true);
-  });
+  it.each(Object.entries(SAMPLES))(
+    'a %s event validates against the schema file',
+    (_kind, event) => {
+      expect(validate(event), JSON.stringify(compiled?.errors)).toBe(true);
+    },
+  );
 
   it.each([
     ['a missing field', (e: Record<string, unknown>) => delete e.stats],
     ['an extra field', (e: Record<string, unknown>) => (e.extra = 1)],
-    ['a string count', (e: Record<string, unknown>) => (e.stats = { successfulCount: '412', failedCount: 0, incompleteCount: 0 })],
+    [
+      'a string count',
+      (e: Record<string, unknown>) =>
+        (e.stats = { successfulCount: '412', failedCount: 0, incompleteCount: 0 }),
+    ],
     ['an unknown state', (e: Record<string, unknown>) => (e.state = 'JOB_STATE_RUNNING')],
-    ['a numeric generation', (e: Record<string, unknown>) => ((e.input as Record<string, unknown>).generation = 17)],
+    [
+      'a numeric generation',
+      (e: Record<string, unknown>) => ((e.input as Record<string, unknown>).generation = 17),
+    ],
     ['a bad publishTime', (e: Record<string, unknown>) => (e.publishTime = 'yesterday')],
   ])('the schema file and the runtime schema both refuse %s', (_what, mutate) => {
     const event = structuredClone(SAMPLES.succeeded) as unknown as Record<string, unknown>;
@@ -106,7 +125,12 @@ describe('completion event schema', () => {
 
   it('every field is present, null when it does not apply', () => {
     expect(Object.keys(SAMPLES.rejected).sort()).toEqual(Object.keys(SAMPLES.succeeded).sort());
-    expect(SAMPLES.rejected).toMatchObject({ vertexJob: null, output: null, stats: null, createTime: null });
+    expect(SAMPLES.rejected).toMatchObject({
+      vertexJob: null,
+      output: null,
+      stats: null,
+      createTime: null,
+    });
   });
 
   it('eventId is stable for an outcome and differs between outcomes', () => {

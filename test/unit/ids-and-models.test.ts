@@ -7,9 +7,19 @@ const VALID_ID = /^[a-z][a-z0-9_-]{0,62}$/;
 
 describe('deriveJobId', () => {
   it('is readable and deterministic', () => {
-    const id = deriveJobId('acme-batch-input', 'inputs/2026-11-26/customer-reviews.jsonl', '1764150067498213');
+    const id = deriveJobId(
+      'acme-batch-input',
+      'inputs/2026-11-26/customer-reviews.jsonl',
+      '1764150067498213',
+    );
     expect(id).toMatch(/^customer-reviews-[0-9a-f]{16}$/);
-    expect(deriveJobId('acme-batch-input', 'inputs/2026-11-26/customer-reviews.jsonl', '1764150067498213')).toBe(id);
+    expect(
+      deriveJobId(
+        'acme-batch-input',
+        'inputs/2026-11-26/customer-reviews.jsonl',
+        '1764150067498213',
+      ),
+    ).toBe(id);
   });
 
   it('differs for another bucket, name or generation', () => {
@@ -38,11 +48,16 @@ describe('deriveJobId', () => {
 
   it('is always valid and never collides for distinct names (property)', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 300 }), fc.string({ maxLength: 300 }), fc.bigInt({ min: 0n, max: 2n ** 63n }), (a, b, gen) => {
-        const ia = deriveJobId('bkt', a, String(gen));
-        expect(ia).toMatch(VALID_ID);
-        if (a !== b) expect(deriveJobId('bkt', b, String(gen))).not.toBe(ia);
-      }),
+      fc.property(
+        fc.string({ maxLength: 300 }),
+        fc.string({ maxLength: 300 }),
+        fc.bigInt({ min: 0n, max: 2n ** 63n }),
+        (a, b, gen) => {
+          const ia = deriveJobId('bkt', a, String(gen));
+          expect(ia).toMatch(VALID_ID);
+          if (a !== b) expect(deriveJobId('bkt', b, String(gen))).not.toBe(ia);
+        },
+      ),
     );
   });
 });
@@ -53,11 +68,27 @@ describe('normalizeModel', () => {
     ['models/gemini-2.5-pro', 'publishers/google/models/gemini-2.5-pro', 'google'],
     ['google/gemini-2.0-flash-001', 'publishers/google/models/gemini-2.0-flash-001', 'google'],
     ['claude-3-5-haiku', 'publishers/anthropic/models/claude-3-5-haiku', 'anthropic'],
-    ['claude-sonnet-4@20250514', 'publishers/anthropic/models/claude-sonnet-4@20250514', 'anthropic'],
+    [
+      'claude-sonnet-4@20250514',
+      'publishers/anthropic/models/claude-sonnet-4@20250514',
+      'anthropic',
+    ],
     ['anthropic/claude-3-5-haiku', 'publishers/anthropic/models/claude-3-5-haiku', 'anthropic'],
-    ['publishers/anthropic/models/claude-3-5-haiku', 'publishers/anthropic/models/claude-3-5-haiku', 'anthropic'],
-    ['projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash', 'projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash', 'google'],
-    ['projects/p/locations/us-central1/models/123', 'projects/p/locations/us-central1/models/123', 'google'],
+    [
+      'publishers/anthropic/models/claude-3-5-haiku',
+      'publishers/anthropic/models/claude-3-5-haiku',
+      'anthropic',
+    ],
+    [
+      'projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash',
+      'projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash',
+      'google',
+    ],
+    [
+      'projects/p/locations/us-central1/models/123',
+      'projects/p/locations/us-central1/models/123',
+      'google',
+    ],
     ['  gemini-2.5-flash ', 'publishers/google/models/gemini-2.5-flash', 'google'],
   ])('%s → %s', (input, expected, provider) => {
     expect(normalizeModel(input)).toBe(expected);
@@ -67,7 +98,9 @@ describe('normalizeModel', () => {
   it.each(['', 'not a model', 'publishers/google', 'a/b/c', 'projects/p/models/x', 'gemini 2.5'])(
     'refuses %j with INPUT.UNKNOWN_MODEL',
     (input) => {
-      expect(() => normalizeModel(input)).toThrow(expect.objectContaining({ code: 'INPUT.UNKNOWN_MODEL' }));
+      expect(() => normalizeModel(input)).toThrow(
+        expect.objectContaining({ code: 'INPUT.UNKNOWN_MODEL' }),
+      );
     },
   );
 });

@@ -1,0 +1,163 @@
+/**
+ * One contract suite for the JobStore port, run against the in-memory store and, where the
+ * official Firestore emulator is installed (BATCH_COURIER_EMULATORS=gcloud or auto), against the
+ * Firestore adapter over the wire — so the fake cannot drift from the real adapter.
+ */
+import { randomUUID } from 'node:crypto';
+import { Firestore } from '@google-cloud/firestore';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { createFirestoreJobStore } from '../../shared/adapters/firestore-job-store.js';
+import { createMemoryJobStore } from '../../shared/adapters/memory-job-store.js';
+import type { JobRecord } from '../../shared/jobs.js';
+import type { JobStore } from '../../shared/ports.js';
+
+function record(jobId: string, overrides: Partial<JobRecord> = {}): JobRecord {
+  return {
+    jobId,
+    status: 'SUBMITTING',
+    bucket: 'in',
+    object: `inputs/${jobId}.jsonl`,
+    generation: '1764150067498213',
+    inputUri: `gs://in/inputs/${jobId}.jsonl`,
+    model: 'publishers/google/models/gemini-2.5-flash',
+    provider: 'google',
+    location: 'us-central1',
+    outputUriPrefix: `gs://out/${jobId}/`,
+    requestCount: null,
+    vertexJob: null,
+    vertexState: null,
+    error: null,
+    lineErrors: [],
+    stats: null,
+    outputDirectory: null,
+    vertexCreateTime: null,
+    vertexStartTime: null,
+    vertexEndTime: null,
+    createAttempts: 0,
+    lease: null,
+    outstanding: true,
+    eventId: null,
+    publishedAt: null,
+    createTime: '2026-11-26T10:00:00.000Z',
+    updateTime: '2026-11-26T10:00:00.000Z',
+    ...overrides,
+  };
+}
+
+function contract(name: string, makeStore: () => JobStore): void {
+  describe(`JobStore contract: ${name}`, () => {
+    it('creates a record once; a second create returns the stored one', async () => {
+      const store = makeStore();
+      const first = await store.createIfAbsent(record('a', { requestCount: 1 }));
+      expect(first.created).toBe(true);
+      const second = await store.createIfAbsent(record('a', { requestCount: 2 }));
+      expect(second).toEqual({ created: false, record: record('a', { requestCount: 1 }) });
+    });
+
+    it('round-trips every field, including nulls, arrays and nested objects', async () => {
+      const store = makeStore();
+      const full = record('full', {
+        status: 'COMPLETED',
+        requestCount: 412,
+        vertexJob: 'projects/1/locations/us-central1/batchPredictionJobs/2',
+        vertexState: 'JOB_STATE_PARTIALLY_SUCCEEDED',
+        error: { code: 'INTERNAL', message: 'x' },
+        lineErrors: [{ line: 3, message: 'is blank' }],
+        stats: { successfulCount: 400, failedCount: 12, incompleteCount: -1 },
+        lease: { owner: 'o', until: '2026-11-26T10:01:00.000Z' },
+      });
+      await store.createIfAbsent(full);
+      expect(await store.get('full')).toEqual(full);
+      expect(await store.get('absent')).toBeUndefined();
+    });
+
+    it('update applies a change, declines without writing, and ignores absent records', async () => {
+      const store = makeStore();
+      await store.createIfAbsent(record('u'));
+      const written = await store.update('u', (cur) => ({
+        ...cur,
+        status: 'SUBMITTED',
+        lease: null,
+      }));
+      expect(written).toMatchObject({ status: 'SUBMITTED' });
+      expect(await store.get('u')).toMatchObject({ status: 'SUBMITTED' });
+      expect(await store.update('u', () => undefined)).toBeUndefined();
+      expect(await store.get('u')).toMatchObject({ status: 'SUBMITTED' });
+      expect(await store.update('nope', (cur) => cur)).toBeUndefined();
+    });
+
+    it('concurrent updates are atomic: none is lost', async () => {
+      const store = makeStore();
+      await store.createIfAbsent(record('c'));
+      await Promise.all(
+        Array.from({ length: 5 }, () =>
+          store.update('c', (cur) => ({ ...cur, createAttempts: cur.createAttempts + 1 })),
+        ),
+      );
+      expect((await store.get('c'))?.createAttempts).toBe(5);
+    });
+
+    it('of concurrent claims exactly one wins', async () => {
+      const store = makeStore();
+      await store.createIfAbsent(record('claim'));
+      const results = await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          store.update('claim', (cur) =>
+            cur.lease === null
+              ? { ...cur, lease: { owner: `w${i}`, until: '2030-01-01T00:00:00.000Z' } }
+              : undefined,
+          ),
+        ),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+
+    it('lists outstanding records oldest first, page by page, and only those', async () => {
+      const store = makeStore();
+      const times = [
+        '2026-11-26T10:00:03.000Z',
+        '2026-11-26T10:00:01.000Z',
+        '2026-11-26T10:00:02.000Z',
+      ];
+      for (const [i, t] of times.entries()) {
+        await store.createIfAbsent(record(`o${i}`, { createTime: t }));
+        await store.createIfAbsent(record(`p${i}`, { createTime: t }));
+      }
+      await store.createIfAbsent(
+        record('done', { outstanding: false, createTime: '2026-11-26T09:00:00.000Z' }),
+      );
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await store.listOutstanding(4, cursor);
+        expect(page.records.length).toBeLessThanOrEqual(4);
+        seen.push(...page.records.map((r) => r.jobId));
+        cursor = page.next;
+        pages++;
+      } while (cursor && pages < 10);
+      expect(seen).toEqual(['o1', 'p1', 'o2', 'p2', 'o0', 'p0']);
+    });
+
+    it('a record leaves the outstanding list once announced', async () => {
+      const store = makeStore();
+      await store.createIfAbsent(record('x'));
+      await store.update('x', (cur) => ({ ...cur, outstanding: false }));
+      expect((await store.listOutstanding(10)).records).toEqual([]);
+    });
+  });
+}
+
+contract('in-memory', () => createMemoryJobStore());
+
+const firestoreHost = inject('firestoreEmulatorHost');
+if (firestoreHost) {
+  process.env.FIRESTORE_EMULATOR_HOST = firestoreHost;
+  const db = new Firestore({ projectId: 'demo-batch-courier' });
+  afterAll(async () => {
+    await db.terminate();
+  });
+  contract(`Firestore adapter over the wire (official emulator at ${firestoreHost})`, () =>
+    createFirestoreJobStore(db, `jobs-${randomUUID()}`),
+  );
+}
