@@ -1,0 +1,61 @@
+# Outputs, all derived from the resources (not echoed from the inputs).
+
+output "input_bucket" {
+  description = "Bucket to upload JSONL files to."
+  value       = google_storage_bucket.input.name
+}
+
+output "output_bucket" {
+  description = "Bucket where Vertex AI writes results, under <job id>/."
+  value       = google_storage_bucket.output.name
+}
+
+output "source_bucket" {
+  description = "Bucket holding the functions' source archive."
+  value       = google_storage_bucket.source.name
+}
+
+output "completion_topic" {
+  description = "Pub/Sub topic (projects/P/topics/T) of the completion events (CONTRACT §5)."
+  value       = google_pubsub_topic.completion.id
+}
+
+output "example_subscription" {
+  description = "The example pull subscription on the completion topic, or null when not created."
+  value       = one(google_pubsub_subscription.example[*].id)
+}
+
+output "submit_function_uri" {
+  description = "URI of the submit function's service (invoked by Eventarc only)."
+  value       = google_cloudfunctions2_function.submit.service_config[0].uri
+}
+
+output "poll_function_uri" {
+  description = "URI of the poll function's service (invoked by Cloud Scheduler only)."
+  value       = google_cloudfunctions2_function.poll.service_config[0].uri
+}
+
+output "scheduler_job" {
+  description = "Cloud Scheduler job that runs the poll; `gcloud scheduler jobs run` starts one now."
+  value       = google_cloud_scheduler_job.poll.name
+}
+
+output "service_account_emails" {
+  description = "Service accounts of the submit function, the poll function, the Eventarc trigger and the Cloud Scheduler job."
+  value = {
+    submit    = google_service_account.submit.email
+    poll      = google_service_account.poll.email
+    trigger   = google_service_account.trigger.email
+    scheduler = google_service_account.scheduler.email
+  }
+}
+
+output "vertex_ai_service_agent" {
+  description = "Vertex AI service agent, which reads the input bucket and writes the output bucket for the batch jobs."
+  value       = google_project_service_identity.vertex_ai.email
+}
+
+output "upload_command" {
+  description = "Ready-to-copy command for a first upload (reviews.jsonl is your file)."
+  value       = "gcloud storage cp reviews.jsonl gs://${google_storage_bucket.input.name}/${var.input_prefix}"
+}
