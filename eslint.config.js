@@ -28,7 +28,7 @@ export default tseslint.config(
   {
     // The layer rule: only adapters and composition roots talk to Google SDKs.
     files: ['shared/**/*.ts', 'functions/**/*.ts'],
-    ignores: ['shared/adapters/**', 'functions/**/index.ts'],
+    ignores: ['shared/adapters/**', 'functions/**/index.ts', 'functions/dependencies.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -37,7 +37,7 @@ export default tseslint.config(
             {
               group: ['@google-cloud/*', 'google-auth-library', 'google-auth-library/*'],
               message:
-                'Only shared/adapters and composition roots (functions/**/index.ts) may import Google SDKs.',
+                'Only shared/adapters and composition roots (functions/**/index.ts, functions/dependencies.ts) may import Google SDKs.',
             },
           ],
         },

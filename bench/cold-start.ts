@@ -23,7 +23,11 @@ function measure(code: string): number {
   for (let i = 0; i < RUNS; i++) {
     const out = execFileSync(
       process.execPath,
-      ['--input-type=module', '-e', `${code}\nprocess.stdout.write(String(performance.now()));process.exit(0);`],
+      [
+        '--input-type=module',
+        '-e',
+        `${code}\nprocess.stdout.write(String(performance.now()));process.exit(0);`,
+      ],
       { env: ENV, encoding: 'utf8' },
     );
     times.push(Number(out));
