@@ -1,0 +1,332 @@
+/**
+ * The offline stack: every service of the pipeline on one machine. Cloud Storage (builtin, on disk
+ * under `.local/storage`, with Eventarc-like delivery), Pub/Sub (builtin, or the official emulator),
+ * Firestore (the official emulator where gcloud is installed, else an in-memory job store), the
+ * Vertex AI batch emulator, and both functions served by the functions framework over HTTP.
+ */
+import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
+import { Storage } from '@google-cloud/storage';
+import { createDependencies } from '../functions/dependencies.js';
+import type { PollSummary } from '../functions/poll-batch-jobs/handler.js';
+import { registerPollBatchJobs } from '../functions/poll-batch-jobs/index.js';
+import { registerSubmitBatchJob } from '../functions/submit-batch-job/index.js';
+import { createMemoryJobStore } from '../shared/adapters/memory-job-store.js';
+import { loadConfig } from '../shared/config.js';
+import { CompletionEventSchema, type CompletionEvent } from '../shared/events.js';
+import { FUNCTION_TARGETS } from '../shared/function-targets.js';
+import { createLogger } from '../shared/logger.js';
+import { createEventarcDelivery } from './eventarc.js';
+import {
+  cloudSdkRoot,
+  resolveEmulatorMode,
+  startFirestoreEmulator,
+  startPubSubEmulator as startOfficialPubSub,
+  type RunningEmulator,
+} from './gcloud-emulators.js';
+import { startPubSubEmulator } from './pubsub-emulator.js';
+import { startStorageEmulator, type ObjectResource } from './storage-emulator.js';
+import { startVertexEmulator, type BlobStore, type VertexEmulator } from './vertex-emulator.js';
+
+export const PROJECT = 'demo-batch-courier';
+export const INPUT_BUCKET = 'batch-courier-input';
+export const OUTPUT_BUCKET = 'batch-courier-output';
+export const INPUT_PREFIX = 'inputs/';
+export const TOPIC = 'batch-courier-events';
+
+/** Options of {@link startStack}. */
+export interface StackOptions {
+  /** `BATCH_COURIER_EMULATORS`: auto | gcloud | builtin. */
+  emulators?: string | undefined;
+  /** Folder for objects on disk (`.local`). */
+  root: string;
+  /** How often the poller is called, like Cloud Scheduler (0: never; call `poll()`). */
+  pollIntervalMs: number;
+  /** Vertex emulator timing. */
+  vertexTiming?: { pendingMs?: number; runningMs?: number };
+  /** Every log line of the functions, parsed. */
+  onLog?: (line: Record<string, unknown>) => void;
+  /** Every completion event received on the topic. */
+  onEvent?: (event: CompletionEvent) => void;
+  /** Eventarc retry delays (tests use short ones). */
+  eventarcRetry?: { initialDelayMs?: number; maxDelayMs?: number; maxAttempts?: number };
+}
+
+/** A running stack. */
+export interface Stack {
+  /** Which Firestore and Pub/Sub are in use, for the banner and test output. */
+  readonly services: { firestore: string; pubsub: string; storage: string; vertex: string };
+  /** The environment the functions run with (CONTRACT §2 names). */
+  readonly env: Readonly<Record<string, string>>;
+  readonly storage: Storage;
+  readonly vertex: VertexEmulator;
+  readonly submitUrl: string;
+  readonly pollUrl: string;
+  /** Events received so far. */
+  readonly events: CompletionEvent[];
+  /** Uploads an input to the input bucket (which fires the finalize event). */
+  upload(
+    name: string,
+    content: string | Buffer,
+    metadata?: Record<string, string>,
+  ): Promise<ObjectResource>;
+  /** Delivers the finalize event of an uploaded object once more (a duplicate delivery). */
+  redeliver(name: string): void;
+  /** Calls the poller once, like Cloud Scheduler. */
+  poll(): Promise<PollSummary>;
+  /** Resolves with the first event (already received or future) that matches. */
+  waitForEvent(match: (e: CompletionEvent) => boolean, timeoutMs: number): Promise<CompletionEvent>;
+  /** Waits until Eventarc has nothing in flight. */
+  deliveriesIdle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function listen(server: Server): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () =>
+      resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`),
+    );
+  });
+}
+
+function parseGsUri(uri: string): { bucket: string; name: string } {
+  const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri);
+  if (!m?.[1] || !m[2]) throw new Error(`not a gs:// object URI: ${uri}`);
+  return { bucket: m[1], name: m[2] };
+}
+
+/** Starts every service and both functions. */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const stops: (() => Promise<void> | void)[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const stop of stops.reverse()) await Promise.resolve(stop()).catch(() => undefined);
+    stops.length = 0;
+  };
+  try {
+    return await start(options, stops, stopAll);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+async function start(
+  options: StackOptions,
+  stops: (() => Promise<void> | void)[],
+  stopAll: () => Promise<void>,
+): Promise<Stack> {
+  const wanted = (options.emulators ?? 'auto').trim().toLowerCase() || 'auto';
+  const mode = resolveEmulatorMode(wanted);
+  mkdirSync(options.root, { recursive: true });
+
+  // Firestore: the official emulator where installed, else the in-memory job store.
+  let firestore: RunningEmulator | undefined;
+  if (mode === 'gcloud') {
+    firestore = await startFirestoreEmulator();
+    stops.push(() => firestore?.stop());
+  }
+  // Pub/Sub: builtin unless gcloud's is asked for explicitly.
+  let pubsubHost: string;
+  let pubsubLabel: string;
+  if (wanted === 'gcloud') {
+    const official = await startOfficialPubSub();
+    stops.push(() => official.stop());
+    pubsubHost = official.host;
+    pubsubLabel = `official emulator at ${official.host}`;
+  } else {
+    const builtin = await startPubSubEmulator({ log: () => undefined });
+    stops.push(() => builtin.close());
+    pubsubHost = builtin.host;
+    pubsubLabel = `builtin emulator at ${builtin.host}`;
+  }
+
+  // Cloud Storage, with finalize events delivered to the submit function once it listens.
+  let deliver: (o: ObjectResource) => void = () => undefined;
+  const finalized = new Map<string, ObjectResource>();
+  const storageEmulator = await startStorageEmulator({
+    root: join(options.root, 'storage'),
+    onFinalize: (object) => {
+      finalized.set(`${object.bucket}/${object.name}`, object);
+      deliver(object);
+    },
+    log: () => undefined,
+  });
+  stops.push(() => storageEmulator.close());
+
+  // The SDK clients find the emulators through the standard variables.
+  process.env.STORAGE_EMULATOR_HOST = storageEmulator.url;
+  process.env.PUBSUB_EMULATOR_HOST = pubsubHost;
+  if (firestore) process.env.FIRESTORE_EMULATOR_HOST = firestore.host;
+  else delete process.env.FIRESTORE_EMULATOR_HOST;
+  process.env.METADATA_SERVER_DETECTION ??= 'none';
+
+  const storage = new Storage({ projectId: PROJECT });
+  await storageEmulator.createBucket(INPUT_BUCKET);
+  await storageEmulator.createBucket(OUTPUT_BUCKET);
+
+  const blobs: BlobStore = {
+    read: async (uri) => {
+      const { bucket, name } = parseGsUri(uri);
+      const [data] = await storage.bucket(bucket).file(name).download();
+      return data;
+    },
+    write: async (uri, data, contentType) => {
+      const { bucket, name } = parseGsUri(uri);
+      await storage
+        .bucket(bucket)
+        .file(name)
+        .save(data, { resumable: false, contentType: contentType ?? 'application/jsonl' });
+    },
+  };
+  const vertex = await startVertexEmulator({ blobs, timing: options.vertexTiming ?? {} });
+  stops.push(() => vertex.close());
+  process.env.VERTEX_AI_EMULATOR_HOST = vertex.host;
+
+  // The topic Terraform would create, and a subscription that shows the events.
+  const pubsub = new PubSub({ projectId: PROJECT });
+  stops.push(() => pubsub.close());
+  const [topic] = await pubsub.createTopic(TOPIC);
+  const [subscription]: [Subscription, ...unknown[]] = await topic.createSubscription(
+    `${TOPIC}-local`,
+  );
+  const events: CompletionEvent[] = [];
+  const waiters: {
+    match: (e: CompletionEvent) => boolean;
+    resolve: (e: CompletionEvent) => void;
+  }[] = [];
+  subscription.on('message', (message: Message) => {
+    message.ack();
+    const event = CompletionEventSchema.parse(JSON.parse(message.data.toString('utf8')));
+    events.push(event);
+    options.onEvent?.(event);
+    for (const w of [...waiters]) {
+      if (w.match(event)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(event);
+      }
+    }
+  });
+  subscription.on('error', () => undefined);
+  stops.push(() => subscription.close());
+
+  // Both functions, configured exactly as Terraform configures them.
+  const env: Record<string, string> = {
+    GOOGLE_CLOUD_PROJECT: PROJECT,
+    VERTEX_LOCATION: 'us-central1',
+    ANTHROPIC_LOCATION: 'us-east5',
+    OUTPUT_URI_PREFIX: `gs://${OUTPUT_BUCKET}/results`,
+    INPUT_PREFIX,
+    COMPLETION_TOPIC: TOPIC,
+    JOBS_COLLECTION: 'batchJobs',
+    LOG_LEVEL: 'debug',
+    STORAGE_EMULATOR_HOST: storageEmulator.url,
+    PUBSUB_EMULATOR_HOST: pubsubHost,
+    VERTEX_AI_EMULATOR_HOST: vertex.host,
+    ...(firestore ? { FIRESTORE_EMULATOR_HOST: firestore.host } : {}),
+  };
+  const config = loadConfig(env);
+  const log = createLogger('debug', (line) => {
+    options.onLog?.(JSON.parse(line) as Record<string, unknown>);
+  });
+  const deps = createDependencies(config, {
+    log,
+    ...(firestore ? {} : { jobs: createMemoryJobStore() }),
+  });
+  registerSubmitBatchJob(deps.submit);
+  registerPollBatchJobs(deps.poll);
+  const submitServer = getTestServer(FUNCTION_TARGETS.submit);
+  const pollServer = getTestServer(FUNCTION_TARGETS.poll);
+  const submitUrl = await listen(submitServer);
+  const pollUrl = await listen(pollServer);
+  stops.push(() => new Promise<void>((r) => submitServer.close(() => r())));
+  stops.push(() => new Promise<void>((r) => pollServer.close(() => r())));
+
+  const eventarc = createEventarcDelivery({
+    targetUrl: submitUrl,
+    bucket: INPUT_BUCKET,
+    retry: { initialDelayMs: 1000, maxDelayMs: 10_000, ...options.eventarcRetry },
+    log: () => undefined,
+  });
+  stops.unshift(() => eventarc.close());
+  deliver = (object) => eventarc.deliver(object);
+
+  const poll = async (): Promise<PollSummary> => {
+    const res = await fetch(pollUrl, { method: 'POST' });
+    const body = (await res.json()) as PollSummary;
+    if (!res.ok) throw new Error(`pollBatchJobs answered ${res.status}: ${JSON.stringify(body)}`);
+    return body;
+  };
+  if (options.pollIntervalMs > 0) {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      poll()
+        .catch(() => undefined)
+        .finally(() => {
+          running = false;
+        });
+    }, options.pollIntervalMs);
+    stops.unshift(() => clearInterval(timer));
+  }
+
+  const sdk = cloudSdkRoot();
+  return {
+    services: {
+      firestore: firestore
+        ? `official emulator at ${firestore.host}`
+        : `in-memory job store (lower fidelity${sdk ? '' : ': gcloud is not installed'})`,
+      pubsub: pubsubLabel,
+      storage: `builtin emulator at ${storageEmulator.url} (files under ${storageEmulator.root})`,
+      vertex: `builtin emulator at ${vertex.host}`,
+    },
+    env,
+    storage,
+    vertex,
+    submitUrl,
+    pollUrl,
+    events,
+    async upload(name, content, metadata) {
+      const file = storage.bucket(INPUT_BUCKET).file(name);
+      await file.save(content, {
+        resumable: false,
+        contentType: 'application/jsonl',
+        ...(metadata ? { metadata: { metadata } } : {}),
+      });
+      const object = finalized.get(`${INPUT_BUCKET}/${name}`);
+      if (!object) throw new Error(`no finalize event for ${name}`);
+      return object;
+    },
+    redeliver(name) {
+      const object = finalized.get(`${INPUT_BUCKET}/${name}`);
+      if (!object) throw new Error(`never uploaded: ${name}`);
+      eventarc.deliver(object);
+    },
+    poll,
+    waitForEvent(match, timeoutMs) {
+      const seen = events.find(match);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const waiter = {
+          match,
+          resolve: (e: CompletionEvent) => {
+            clearTimeout(timer);
+            resolve(e);
+          },
+        };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          reject(new Error(`no matching completion event within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiters.push(waiter);
+      });
+    },
+    deliveriesIdle: () => eventarc.idle(),
+    stop: stopAll,
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * End to end on the offline stack: uploads go through the storage emulator, Eventarc-like
+ * delivery, submitBatchJob, the Vertex emulator, pollBatchJobs and Pub/Sub.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack } from '../../local/stack.js';
+
+let stack: Stack;
+let root: string;
+const logs: Record<string, unknown>[] = [];
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'bc-stack-'));
+  stack = await startStack({
+    emulators: process.env.BATCH_COURIER_EMULATORS,
+    root,
+    pollIntervalMs: 200,
+    vertexTiming: { pendingMs: 50, runningMs: 100 },
+    onLog: (line) => logs.push(line),
+    eventarcRetry: { initialDelayMs: 50, maxDelayMs: 200 },
+  });
+  process.stdout.write(
+    `e2e stack: Firestore ${stack.services.firestore}; Pub/Sub ${stack.services.pubsub}\n`,
+  );
+});
+afterAll(async () => {
+  await stack?.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+const example = readFileSync(new URL('../../examples/customer-reviews.jsonl', import.meta.url));
+const claude = readFileSync(new URL('../../examples/claude-reviews.jsonl', import.meta.url));
+
+describe('the offline stack', () => {
+  it('a Gemini file becomes a job, the job succeeds, predictions are written, one event arrives', async () => {
+    await stack.upload('inputs/reviews.jsonl', example);
+    const event = await stack.waitForEvent((e) => e.input.name === 'inputs/reviews.jsonl', 20_000);
+    expect(event).toMatchObject({
+      eventType: 'job.completed',
+      state: 'JOB_STATE_SUCCEEDED',
+      model: 'publishers/google/models/gemini-2.5-flash',
+      input: { bucket: 'batch-courier-input', requestCount: 12 },
+      stats: { successfulCount: 12, failedCount: 0, incompleteCount: 0 },
+      error: null,
+    });
+    const dir = event.output?.directory ?? '';
+    expect(dir).toMatch(
+      /^gs:\/\/batch-courier-output\/results\/reviews-[0-9a-f]{16}\/prediction-model-/,
+    );
+    const [content] = await stack.storage
+      .bucket('batch-courier-output')
+      .file(`${dir.replace('gs://batch-courier-output/', '')}/predictions.jsonl`)
+      .download();
+    const lines = content
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            response: { candidates: { content: { parts: { text: string }[] } }[] };
+          },
+      );
+    expect(lines).toHaveLength(12);
+    expect(lines.map((l) => l.response.candidates[0]!.content.parts[0]!.text).slice(0, 2)).toEqual([
+      'positive',
+      'negative',
+    ]);
+  });
+
+  it('a Claude file (metadata model) becomes an Anthropic job in us-east5', async () => {
+    await stack.upload('inputs/claude.jsonl', claude, { model: 'claude-3-5-haiku' });
+    const event = await stack.waitForEvent((e) => e.input.name === 'inputs/claude.jsonl', 20_000);
+    expect(event).toMatchObject({
+      state: 'JOB_STATE_SUCCEEDED',
+      model: 'publishers/anthropic/models/claude-3-5-haiku',
+      stats: { successfulCount: 4 },
+    });
+    expect(event.vertexJob).toMatch(/\/locations\/us-east5\//);
+  });
+
+  it('a bad file is rejected with one input.rejected event naming the line, and no job', async () => {
+    const jobsBefore = stack.vertex.jobs().length;
+    await stack.upload('inputs/bad.jsonl', '{"request":{}}\n{"request": oops}\n');
+    const event = await stack.waitForEvent((e) => e.input.name === 'inputs/bad.jsonl', 20_000);
+    expect(event).toMatchObject({
+      eventType: 'input.rejected',
+      state: 'INPUT_REJECTED',
+      vertexJob: null,
+      error: {
+        code: 'INPUT.INVALID_JSONL',
+        message: expect.stringContaining('inputs/bad.jsonl line 2'),
+      },
+    });
+    expect(stack.vertex.jobs().length).toBe(jobsBefore);
+  });
+
+  it('a duplicate delivery makes no second job and no second event', async () => {
+    await stack.upload('inputs/dup.jsonl', example);
+    await stack.deliveriesIdle();
+    stack.redeliver('inputs/dup.jsonl');
+    stack.redeliver('inputs/dup.jsonl');
+    await stack.deliveriesIdle();
+    const event = await stack.waitForEvent((e) => e.input.name === 'inputs/dup.jsonl', 20_000);
+    await stack.poll();
+    expect(stack.events.filter((e) => e.input.name === 'inputs/dup.jsonl')).toHaveLength(1);
+    expect(stack.vertex.jobs().filter((j) => j.displayName === event.jobId)).toHaveLength(1);
+    expect(
+      logs.filter((l) => l.event === 'input.duplicate' && l.object === 'inputs/dup.jsonl').length,
+    ).toBe(2);
+  });
+
+  it('objects outside INPUT_PREFIX and non-JSONL objects are ignored', async () => {
+    await stack.upload('notes/readme.jsonl', example);
+    await stack.upload('inputs/readme.txt', 'hello');
+    await stack.deliveriesIdle();
+    const ignored = logs.filter((l) => l.event === 'input.ignored').map((l) => l.reason);
+    expect(ignored).toEqual(expect.arrayContaining(['outside-input-prefix', 'not-jsonl']));
+  });
+});
