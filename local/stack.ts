@@ -104,7 +104,13 @@ function parseGsUri(uri: string): { bucket: string; name: string } {
 export async function startStack(options: StackOptions): Promise<Stack> {
   const stops: (() => Promise<void> | void)[] = [];
   const stopAll = async (): Promise<void> => {
-    for (const stop of stops.reverse()) await Promise.resolve(stop()).catch(() => undefined);
+    // Each part gets a few seconds to stop; a client that hangs on close must not keep the stack up.
+    for (const stop of stops.reverse()) {
+      await Promise.race([
+        Promise.resolve(stop()).catch(() => undefined),
+        new Promise((r) => setTimeout(r, 3000).unref()),
+      ]);
+    }
     stops.length = 0;
   };
   try {

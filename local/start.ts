@@ -1,0 +1,278 @@
+/**
+ * `npm start`: the whole pipeline on this machine, offline. Drops the bundled example and shows
+ * its journey (received → validated → job created → running → succeeded → event), then keeps
+ * running: files copied into `.local/inbox/` go through the same way.
+ *
+ *   npm start                      keep running (Ctrl-C stops everything)
+ *   npm start -- --once            exit 0 once the example's event arrived (non-zero on timeout)
+ *   npm start -- --poll-interval=5 call the poller every 5 s (default 2)
+ *   npm start -- --timeout=60      --once gives up after this many seconds
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { basename, join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { CompletionEvent } from '../shared/events.js';
+import { INPUT_BUCKET, INPUT_PREFIX, startStack, type Stack } from './stack.js';
+
+const { values: args } = parseArgs({
+  options: {
+    once: { type: 'boolean', default: false },
+    'poll-interval': { type: 'string', default: '2' },
+    timeout: { type: 'string', default: '60' },
+  },
+});
+const ROOT = resolve(process.cwd(), '.local');
+const INBOX = join(ROOT, 'inbox');
+const EXAMPLE = resolve(process.cwd(), 'examples', 'customer-reviews.jsonl');
+const EXAMPLE_NAME = `${INPUT_PREFIX}customer-reviews.jsonl`;
+
+const color = process.stdout.isTTY
+  ? {
+      dim: (s: string) => `\x1b[2m${s}\x1b[0m`,
+      bold: (s: string) => `\x1b[1m${s}\x1b[0m`,
+      green: (s: string) => `\x1b[32m${s}\x1b[0m`,
+      red: (s: string) => `\x1b[31m${s}\x1b[0m`,
+    }
+  : {
+      dim: (s: string) => s,
+      bold: (s: string) => s,
+      green: (s: string) => s,
+      red: (s: string) => s,
+    };
+const say = (s = ''): void => void process.stdout.write(`${s}\n`);
+const step = (object: unknown, text: string): void =>
+  say(`  ${color.dim(new Date().toISOString().slice(11, 23))} ${String(object)}: ${text}`);
+
+/** The journey, told from the functions' own log lines. */
+function narrate(line: Record<string, unknown>): void {
+  const object = line.object;
+  switch (line.event) {
+    case 'input.received':
+      return step(
+        object,
+        `received (generation ${String(line.generation)}) → job ${String(line.jobId)}`,
+      );
+    case 'input.validated':
+      return step(
+        object,
+        `validated: ${String(line.requestCount)} requests, ${String(line.bytes)} bytes`,
+      );
+    case 'job.submitted':
+      return step(
+        object,
+        `job created: ${String(line.vertexJob)} (${String(line.model)}, ${String(line.location)})`,
+      );
+    case 'input.invalid':
+    case 'job.create_refused':
+      return step(object, color.red(`rejected: ${String(line.reason)}`));
+    case 'input.duplicate':
+      return step(object, 'duplicate delivery: nothing to do');
+    case 'job.state_changed':
+      return say(
+        `  ${color.dim(new Date().toISOString().slice(11, 23))} ${String(line.jobId)}: ${String(line.state)}`,
+      );
+    case 'job.finished':
+      return say(
+        `  ${color.dim(new Date().toISOString().slice(11, 23))} ${String(line.jobId)}: ${String(line.state)}`,
+      );
+    case 'submit.retry':
+    case 'poll.job_failed':
+    case 'poll.failed':
+      return say(color.red(`  ${String(line.event)}: ${JSON.stringify(line.error)}`));
+    default:
+      return undefined;
+  }
+}
+
+/** A Claude message's text: a string, or text blocks. */
+function textOf(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content
+      .map((b: unknown) =>
+        typeof b === 'object' && b !== null && 'text' in b ? String(b.text) : '',
+      )
+      .join('');
+  }
+  return '';
+}
+
+async function preview(stack: Stack, event: CompletionEvent): Promise<void> {
+  const dir = event.output?.directory;
+  if (!dir) return;
+  const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(dir);
+  if (!m?.[1] || !m[2]) return;
+  const [files] = await stack.storage.bucket(m[1]).getFiles({ prefix: `${m[2]}/` });
+  for (const file of files.slice(0, 1)) {
+    const [content] = await file.download();
+    const lines = content.toString('utf8').trim().split('\n');
+    say(
+      `  predictions: gs://${m[1]}/${file.name} (${lines.length} lines; on disk under .local/storage/${m[1]}/)`,
+    );
+    for (const l of lines.slice(0, 5)) {
+      const row = JSON.parse(l) as {
+        request?: {
+          contents?: { parts?: { text?: string }[] }[];
+          messages?: { content?: unknown }[];
+        };
+        response?: {
+          candidates?: { content?: { parts?: { text?: string }[] } }[];
+          content?: { text?: string }[];
+        };
+        status?: string;
+      };
+      const prompt =
+        row.request?.contents?.at(-1)?.parts?.[0]?.text ??
+        textOf(row.request?.messages?.at(-1)?.content);
+      const answer =
+        row.response?.candidates?.[0]?.content?.parts?.[0]?.text ??
+        row.response?.content?.[0]?.text ??
+        `error: ${row.status}`;
+      const text = prompt.includes(': ') ? prompt.slice(prompt.lastIndexOf(': ') + 2) : prompt;
+      say(`    ${answer.padEnd(9)} ← ${text.length > 70 ? `${text.slice(0, 67)}...` : text}`);
+    }
+  }
+}
+
+function printEvent(event: CompletionEvent): void {
+  const ok = event.state === 'JOB_STATE_SUCCEEDED';
+  say(
+    `  ${(ok ? color.green : color.red)(`event ${event.eventType} (${event.state})`)} for ${event.input.name}:`,
+  );
+  say(
+    JSON.stringify(event, null, 2)
+      .split('\n')
+      .map((l) => `    ${l}`)
+      .join('\n'),
+  );
+}
+
+/** Uploads `.jsonl` files dropped into the inbox (a sub-folder name is the model), then moves them to `sent/`. */
+function watchInbox(stack: Stack): () => void {
+  mkdirSync(join(INBOX, 'sent'), { recursive: true });
+  const sizes = new Map<string, number>();
+  const scan = (dir: string, model?: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+      const path = join(dir, e.name);
+      if (e.isDirectory() && e.name !== 'sent' && !model) return scan(path, e.name);
+      return e.isFile() && e.name.toLowerCase().endsWith('.jsonl')
+        ? [`${model ?? ''}\u0000${path}`]
+        : [];
+    });
+  const tick = (): void => {
+    for (const entry of scan(INBOX)) {
+      const [model, path] = entry.split('\u0000') as [string, string];
+      const size = statSync(path).size;
+      // Upload once the file stopped growing (a copy may still be in progress).
+      if (sizes.get(path) !== size) {
+        sizes.set(path, size);
+        continue;
+      }
+      sizes.delete(path);
+      const name = `${INPUT_PREFIX}${basename(path)}`;
+      const sent = join(INBOX, 'sent', `${Date.now()}-${basename(path)}`);
+      const content = readFileSync(path);
+      renameSync(path, sent);
+      say(
+        `\n${color.bold('inbox')}: ${relative(process.cwd(), path)} → gs://${INPUT_BUCKET}/${name}${model ? ` (model ${model})` : ''}`,
+      );
+      stack
+        .upload(name, content, model ? { model } : undefined)
+        .catch((err: unknown) => say(color.red(`upload failed: ${String(err)}`)));
+    }
+  };
+  const timer = setInterval(tick, 1000);
+  return () => clearInterval(timer);
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  say(color.bold('batch-courier: the whole pipeline on this machine, offline'));
+  let onEvent: (e: CompletionEvent) => void = () => undefined;
+  const stack = await startStack({
+    emulators: process.env.BATCH_COURIER_EMULATORS,
+    root: ROOT,
+    pollIntervalMs: Number(args['poll-interval']) * 1000,
+    vertexTiming: { pendingMs: 1000, runningMs: 2000 },
+    onLog: narrate,
+    onEvent: (e) => onEvent(e),
+  });
+  let stopping = false;
+  const stopInbox = watchInbox(stack);
+  const stop = async (code: number): Promise<never> => {
+    if (!stopping) {
+      stopping = true;
+      stopInbox();
+      await stack.stop();
+    }
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(130));
+  process.on('SIGTERM', () => void stop(143));
+
+  say(`  Cloud Storage  ${stack.services.storage}`);
+  say(`  Pub/Sub        ${stack.services.pubsub}`);
+  say(`  Firestore      ${stack.services.firestore}`);
+  say(`  Vertex AI      ${stack.services.vertex}`);
+  say(
+    `  functions      submitBatchJob ${stack.submitUrl}  pollBatchJobs ${stack.pollUrl} (called every ${args['poll-interval']} s)`,
+  );
+  say(`  ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+  const previewed = new Map<string, Promise<void>>();
+  onEvent = (e) => {
+    printEvent(e);
+    previewed.set(
+      e.eventId,
+      preview(stack, e).catch((err: unknown) =>
+        say(color.red(`  could not read the predictions: ${String(err)}`)),
+      ),
+    );
+  };
+
+  say(
+    `\n${color.bold('example')}: ${relative(process.cwd(), EXAMPLE)} → gs://${INPUT_BUCKET}/${EXAMPLE_NAME}`,
+  );
+  if (!existsSync(EXAMPLE)) throw new Error(`the bundled example is missing: ${EXAMPLE}`);
+  await stack.upload(EXAMPLE_NAME, readFileSync(EXAMPLE));
+
+  if (args.once) {
+    const timeoutMs = Number(args.timeout) * 1000;
+    try {
+      const event = await stack.waitForEvent((e) => e.input.name === EXAMPLE_NAME, timeoutMs);
+      await previewed.get(event.eventId);
+      const ok = event.state === 'JOB_STATE_SUCCEEDED';
+      say(
+        `\n${ok ? 'done' : 'finished, but not successfully'} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
+      return stop(ok ? 0 : 1);
+    } catch (err) {
+      say(
+        color.red(`\nno completion event for the example within ${args.timeout} s: ${String(err)}`),
+      );
+      return stop(1);
+    }
+  }
+
+  say(
+    `\nRunning. Drop your own file into ${relative(process.cwd(), INBOX)}/ (a sub-folder name picks the model, e.g.`,
+  );
+  say(
+    `${relative(process.cwd(), INBOX)}/claude-3-5-haiku/my.jsonl), or upload to gs://${INPUT_BUCKET}/${INPUT_PREFIX} with any GCS client:`,
+  );
+  say(
+    `  STORAGE_EMULATOR_HOST=${stack.env.STORAGE_EMULATOR_HOST} (project ${stack.env.GOOGLE_CLOUD_PROJECT})`,
+  );
+  say('Ctrl-C stops everything.');
+  return new Promise<number>(() => undefined);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(
+      `npm start failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);
