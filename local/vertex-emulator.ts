@@ -22,6 +22,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { analyzeSentiment, estimateTokens } from './sentiment-model.js';
+import {
+  isTerminalState,
+  VERTEX_JOB_STATES as JOB_STATES,
+  type VertexJobState,
+} from '../shared/vertex.js';
 
 /** Where the emulator reads inputs and writes outputs (the local stack backs it with the storage emulator). */
 export interface BlobStore {
@@ -31,38 +36,12 @@ export interface BlobStore {
   write(uri: string, data: Buffer | string, contentType?: string): Promise<void>;
 }
 
-/** All 12 values of `google.cloud.aiplatform.v1.JobState`. */
-export const JOB_STATES = [
-  'JOB_STATE_UNSPECIFIED',
-  'JOB_STATE_QUEUED',
-  'JOB_STATE_PENDING',
-  'JOB_STATE_RUNNING',
-  'JOB_STATE_SUCCEEDED',
-  'JOB_STATE_FAILED',
-  'JOB_STATE_CANCELLING',
-  'JOB_STATE_CANCELLED',
-  'JOB_STATE_PAUSED',
-  'JOB_STATE_EXPIRED',
-  'JOB_STATE_UPDATING',
-  'JOB_STATE_PARTIALLY_SUCCEEDED',
-] as const;
-
-/** A Vertex AI job state. */
-export type VertexJobState = (typeof JOB_STATES)[number];
-
-const TERMINAL_STATES: ReadonlySet<VertexJobState> = new Set([
-  'JOB_STATE_SUCCEEDED',
-  'JOB_STATE_PARTIALLY_SUCCEEDED',
-  'JOB_STATE_FAILED',
-  'JOB_STATE_CANCELLED',
-  'JOB_STATE_EXPIRED',
-]);
-
-/** Whether a job in this state will not change any more. */
-export function isTerminalState(state: VertexJobState): boolean {
-  return TERMINAL_STATES.has(state);
-}
-
+// The job state model is the product's own (shared/vertex.ts): one list of the 12 states.
+export {
+  VERTEX_JOB_STATES as JOB_STATES,
+  isTerminalState,
+  type VertexJobState,
+} from '../shared/vertex.js';
 /** A `BatchPredictionJob` as the REST API renders it (only the fields this emulator produces). */
 export interface VertexJobJson {
   /** `projects/{projectNumber}/locations/{L}/batchPredictionJobs/{19-digit id}`. */
