@@ -3,7 +3,7 @@
  * Shared by the submit function (rejections) and the poller (finished jobs, retried announcements).
  */
 import { buildCompletionEvent } from './events.js';
-import { leaseFor, leaseFree, OUTCOME_STATUSES, type JobRecord } from './jobs.js';
+import { leaseFor, leaseFree, logFields, OUTCOME_STATUSES, type JobRecord } from './jobs.js';
 import type { Logger } from './logger.js';
 import type { Clock, EventPublisher, JobStore } from './ports.js';
 
@@ -74,14 +74,11 @@ export async function announce(jobId: string, owner: string, deps: AnnounceDeps)
       ? 'Completion event published'
       : 'Rejection event published',
     {
-      jobId,
+      ...logFields(claimed),
       eventId: event.eventId,
       messageId,
       state: event.state,
       vertexJob: event.vertexJob,
-      bucket: claimed.bucket,
-      object: claimed.object,
-      generation: claimed.generation,
     },
   );
   return true;

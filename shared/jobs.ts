@@ -111,3 +111,18 @@ export function leaseFree(record: JobRecord, now: Date, owner?: string): boolean
 export function leaseFor(owner: string, now: Date, seconds: number): Lease {
   return { owner, until: new Date(now.getTime() + seconds * 1000).toISOString() };
 }
+
+/** The fields that identify a record in log lines: job id and the input object generation. */
+export function logFields(record: Pick<JobRecord, 'jobId' | 'bucket' | 'object' | 'generation'>): {
+  jobId: string;
+  bucket: string;
+  object: string;
+  generation: string;
+} {
+  return {
+    jobId: record.jobId,
+    bucket: record.bucket,
+    object: record.object,
+    generation: record.generation,
+  };
+}

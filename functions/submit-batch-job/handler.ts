@@ -13,7 +13,13 @@ import {
   isRetryable,
 } from '../../shared/errors.js';
 import { deriveJobId } from '../../shared/job-id.js';
-import { leaseFor, leaseFree, type JobError, type JobRecord } from '../../shared/jobs.js';
+import {
+  leaseFor,
+  leaseFree,
+  logFields,
+  type JobError,
+  type JobRecord,
+} from '../../shared/jobs.js';
 import { validateJsonl } from '../../shared/jsonl.js';
 import type { Logger } from '../../shared/logger.js';
 import { locationInModel, normalizeModel, providerOf } from '../../shared/models.js';
@@ -190,12 +196,7 @@ async function settleExisting(
   deps: SubmitDeps,
 ): Promise<SubmitOutcome | undefined> {
   const { jobId } = record;
-  const fields = {
-    jobId,
-    bucket: record.bucket,
-    object: record.object,
-    generation: record.generation,
-  };
+  const fields = logFields(record);
   if (record.status === 'REJECTED' || record.status === 'SUBMIT_FAILED') {
     // A previous delivery recorded the outcome but may have failed to publish it.
     if (record.outstanding) await announce(jobId, owner, deps);
@@ -234,12 +235,7 @@ async function submit(
   deps: SubmitDeps,
 ): Promise<SubmitOutcome> {
   const { jobId } = record;
-  const fields = {
-    jobId,
-    bucket: record.bucket,
-    object: record.object,
-    generation: record.generation,
-  };
+  const fields = logFields(record);
 
   // 1. The model must be one we can name.
   try {
@@ -382,10 +378,7 @@ async function recordSubmitted(
     return { outcome: 'duplicate', jobId: record.jobId, status: latest?.status ?? 'UNKNOWN' };
   }
   deps.log.info('job.submitted', 'Vertex AI batch job created', {
-    jobId: record.jobId,
-    bucket: record.bucket,
-    object: record.object,
-    generation: record.generation,
+    ...logFields(record),
     vertexJob: job.name,
     model: record.model,
     location: record.location,
@@ -421,10 +414,7 @@ async function reject(
     status === 'REJECTED' ? 'input.invalid' : 'job.create_refused',
     'Input rejected',
     {
-      jobId: record.jobId,
-      bucket: record.bucket,
-      object: record.object,
-      generation: record.generation,
+      ...logFields(record),
       errorCode: error.code,
       reason: error.message,
     },

@@ -13,39 +13,11 @@ import { createGcsObjectReader } from '../../shared/adapters/gcs-object-reader.j
 import { createPubSubPublisher } from '../../shared/adapters/pubsub-publisher.js';
 import { PermanentError } from '../../shared/errors.js';
 import { buildCompletionEvent, CompletionEventSchema } from '../../shared/events.js';
-import type { JobRecord } from '../../shared/jobs.js';
 import { startPubSubEmulator, type PubSubEmulator } from '../../local/pubsub-emulator.js';
 import { startStorageEmulator, type StorageEmulator } from '../../local/storage-emulator.js';
+import { completedRecord } from '../records.js';
 
-const record: JobRecord = {
-  jobId: 'customer-reviews-0123456789abcdef',
-  status: 'COMPLETED',
-  bucket: 'acme-in',
-  object: 'inputs/customer-reviews.jsonl',
-  generation: '1764150067498213',
-  inputUri: 'gs://acme-in/inputs/customer-reviews.jsonl',
-  model: 'publishers/google/models/gemini-2.5-flash',
-  provider: 'google',
-  location: 'us-central1',
-  outputUriPrefix: 'gs://acme-out/customer-reviews-0123456789abcdef/',
-  requestCount: 3,
-  vertexJob: 'projects/1/locations/us-central1/batchPredictionJobs/2',
-  vertexState: 'JOB_STATE_SUCCEEDED',
-  error: null,
-  lineErrors: [],
-  stats: { successfulCount: 3, failedCount: 0, incompleteCount: 0 },
-  outputDirectory: 'gs://acme-out/customer-reviews-0123456789abcdef/prediction-model-1',
-  vertexCreateTime: null,
-  vertexStartTime: null,
-  vertexEndTime: null,
-  createAttempts: 1,
-  lease: null,
-  outstanding: true,
-  eventId: null,
-  publishedAt: null,
-  createTime: '2026-11-26T10:00:00.000Z',
-  updateTime: '2026-11-26T10:00:00.000Z',
-};
+const record = completedRecord();
 
 function publisherSuite(name: string, host: () => string): void {
   describe(`Pub/Sub publisher over the wire: ${name}`, () => {

@@ -8,55 +8,25 @@ import { Firestore } from '@google-cloud/firestore';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createFirestoreJobStore } from '../../shared/adapters/firestore-job-store.js';
 import { createMemoryJobStore } from '../../shared/adapters/memory-job-store.js';
-import type { JobRecord } from '../../shared/jobs.js';
 import type { JobStore } from '../../shared/ports.js';
-
-function record(jobId: string, overrides: Partial<JobRecord> = {}): JobRecord {
-  return {
-    jobId,
-    status: 'SUBMITTING',
-    bucket: 'in',
-    object: `inputs/${jobId}.jsonl`,
-    generation: '1764150067498213',
-    inputUri: `gs://in/inputs/${jobId}.jsonl`,
-    model: 'publishers/google/models/gemini-2.5-flash',
-    provider: 'google',
-    location: 'us-central1',
-    outputUriPrefix: `gs://out/${jobId}/`,
-    requestCount: null,
-    vertexJob: null,
-    vertexState: null,
-    error: null,
-    lineErrors: [],
-    stats: null,
-    outputDirectory: null,
-    vertexCreateTime: null,
-    vertexStartTime: null,
-    vertexEndTime: null,
-    createAttempts: 0,
-    lease: null,
-    outstanding: true,
-    eventId: null,
-    publishedAt: null,
-    createTime: '2026-11-26T10:00:00.000Z',
-    updateTime: '2026-11-26T10:00:00.000Z',
-    ...overrides,
-  };
-}
+import { submittingRecord } from '../records.js';
 
 function contract(name: string, makeStore: () => JobStore): void {
   describe(`JobStore contract: ${name}`, () => {
     it('creates a record once; a second create returns the stored one', async () => {
       const store = makeStore();
-      const first = await store.createIfAbsent(record('a', { requestCount: 1 }));
+      const first = await store.createIfAbsent(submittingRecord('a', { requestCount: 1 }));
       expect(first.created).toBe(true);
-      const second = await store.createIfAbsent(record('a', { requestCount: 2 }));
-      expect(second).toEqual({ created: false, record: record('a', { requestCount: 1 }) });
+      const second = await store.createIfAbsent(submittingRecord('a', { requestCount: 2 }));
+      expect(second).toEqual({
+        created: false,
+        record: submittingRecord('a', { requestCount: 1 }),
+      });
     });
 
     it('round-trips every field, including nulls, arrays and nested objects', async () => {
       const store = makeStore();
-      const full = record('full', {
+      const full = submittingRecord('full', {
         status: 'COMPLETED',
         requestCount: 412,
         vertexJob: 'projects/1/locations/us-central1/batchPredictionJobs/2',
@@ -73,7 +43,7 @@ function contract(name: string, makeStore: () => JobStore): void {
 
     it('update applies a change, declines without writing, and ignores absent records', async () => {
       const store = makeStore();
-      await store.createIfAbsent(record('u'));
+      await store.createIfAbsent(submittingRecord('u'));
       const written = await store.update('u', (cur) => ({
         ...cur,
         status: 'SUBMITTED',
@@ -88,7 +58,7 @@ function contract(name: string, makeStore: () => JobStore): void {
 
     it('concurrent updates are atomic: none is lost', async () => {
       const store = makeStore();
-      await store.createIfAbsent(record('c'));
+      await store.createIfAbsent(submittingRecord('c'));
       await Promise.all(
         Array.from({ length: 5 }, () =>
           store.update('c', (cur) => ({ ...cur, createAttempts: cur.createAttempts + 1 })),
@@ -99,7 +69,7 @@ function contract(name: string, makeStore: () => JobStore): void {
 
     it('of concurrent claims exactly one wins', async () => {
       const store = makeStore();
-      await store.createIfAbsent(record('claim'));
+      await store.createIfAbsent(submittingRecord('claim'));
       const results = await Promise.all(
         Array.from({ length: 5 }, (_, i) =>
           store.update('claim', (cur) =>
@@ -120,11 +90,11 @@ function contract(name: string, makeStore: () => JobStore): void {
         '2026-11-26T10:00:02.000Z',
       ];
       for (const [i, t] of times.entries()) {
-        await store.createIfAbsent(record(`o${i}`, { createTime: t }));
-        await store.createIfAbsent(record(`p${i}`, { createTime: t }));
+        await store.createIfAbsent(submittingRecord(`o${i}`, { createTime: t }));
+        await store.createIfAbsent(submittingRecord(`p${i}`, { createTime: t }));
       }
       await store.createIfAbsent(
-        record('done', { outstanding: false, createTime: '2026-11-26T09:00:00.000Z' }),
+        submittingRecord('done', { outstanding: false, createTime: '2026-11-26T09:00:00.000Z' }),
       );
       const seen: string[] = [];
       let cursor: string | undefined;
@@ -141,7 +111,7 @@ function contract(name: string, makeStore: () => JobStore): void {
 
     it('a record leaves the outstanding list once announced', async () => {
       const store = makeStore();
-      await store.createIfAbsent(record('x'));
+      await store.createIfAbsent(submittingRecord('x'));
       await store.update('x', (cur) => ({ ...cur, outstanding: false }));
       expect((await store.listOutstanding(10)).records).toEqual([]);
     });

@@ -8,49 +8,14 @@ import {
   CompletionEventSchema,
   eventIdFor,
 } from '../../shared/events.js';
-import type { JobRecord } from '../../shared/jobs.js';
+import { completedRecord } from '../records.js';
 
 const SCHEMA_FILE = new URL('../../schema/completion-event.schema.json', import.meta.url);
 
-function record(overrides: Partial<JobRecord> = {}): JobRecord {
-  return {
-    jobId: 'customer-reviews-0123456789abcdef',
-    status: 'COMPLETED',
-    bucket: 'acme-batch-input',
-    object: 'inputs/customer-reviews.jsonl',
-    generation: '1764150067498213',
-    inputUri: 'gs://acme-batch-input/inputs/customer-reviews.jsonl',
-    model: 'publishers/google/models/gemini-2.5-flash',
-    provider: 'google',
-    location: 'us-central1',
-    outputUriPrefix: 'gs://acme-batch-output/results/customer-reviews-0123456789abcdef/',
-    requestCount: 412,
-    vertexJob:
-      'projects/510528649030/locations/us-central1/batchPredictionJobs/3814889423749775360',
-    vertexState: 'JOB_STATE_SUCCEEDED',
-    error: null,
-    lineErrors: [],
-    stats: { successfulCount: 412, failedCount: 0, incompleteCount: 0 },
-    outputDirectory:
-      'gs://acme-batch-output/results/customer-reviews-0123456789abcdef/prediction-model-2026-11-26T09:41:09.114020Z',
-    vertexCreateTime: '2026-11-26T09:41:09.114020Z',
-    vertexStartTime: '2026-11-26T09:47:51.802311Z',
-    vertexEndTime: '2026-11-26T10:02:13.559871Z',
-    createAttempts: 1,
-    lease: null,
-    outstanding: true,
-    eventId: null,
-    publishedAt: null,
-    createTime: '2026-11-26T09:41:08.000Z',
-    updateTime: '2026-11-26T10:02:14.000Z',
-    ...overrides,
-  };
-}
-
 const SAMPLES = {
-  succeeded: buildCompletionEvent(record(), new Date('2026-11-26T10:05:00Z')),
+  succeeded: buildCompletionEvent(completedRecord(), new Date('2026-11-26T10:05:00Z')),
   rejected: buildCompletionEvent(
-    record({
+    completedRecord({
       status: 'REJECTED',
       vertexJob: null,
       vertexState: null,
@@ -68,7 +33,7 @@ const SAMPLES = {
     new Date('2026-11-26T10:05:00Z'),
   ),
   failed: buildCompletionEvent(
-    record({
+    completedRecord({
       vertexState: 'JOB_STATE_FAILED',
       stats: { successfulCount: 0, failedCount: 1, incompleteCount: -1 },
       outputDirectory: null,
@@ -134,7 +99,7 @@ describe('completion event schema', () => {
   });
 
   it('eventId is stable for an outcome and differs between outcomes', () => {
-    const again = buildCompletionEvent(record(), new Date('2026-11-27T00:00:00Z'));
+    const again = buildCompletionEvent(completedRecord(), new Date('2026-11-27T00:00:00Z'));
     expect(again.eventId).toBe(SAMPLES.succeeded.eventId);
     expect(SAMPLES.failed.eventId).not.toBe(SAMPLES.succeeded.eventId);
     expect(eventIdFor('a', 'JOB_STATE_SUCCEEDED')).toMatch(/^[0-9a-f]{32}$/);
