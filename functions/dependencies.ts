@@ -7,7 +7,13 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../shared/config.js';
 import { FUNCTION_TARGETS } from '../shared/function-targets.js';
 import { createLogger, type Logger } from '../shared/logger.js';
-import type { EventPublisher, JobStore, ObjectReader, VertexJobs } from '../shared/ports.js';
+import type {
+  EventPublisher,
+  JobStore,
+  ObjectReader,
+  ObjectWriter,
+  VertexJobs,
+} from '../shared/ports.js';
 import type { PollDeps } from './poll-batch-jobs/handler.js';
 import type { SubmitDeps } from './submit-batch-job/handler.js';
 
@@ -78,12 +84,13 @@ export function createDependencies(
     return createVertexClient({ project: config.GOOGLE_CLOUD_PROJECT, auth, emulatorHost });
   });
 
-  const reader = once(async (): Promise<ObjectReader> => {
-    const [{ Storage }, { createGcsObjectReader }] = await Promise.all([
+  const objects = once(async (): Promise<{ reader: ObjectReader; reports: ObjectWriter }> => {
+    const [{ Storage }, { createGcsObjectReader, createGcsObjectWriter }] = await Promise.all([
       import('@google-cloud/storage'),
-      import('../shared/adapters/gcs-object-reader.js'),
+      import('../shared/adapters/gcs-objects.js'),
     ]);
-    return createGcsObjectReader(new Storage({ projectId: config.GOOGLE_CLOUD_PROJECT }));
+    const storage = new Storage({ projectId: config.GOOGLE_CLOUD_PROJECT });
+    return { reader: createGcsObjectReader(storage), reports: createGcsObjectWriter(storage) };
   });
 
   const publisher = once(async (): Promise<EventPublisher> => {
@@ -106,8 +113,8 @@ export function createDependencies(
 
   return {
     submit: once(async () => {
-      const [jobs, rd, vx] = await Promise.all([jobStore(), reader(), vertex()]);
-      return { ...base, jobs, reader: rd, vertex: vx, publisher: lazyPublisher };
+      const [jobs, { reader, reports }, vx] = await Promise.all([jobStore(), objects(), vertex()]);
+      return { ...base, jobs, reader, reports, vertex: vx, publisher: lazyPublisher };
     }),
     poll: once(async () => {
       const [jobs, vx, pub] = await Promise.all([jobStore(), vertex(), publisher()]);
@@ -116,7 +123,7 @@ export function createDependencies(
     prewarm(target) {
       const warm =
         target === FUNCTION_TARGETS.submit
-          ? Promise.all([jobStore(), reader(), vertex()])
+          ? Promise.all([jobStore(), objects(), vertex()])
           : target === FUNCTION_TARGETS.poll
             ? Promise.all([jobStore(), vertex(), publisher()])
             : undefined;

@@ -70,7 +70,9 @@ export const CompletionEventSchema = z
         directory: z
           .string()
           .nullable()
-          .describe("Vertex's outputInfo.gcsOutputDirectory (null when Vertex wrote none)"),
+          .describe(
+            "Vertex's outputInfo.gcsOutputDirectory (null when Vertex wrote none; a rejected input's rejection.json is under uriPrefix)",
+          ),
       })
       .strict()
       .nullable(),
@@ -145,8 +147,10 @@ export function buildCompletionEvent(record: JobRecord, publishTime: Date): Comp
       requestCount: record.requestCount,
     },
     vertexJob: record.vertexJob,
+    // A rejected input's report (rejection.json) lives under the job's prefix; a job refused by
+    // Vertex has no output at all.
     output:
-      record.vertexJob === null && record.outputDirectory === null
+      record.vertexJob === null && record.status !== 'REJECTED'
         ? null
         : { uriPrefix: record.outputUriPrefix, directory: record.outputDirectory },
     stats: record.stats,

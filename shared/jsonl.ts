@@ -1,42 +1,38 @@
 /**
  * Streaming JSONL validation: one pass over the bytes, one line in memory at a time. The file
- * rules (size, line count, blank lines, UTF-8, JSON objects) live here; what a line must contain
- * is a {@link LineRule} per provider, so per-provider validation grows without touching the reader.
+ * rules (size, line count, BOM, blank lines, UTF-8, JSON objects, a truncated last line) live
+ * here; what a line must contain is the provider's {@link LineCheck} (`shared/line-rules.ts`).
  */
 import { isUtf8 } from 'node:buffer';
-import type { LineError } from './jobs.js';
+import { lineCheckFor, type LineCheck } from './line-rules.js';
 import type { Provider } from './models.js';
 
 /** Vertex's limits for one input file. */
 export const MAX_INPUT_LINES = 200_000;
 export const MAX_INPUT_BYTES = 1_000_000_000;
-
-/** What a rule sees of a line; it returns a problem, or undefined when the line is fine. */
-export type LineRule = (value: Record<string, unknown>, line: number) => string | undefined;
-
-/** The minimal rule shared by both providers: `request` must be an object. */
-const requestIsObject: LineRule = (value) => {
-  const request = value.request;
-  if (request === undefined) return 'has no "request" field';
-  if (typeof request !== 'object' || request === null || Array.isArray(request)) {
-    return '"request" must be a JSON object';
-  }
-  return undefined;
-};
-
-/** The rules for each provider's line format. */
-export const LINE_RULES: Record<Provider, LineRule[]> = {
-  google: [requestIsObject],
-  anthropic: [requestIsObject],
-};
+/** Longest excerpt of a bad line kept in a report (never a whole prompt). */
+export const EXCERPT_CHARS = 40;
 
 /** Which rule failed first, in the event's `error.code` vocabulary. */
 export type ValidationCode =
   | 'INPUT.EMPTY'
   | 'INPUT.INVALID_JSONL'
+  | 'INPUT.WRONG_FORMAT'
   | 'INPUT.TOO_LARGE'
   | 'INPUT.TOO_MANY_LINES'
   | 'INPUT.INVALID_ENCODING';
+
+/** One problem, where it is, and a short excerpt of the line for the report. */
+export interface ValidationError {
+  /** 1-based line number. */
+  line: number;
+  /** What is wrong (no file content). */
+  message: string;
+  /** Byte offset in the file of the line's start, or of the bad byte. */
+  byteOffset: number;
+  /** At most {@link EXCERPT_CHARS} characters of the line near the problem; for the report only. */
+  excerpt: string;
+}
 
 /** The result of validating a file. */
 export interface ValidationResult {
@@ -45,17 +41,19 @@ export interface ValidationResult {
   /** Bytes read. */
   bytes: number;
   /** The first problems, in file order (at most `maxErrors`). */
-  errors: LineError[];
+  errors: ValidationError[];
   /** The code of the first problem, when there is one. */
   code: ValidationCode | undefined;
-  /** False when validation stopped early (too many errors or a file-level limit). */
+  /** False when validation stopped early (too many errors, a file limit, the wrong format). */
   complete: boolean;
 }
 
 /** Options of {@link validateJsonl}. */
 export interface ValidateOptions {
   provider: Provider;
-  /** How many line errors to collect before stopping (default 100). */
+  /** The job's model, named in messages (default: the provider's default model). */
+  model?: string;
+  /** How many problems to collect before stopping (default 1,000). */
   maxErrors?: number;
   maxLines?: number;
   maxBytes?: number;
@@ -63,56 +61,86 @@ export interface ValidateOptions {
 
 const NEWLINE = 0x0a;
 const CR = 0x0d;
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 /**
- * Validates a JSONL byte stream. Never throws for bad content (only for a failing stream); never
- * keeps more than one line (plus one read chunk) in memory; never copies line contents into errors.
+ * Validates a JSONL byte stream. Never throws for bad content (only for a failing stream); keeps
+ * one line (plus one read chunk) in memory.
  */
 export async function validateJsonl(
   source: AsyncIterable<Uint8Array>,
   options: ValidateOptions,
 ): Promise<ValidationResult> {
-  const rules = LINE_RULES[options.provider];
-  const maxErrors = options.maxErrors ?? 100;
+  const check: LineCheck = lineCheckFor(
+    options.provider,
+    options.model ??
+      (options.provider === 'anthropic' ? 'claude' : 'publishers/google/models/gemini-2.5-flash'),
+  );
+  const maxErrors = options.maxErrors ?? 1000;
   const maxLines = options.maxLines ?? MAX_INPUT_LINES;
   const maxBytes = options.maxBytes ?? MAX_INPUT_BYTES;
 
-  const errors: LineError[] = [];
+  const errors: ValidationError[] = [];
   let code: ValidationCode | undefined;
+  let fatal = false;
   let bytes = 0;
   let lineNo = 0;
   let requestCount = 0;
-  let blankRun: number[] = [];
+  let pendingBlanks: { line: number; offset: number }[] = [];
   let carry: Buffer | undefined;
-  let lineStartOffset = 0;
+  let lineStart = 0;
 
-  const fail = (c: ValidationCode, line: number, message: string): void => {
+  const fail = (
+    c: ValidationCode,
+    line: number,
+    message: string,
+    byteOffset: number,
+    excerpt = '',
+  ): void => {
     code ??= c;
-    if (errors.length < maxErrors) errors.push({ line, message });
+    if (errors.length < maxErrors) errors.push({ line, message, byteOffset, excerpt });
   };
 
   const checkLine = (raw: Buffer, offset: number): void => {
     lineNo++;
-    const line = raw.length > 0 && raw[raw.length - 1] === CR ? raw.subarray(0, -1) : raw;
+    let line = raw.length > 0 && raw[raw.length - 1] === CR ? raw.subarray(0, -1) : raw;
+    if (lineNo === 1 && line.subarray(0, 3).equals(BOM)) {
+      fail(
+        'INPUT.INVALID_ENCODING',
+        1,
+        'starts with a UTF-8 byte order mark (BOM): save the file as UTF-8 without BOM',
+        0,
+      );
+      line = line.subarray(3);
+      offset += 3;
+    }
     if (isBlank(line)) {
-      // A blank line is fine only as part of the file's end; decide when the next line comes.
-      blankRun.push(lineNo);
+      // A blank line is fine only at the end of the file; decided when a next line comes.
+      pendingBlanks.push({ line: lineNo, offset });
       return;
     }
-    for (const blank of blankRun)
-      fail('INPUT.INVALID_JSONL', blank, 'is blank: remove empty lines');
-    blankRun = [];
+    for (const b of pendingBlanks) {
+      fail('INPUT.INVALID_JSONL', b.line, 'is blank: remove empty lines', b.offset);
+    }
+    pendingBlanks = [];
     requestCount++;
     if (requestCount > maxLines) {
-      fail('INPUT.TOO_MANY_LINES', lineNo, `exceeds the limit of ${maxLines} requests per file`);
+      fail(
+        'INPUT.TOO_MANY_LINES',
+        lineNo,
+        `exceeds the limit of ${maxLines} requests per file`,
+        offset,
+      );
       return;
     }
     if (!isUtf8(line)) {
-      const at = offset + firstInvalidUtf8(line);
+      const at = firstInvalidUtf8(line);
       fail(
         'INPUT.INVALID_ENCODING',
         lineNo,
-        `is not valid UTF-8 (first bad byte at file offset ${at})`,
+        `is not valid UTF-8 (first bad byte at file offset ${offset + at})`,
+        offset + at,
+        excerptOf(line.subarray(0, at), Math.max(0, at - EXCERPT_CHARS)),
       );
       return;
     }
@@ -120,24 +148,44 @@ export async function validateJsonl(
     try {
       value = JSON.parse(line.toString('utf8'));
     } catch (err) {
-      fail('INPUT.INVALID_JSONL', lineNo, `is not valid JSON (${parseErrorPosition(err)})`);
+      const column = parseErrorColumn(err);
+      fail(
+        'INPUT.INVALID_JSONL',
+        lineNo,
+        `is not valid JSON (${column === undefined ? 'unexpected content' : `at column ${column}`})`,
+        offset,
+        excerptOf(line, column === undefined ? 0 : Math.max(0, column - EXCERPT_CHARS / 2)),
+      );
       return;
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      fail('INPUT.INVALID_JSONL', lineNo, `is ${describeJsonType(value)}, not a JSON object`);
+      fail(
+        'INPUT.INVALID_JSONL',
+        lineNo,
+        `is ${describeJsonType(value)}, not a JSON object`,
+        offset,
+        excerptOf(line, 0),
+      );
       return;
     }
-    for (const rule of rules) {
-      const problem = rule(value as Record<string, unknown>, lineNo);
-      if (problem !== undefined) {
-        fail('INPUT.INVALID_JSONL', lineNo, problem);
-        return;
-      }
+    const problem = check(value as Record<string, unknown>);
+    if (problem) {
+      fail(
+        problem.fatal ? 'INPUT.WRONG_FORMAT' : 'INPUT.INVALID_JSONL',
+        lineNo,
+        problem.message,
+        offset,
+        excerptOf(line, 0),
+      );
+      fatal ||= problem.fatal === true;
     }
   };
 
   const stopped = (): boolean =>
-    errors.length >= maxErrors || code === 'INPUT.TOO_MANY_LINES' || code === 'INPUT.TOO_LARGE';
+    fatal ||
+    errors.length >= maxErrors ||
+    code === 'INPUT.TOO_MANY_LINES' ||
+    code === 'INPUT.TOO_LARGE';
 
   for await (const piece of source) {
     const chunk = Buffer.isBuffer(piece)
@@ -145,7 +193,12 @@ export async function validateJsonl(
       : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
     bytes += chunk.length;
     if (bytes > maxBytes) {
-      fail('INPUT.TOO_LARGE', lineNo + 1, `the file exceeds the limit of ${maxBytes} bytes`);
+      fail(
+        'INPUT.TOO_LARGE',
+        lineNo + 1,
+        `the file exceeds the limit of ${maxBytes} bytes`,
+        maxBytes,
+      );
       break;
     }
     let start = 0;
@@ -154,8 +207,8 @@ export async function validateJsonl(
       const part = chunk.subarray(start, nl);
       const line = carry ? Buffer.concat([carry, part]) : part;
       carry = undefined;
-      checkLine(line, lineStartOffset);
-      lineStartOffset += line.length + 1;
+      checkLine(line, lineStart);
+      lineStart += line.length + 1;
       if (stopped()) break;
       start = nl + 1;
       nl = chunk.indexOf(NEWLINE, start);
@@ -169,20 +222,21 @@ export async function validateJsonl(
 
   const complete = !stopped();
   if (complete && carry !== undefined && carry.length > 0) {
-    // The last line has no newline: fine when it is complete JSON.
+    // The last line has no final newline: fine when it is complete JSON.
     const before = errors.length;
-    checkLine(carry, lineStartOffset);
+    checkLine(carry, lineStart);
     const last = errors[errors.length - 1];
-    if (errors.length > before && last && last.message.startsWith('is not valid JSON')) {
-      last.message += ' — the last line has no final newline: was the file truncated?';
+    if (errors.length > before && last?.message.startsWith('is not valid JSON')) {
+      last.message += ': the last line has no final newline; was the file truncated?';
     }
   }
   if (complete && requestCount === 0 && code === undefined) {
-    code = 'INPUT.EMPTY';
-    errors.push({
-      line: 1,
-      message: bytes === 0 ? 'the file is empty' : 'the file has no requests (only blank lines)',
-    });
+    fail(
+      'INPUT.EMPTY',
+      1,
+      bytes === 0 ? 'the file is empty' : 'the file has no requests (only blank lines)',
+      0,
+    );
   }
   return { requestCount: Math.min(requestCount, maxLines), bytes, errors, code, complete };
 }
@@ -194,47 +248,51 @@ function isBlank(line: Buffer): boolean {
   return true;
 }
 
+/** At most EXCERPT_CHARS characters of `line` from character `from`, control characters escaped. */
+function excerptOf(line: Buffer, from: number): string {
+  // Decode a little more than needed from roughly the right byte; characters are ≤ 4 bytes.
+  const bytesFrom = Math.min(line.length, Math.floor(from));
+  const slice = line.subarray(bytesFrom, bytesFrom + EXCERPT_CHARS * 4).toString('utf8');
+  // Control characters are escaped so the report stays one readable line per problem.
+  const chars = [...slice].slice(0, EXCERPT_CHARS);
+  const text = chars
+    .map((c) => {
+      const code = c.charCodeAt(0);
+      return code < 0x20 || code === 0x7f ? `\\u${code.toString(16).padStart(4, '0')}` : c;
+    })
+    .join('');
+  const more = bytesFrom + Buffer.byteLength(chars.join('')) < line.length;
+  return `${bytesFrom > 0 ? '…' : ''}${text}${more ? '…' : ''}`;
+}
+
+/** Byte index of the first byte that makes `line` invalid UTF-8. */
 function firstInvalidUtf8(line: Buffer): number {
-  // Binary search on the longest valid prefix is overkill: scan with the fatal decoder by halves.
-  let lo = 0;
-  let hi = line.length;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >>> 1;
-    if (isUtf8Prefix(line.subarray(0, mid))) lo = mid;
-    else hi = mid - 1;
+  let i = 0;
+  while (i < line.length) {
+    const b = line[i] ?? 0;
+    const need =
+      b < 0x80
+        ? 1
+        : b >= 0xc2 && b <= 0xdf
+          ? 2
+          : b >= 0xe0 && b <= 0xef
+            ? 3
+            : b >= 0xf0 && b <= 0xf4
+              ? 4
+              : 0;
+    if (need === 0 || i + need > line.length || !isUtf8(line.subarray(i, i + need))) return i;
+    i += need;
   }
-  return lo;
+  return i;
 }
 
-function isUtf8Prefix(bytes: Buffer): boolean {
-  // A prefix is acceptable when it is valid UTF-8 or ends inside a (so far) valid sequence.
-  for (let cut = 0; cut <= 3 && cut <= bytes.length; cut++) {
-    if (isUtf8(bytes.subarray(0, bytes.length - cut))) {
-      return cut === 0 || isIncompleteSequence(bytes.subarray(bytes.length - cut));
-    }
-  }
-  return false;
-}
-
-function isIncompleteSequence(tail: Buffer): boolean {
-  const lead = tail[0];
-  if (lead === undefined) return true;
-  const need =
-    lead >= 0xf0 && lead <= 0xf4 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc2 && lead < 0xe0 ? 2 : 0;
-  if (need === 0 || tail.length >= need) return false;
-  for (let i = 1; i < tail.length; i++) if (((tail[i] ?? 0) & 0xc0) !== 0x80) return false;
-  return true;
-}
-
-/** JSON.parse messages quote the input; keep only the position so no content leaks into errors. */
-function parseErrorPosition(err: unknown): string {
+/** JSON.parse messages quote the input; keep only the position, so no content leaks into errors. */
+function parseErrorColumn(err: unknown): number | undefined {
   const message = err instanceof Error ? err.message : '';
   const col = /column (\d+)/.exec(message)?.[1];
-  if (col) return `at column ${col}`;
+  if (col) return Number(col);
   const pos = /position (\d+)/.exec(message)?.[1];
-  if (pos) return `at column ${Number(pos) + 1}`;
-  if (/Unexpected end of JSON input/.test(message)) return 'it ends early';
-  return 'unexpected content';
+  return pos ? Number(pos) + 1 : undefined;
 }
 
 function describeJsonType(value: unknown): string {

@@ -16,6 +16,12 @@ export interface ObjectReader {
   read(bucket: string, name: string, generation: string): AsyncIterable<Uint8Array>;
 }
 
+/** Writes small objects (rejection reports) to Cloud Storage. */
+export interface ObjectWriter {
+  /** Creates or replaces `gs://bucket/name`. Transient failures are TransientError. */
+  write(uri: string, content: string, contentType: string): Promise<void>;
+}
+
 /** The outcome of a conditional change: the record after it, or undefined when the change declined. */
 export type RecordChange = (current: JobRecord) => JobRecord | undefined;
 

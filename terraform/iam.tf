@@ -46,6 +46,14 @@ resource "google_storage_bucket_iam_member" "submit_reads_input" {
   member = "serviceAccount:${google_service_account.submit.email}"
 }
 
+# Not in FACTS.md's table: a rejected input's report (rejection.json) is written under the job's
+# output prefix. Create only: the report of one object generation is written once.
+resource "google_storage_bucket_iam_member" "submit_writes_reports" {
+  bucket = google_storage_bucket.output.name
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:${google_service_account.submit.email}"
+}
+
 # Not in FACTS.md's table, but required by CONTRACT §1: the submit function itself announces a
 # refused input with an `input.rejected` event on the completion topic.
 resource "google_pubsub_topic_iam_member" "submit_publishes_rejections" {

@@ -6,7 +6,13 @@ import { loadConfig, type Config } from '../shared/config.js';
 import { PermanentError, TransientError } from '../shared/errors.js';
 import type { CompletionEvent } from '../shared/events.js';
 import { createMemoryLogger } from '../shared/logger.js';
-import type { EventPublisher, ObjectReader, VertexJobPage, VertexJobs } from '../shared/ports.js';
+import type {
+  EventPublisher,
+  ObjectReader,
+  ObjectWriter,
+  VertexJobPage,
+  VertexJobs,
+} from '../shared/ports.js';
 import type { BatchJobRequest, VertexBatchJob } from '../shared/vertex.js';
 import type { SubmitDeps } from '../functions/submit-batch-job/handler.js';
 import type { PollDeps } from '../functions/poll-batch-jobs/handler.js';
@@ -54,14 +60,36 @@ export function createFakeReader(): ObjectReader & {
           `gs://${bucket}/${name}#${generation} no longer exists`,
         );
       }
-      // Several chunks, to exercise lines split across chunks.
-      for (let i = 0; i < data.length; i += 7) yield data.subarray(i, i + 7);
+      // Small chunks for small files, to exercise lines split across chunks; 64 KiB otherwise.
+      const size = data.length < 1 << 20 ? 7 : 1 << 16;
+      for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
     },
   };
   return reader;
 }
 
 type Op = 'create' | 'get' | 'list' | 'cancel';
+
+/** A report writer that keeps what it wrote; `fail` makes the next writes throw. */
+export function createFakeWriter(): ObjectWriter & {
+  objects: Map<string, string>;
+  fail(...errors: Error[]): void;
+} {
+  const objects = new Map<string, string>();
+  const faults: Error[] = [];
+  return {
+    objects,
+    fail(...errors) {
+      faults.push(...errors);
+    },
+    async write(uri, content) {
+      await Promise.resolve();
+      const err = faults.shift();
+      if (err) throw err;
+      objects.set(uri, content);
+    },
+  };
+}
 
 /** A Vertex fake: jobs in memory, states set by the test, faults per call. */
 export function createFakeVertex(): VertexJobs & {
@@ -210,15 +238,26 @@ export function createWorld(configOverrides: Record<string, string> = {}) {
   const config = testConfig(configOverrides);
   const jobs = createMemoryJobStore();
   const reader = createFakeReader();
+  const reports = createFakeWriter();
   const vertex = createFakeVertex();
   const publisher = createFakePublisher();
   const log = createMemoryLogger('debug');
   const clock = createClock();
   let owners = 0;
   const newOwner = () => `owner-${++owners}`;
-  const submitDeps: SubmitDeps = { config, jobs, reader, vertex, publisher, log, clock, newOwner };
+  const submitDeps: SubmitDeps = {
+    config,
+    jobs,
+    reader,
+    reports,
+    vertex,
+    publisher,
+    log,
+    clock,
+    newOwner,
+  };
   const pollDeps: PollDeps = { config, jobs, vertex, publisher, log, clock, newOwner };
-  return { config, jobs, reader, vertex, publisher, log, clock, submitDeps, pollDeps };
+  return { config, jobs, reader, reports, vertex, publisher, log, clock, submitDeps, pollDeps };
 }
 
 /** Three valid Gemini lines. */
@@ -257,6 +296,8 @@ export function finalizeEvent(
     metadata?: Record<string, string>;
     time?: string;
     id?: string;
+    size?: string;
+    contentEncoding?: string;
   } = {},
 ): IncomingCloudEvent {
   const bucket = overrides.bucket ?? 'acme-batch-input';
@@ -274,7 +315,8 @@ export function finalizeEvent(
       name,
       generation: typeof generation === 'number' ? generation : String(generation),
       metageneration: '1',
-      size: '48213',
+      size: overrides.size ?? '48213',
+      ...(overrides.contentEncoding ? { contentEncoding: overrides.contentEncoding } : {}),
       contentType: 'application/jsonl',
       metadata: overrides.metadata,
       updated: overrides.time ?? '2026-11-26T09:59:00.000Z',

@@ -20,7 +20,7 @@ import {
   type JobError,
   type JobRecord,
 } from '../../shared/jobs.js';
-import { validateJsonl } from '../../shared/jsonl.js';
+import { MAX_INPUT_BYTES, validateJsonl, type ValidationResult } from '../../shared/jsonl.js';
 import type { Logger } from '../../shared/logger.js';
 import { locationInModel, normalizeModel, providerOf } from '../../shared/models.js';
 import type {
@@ -28,6 +28,7 @@ import type {
   EventPublisher,
   JobStore,
   ObjectReader,
+  ObjectWriter,
   VertexJobs,
 } from '../../shared/ports.js';
 import {
@@ -44,6 +45,8 @@ export interface SubmitDeps {
   config: Config;
   jobs: JobStore;
   reader: ObjectReader;
+  /** Writes rejection reports under the job's output prefix. */
+  reports: ObjectWriter;
   vertex: VertexJobs;
   publisher: EventPublisher;
   log: Logger;
@@ -237,24 +240,9 @@ async function submit(
   const { jobId } = record;
   const fields = logFields(record);
 
-  // 1. The model must be one we can name.
-  try {
-    normalizeModel(record.model);
-  } catch (err) {
-    return reject(record, owner, deps, errorOf(err), []);
-  }
-  if (!/^[a-z]+(?:-[a-z0-9]+)+$|^global$/.test(record.location)) {
-    return reject(
-      record,
-      owner,
-      deps,
-      {
-        code: 'INPUT.INVALID_LOCATION',
-        message: `custom metadata location "${record.location.slice(0, 64)}" is not a Vertex AI region`,
-      },
-      [],
-    );
-  }
+  // 1. What can be refused without reading the file.
+  const refusal = refuseBeforeReading(record, object);
+  if (refusal) return reject(record, owner, deps, refusal, undefined);
 
   // 2. Validate the bytes of exactly this generation, as a stream.
   let requestCount = record.requestCount;
@@ -263,12 +251,11 @@ async function submit(
     try {
       result = await validateJsonl(
         deps.reader.read(object.bucket, object.name, object.generation),
-        {
-          provider: record.provider,
-        },
+        { provider: record.provider, model: record.model },
       );
     } catch (err) {
-      if (err instanceof PermanentError) return reject(record, owner, deps, errorOf(err), []);
+      if (err instanceof PermanentError)
+        return reject(record, owner, deps, errorOf(err), undefined);
       throw err;
     }
     if (result.code !== undefined) {
@@ -276,7 +263,7 @@ async function submit(
       const message = first
         ? `${object.name} line ${first.line}: ${first.message}`
         : `${object.name}: invalid input`;
-      return reject(record, owner, deps, { code: result.code, message }, result.errors);
+      return reject(record, owner, deps, { code: result.code, message }, result);
     }
     requestCount = result.requestCount;
     deps.log.info('input.validated', 'Input is valid', {
@@ -317,7 +304,7 @@ async function submit(
     );
   } catch (err) {
     if (err instanceof PermanentError) {
-      return reject({ ...counted }, owner, deps, errorOf(err), [], 'SUBMIT_FAILED');
+      return reject(counted, owner, deps, errorOf(err), undefined, 'SUBMIT_FAILED');
     }
     throw err;
   }
@@ -394,16 +381,29 @@ async function reject(
   owner: string,
   deps: SubmitDeps,
   error: JobError,
-  lineErrors: JobRecord['lineErrors'],
+  found: Pick<ValidationResult, 'errors' | 'complete' | 'requestCount'> | undefined,
   status: 'REJECTED' | 'SUBMIT_FAILED' = 'REJECTED',
 ): Promise<SubmitOutcome> {
+  const lineErrors = (found?.errors ?? [])
+    .slice(0, 100)
+    .map(({ line, message }) => ({ line, message }));
+  if (status === 'REJECTED') {
+    // The report first: if writing it fails, the delivery is retried before anything is recorded.
+    const uri = `${record.outputUriPrefix}${REJECTION_REPORT}`;
+    await deps.reports.write(
+      uri,
+      rejectionReport(record, error, found, deps.clock()),
+      'application/json',
+    );
+    error = { ...error, message: `${error.message} (report: ${uri})` };
+  }
   const written = await deps.jobs.update(record.jobId, (cur) =>
     cur.status === 'SUBMITTING' && cur.lease?.owner === owner
       ? {
           ...cur,
           status,
           error,
-          lineErrors: lineErrors.slice(0, 100),
+          lineErrors,
           lease: null,
           updateTime: deps.clock().toISOString(),
         }
@@ -421,6 +421,75 @@ async function reject(
   );
   await announce(record.jobId, owner, deps);
   return { outcome: 'rejected', jobId: record.jobId, code: error.code };
+}
+
+/** The checks that need only the event: model, region, encoding, size. */
+function refuseBeforeReading(record: JobRecord, object: FinalizedObject): JobError | undefined {
+  try {
+    normalizeModel(record.model);
+  } catch (err) {
+    return errorOf(err);
+  }
+  if (!/^[a-z]+(?:-[a-z0-9]+)+$|^global$/.test(record.location)) {
+    return {
+      code: 'INPUT.INVALID_LOCATION',
+      message: `custom metadata location "${record.location.slice(0, 64)}" is not a Vertex AI region`,
+    };
+  }
+  if (object.contentEncoding && object.contentEncoding !== 'identity') {
+    // Vertex reads the stored bytes; a compressed object would fail as invalid JSONL hours later.
+    return {
+      code: 'INPUT.UNSUPPORTED_ENCODING',
+      message: `${object.name} is stored with contentEncoding "${object.contentEncoding.slice(0, 32)}": Vertex AI batch input must be uncompressed JSONL; upload it without compression`,
+    };
+  }
+  if (object.size !== undefined && object.size > MAX_INPUT_BYTES) {
+    return {
+      code: 'INPUT.TOO_LARGE',
+      message: `${object.name} is ${object.size} bytes: the limit is ${MAX_INPUT_BYTES} bytes per file; split it`,
+    };
+  }
+  if (object.size === 0) {
+    return { code: 'INPUT.EMPTY', message: `${object.name} line 1: the file is empty` };
+  }
+  return undefined;
+}
+
+/** Name of the report written under the job's output prefix when an input is rejected. */
+export const REJECTION_REPORT = 'rejection.json';
+
+/** The rejection report: every problem found (up to 1,000) with line, reason and a short excerpt. */
+function rejectionReport(
+  record: JobRecord,
+  error: JobError,
+  found: Pick<ValidationResult, 'errors' | 'complete' | 'requestCount'> | undefined,
+  now: Date,
+): string {
+  const errors = found?.errors ?? [];
+  return (
+    JSON.stringify(
+      {
+        schemaVersion: 1,
+        jobId: record.jobId,
+        input: {
+          bucket: record.bucket,
+          name: record.object,
+          generation: record.generation,
+          uri: record.inputUri,
+        },
+        model: record.model,
+        error,
+        requestCount: found?.requestCount ?? null,
+        errorCount: errors.length,
+        /** True when reading stopped early: there may be more problems than listed. */
+        truncated: found ? !found.complete : false,
+        errors,
+        createTime: now.toISOString(),
+      },
+      null,
+      2,
+    ) + '\n'
+  );
 }
 
 function errorOf(err: unknown): JobError {

@@ -84,7 +84,10 @@ describe('the offline stack', () => {
 
   it('a bad file is rejected with one input.rejected event naming the line, and no job', async () => {
     const jobsBefore = stack.vertex.jobs().length;
-    await stack.upload('inputs/bad.jsonl', '{"request":{}}\n{"request": oops}\n');
+    await stack.upload(
+      'inputs/bad.jsonl',
+      '{"request":{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}}\n{"request": oops}\n',
+    );
     const event = await stack.waitForEvent((e) => e.input.name === 'inputs/bad.jsonl', 20_000);
     expect(event).toMatchObject({
       eventType: 'input.rejected',
@@ -96,6 +99,14 @@ describe('the offline stack', () => {
       },
     });
     expect(stack.vertex.jobs().length).toBe(jobsBefore);
+    const [report] = await stack.storage
+      .bucket('batch-courier-output')
+      .file(`results/${event.jobId}/rejection.json`)
+      .download();
+    expect(JSON.parse(report.toString('utf8'))).toMatchObject({
+      jobId: event.jobId,
+      errors: [expect.objectContaining({ line: 2 })],
+    });
   });
 
   it('a duplicate delivery makes no second job and no second event', async () => {

@@ -186,19 +186,19 @@ describe('submitBatchJob handler', () => {
     ['an empty file', '', 'INPUT.EMPTY', 'line 1: the file is empty'],
     [
       'a line that is not JSON',
-      '{"request":{}}\nnot json\n',
+      '{"request":{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}}\nnot json\n',
       'INPUT.INVALID_JSONL',
       'line 2: is not valid JSON',
     ],
     [
       'a line without request',
-      '{"request":{}}\n{"req":{}}\n',
+      '{"request":{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}}\n{"req":{}}\n',
       'INPUT.INVALID_JSONL',
       'line 2: has no "request" field',
     ],
     [
       'an interior blank line',
-      '{"request":{}}\n\n{"request":{}}\n',
+      '{"request":{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}}\n\n{"request":{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}}\n',
       'INPUT.INVALID_JSONL',
       'line 2: is blank',
     ],
@@ -219,12 +219,7 @@ describe('submitBatchJob handler', () => {
 
   it('a final CRLF newline is fine', async () => {
     const w = createWorld();
-    w.reader.put(
-      BUCKET,
-      NAME,
-      GEN,
-      '{"request":{"contents":[]}}\r\n{"request":{"contents":[]}}\r\n',
-    );
+    w.reader.put(BUCKET, NAME, GEN, `${GEMINI_LINES.trim().split('\n').join('\r\n')}\r\n`);
     expect(await handleStorageEvent(finalizeEvent(), w.submitDeps)).toMatchObject({
       outcome: 'submitted',
     });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { PubSub } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createGcsObjectReader } from '../../shared/adapters/gcs-object-reader.js';
+import { createGcsObjectReader, createGcsObjectWriter } from '../../shared/adapters/gcs-objects.js';
 import { createPubSubPublisher } from '../../shared/adapters/pubsub-publisher.js';
 import { PermanentError } from '../../shared/errors.js';
 import { buildCompletionEvent, CompletionEventSchema } from '../../shared/events.js';
@@ -119,5 +119,17 @@ describe('Cloud Storage reader over the wire (builtin storage emulator)', () => 
         void _;
     };
     await expect(read()).rejects.toMatchObject({ code: 'INPUT.NOT_FOUND' });
+  });
+
+  it('writes a report once: a second write of the same report keeps the first (create only)', async () => {
+    const writer = createGcsObjectWriter(storage);
+    const uri = 'gs://acme-in/results/job-1/rejection.json';
+    await writer.write(uri, '{"n":1}\n', 'application/json');
+    await writer.write(uri, '{"n":2}\n', 'application/json');
+    const [content] = await storage
+      .bucket('acme-in')
+      .file('results/job-1/rejection.json')
+      .download();
+    expect(content.toString('utf8')).toBe('{"n":1}\n');
   });
 });

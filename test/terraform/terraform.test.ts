@@ -818,6 +818,8 @@ const checkGrants: Check = (m) => {
     `${SA.submit} roles/aiplatform.user project`,
     `${SA.submit} roles/datastore.user project`,
     `${SA.submit} roles/storage.objectViewer ${BUCKET.input}`,
+    // Rejection reports (rejection.json) under the job's output prefix.
+    `${SA.submit} roles/storage.objectCreator ${BUCKET.output}`,
     // CONTRACT §1: the submit function publishes `input.rejected` itself.
     `${SA.submit} roles/pubsub.publisher ${TOPIC}`,
     `${SA.poll} roles/aiplatform.user project`,

@@ -92,7 +92,10 @@ describe('completion event schema', () => {
     expect(Object.keys(SAMPLES.rejected).sort()).toEqual(Object.keys(SAMPLES.succeeded).sort());
     expect(SAMPLES.rejected).toMatchObject({
       vertexJob: null,
-      output: null,
+      output: {
+        uriPrefix: 'gs://acme-batch-output/results/customer-reviews-0123456789abcdef/',
+        directory: null,
+      },
       stats: null,
       createTime: null,
     });
