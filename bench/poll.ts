@@ -50,6 +50,7 @@ function counting(store: JobStore): JobStore & { reads: number; writes: number }
     writes: 0,
     createIfAbsent: async (r: JobRecord) => (c.writes++, store.createIfAbsent(r)),
     get: async (id: string) => (c.reads++, store.get(id)),
+    count: async (...args: Parameters<JobStore['count']>) => (c.reads++, store.count(...args)),
     update: async (id: string, change: Parameters<JobStore['update']>[1]) => {
       c.reads++;
       const out = await store.update(id, change);
@@ -127,6 +128,8 @@ for (const n of SIZES) {
         vertexStartTime: null,
         vertexEndTime: null,
         createAttempts: 1,
+        waitAttempts: 0,
+        nextAttemptAt: null,
         lease: null,
         outstanding: true,
         eventId: null,
@@ -153,6 +156,12 @@ for (const n of SIZES) {
       jobs: store,
       vertex,
       publisher: { publish: async () => String(++published) },
+      reader: {
+        read: () => {
+          throw new Error('the poll bench reads no input');
+        },
+      },
+      reports: { write: async () => undefined },
       log: createLogger('error'),
       clock: () => new Date(),
       newOwner: () => 'bench',

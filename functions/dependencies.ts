@@ -117,15 +117,20 @@ export function createDependencies(
       return { ...base, jobs, reader, reports, vertex: vx, publisher: lazyPublisher };
     }),
     poll: once(async () => {
-      const [jobs, vx, pub] = await Promise.all([jobStore(), vertex(), publisher()]);
-      return { ...base, jobs, vertex: vx, publisher: pub };
+      const [jobs, { reader, reports }, vx, pub] = await Promise.all([
+        jobStore(),
+        objects(),
+        vertex(),
+        publisher(),
+      ]);
+      return { ...base, jobs, reader, reports, vertex: vx, publisher: pub };
     }),
     prewarm(target) {
       const warm =
         target === FUNCTION_TARGETS.submit
           ? Promise.all([jobStore(), objects(), vertex()])
           : target === FUNCTION_TARGETS.poll
-            ? Promise.all([jobStore(), vertex(), publisher()])
+            ? Promise.all([jobStore(), objects(), vertex(), publisher()])
             : undefined;
       warm?.catch(() => undefined); // a failure here is retried, and reported, on first use
     },

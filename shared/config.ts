@@ -71,6 +71,16 @@ const deployedSchema = {
     emptyAsUndefined,
     z.coerce.number().int().positive('must be a positive whole number of seconds').default(86400),
   ),
+  /** Running Claude batch jobs allowed at once (Vertex's default quota is 4); 0: no limit. */
+  ANTHROPIC_MAX_CONCURRENT_JOBS: z.preprocess(
+    emptyAsUndefined,
+    z.coerce.number().int().min(0, 'must be 0 (no limit) or a positive whole number').default(4),
+  ),
+  /** Cancel and announce jobs still running after this many hours; 0: off (Vertex expires queued jobs after 72 h). */
+  MAX_JOB_AGE_HOURS: z.preprocess(
+    emptyAsUndefined,
+    z.coerce.number().min(0, 'must be 0 (off) or a positive number of hours').default(0),
+  ),
   /** `debug`, `info`, `warning` or `error`. */
   LOG_LEVEL: z.preprocess(
     (v) => (typeof v === 'string' && v !== '' ? v.toLowerCase() : undefined),

@@ -2,6 +2,8 @@
  * The job record: one Firestore document per input object generation, the tracking number of the
  * courier. Our own status wraps Vertex's 12 job states:
  *
+ *   SUBMITTING ◄──► WAITING (no capacity: queued, submitted first-in first-out by the poller)
+ *       │
  *   SUBMITTING ──► SUBMITTED (vertexState: QUEUED/PENDING/RUNNING/…) ──► COMPLETED (a terminal vertexState)
  *       │                                                                    │
  *       ├──► REJECTED (bad input, before any Vertex call)                     │
@@ -14,7 +16,8 @@
 import type { Provider } from './models.js';
 
 /** Our status of an input. */
-export type JobStatus = 'SUBMITTING' | 'SUBMITTED' | 'COMPLETED' | 'REJECTED' | 'SUBMIT_FAILED';
+export type JobStatus =
+  'SUBMITTING' | 'WAITING' | 'SUBMITTED' | 'COMPLETED' | 'REJECTED' | 'SUBMIT_FAILED';
 
 /** Statuses whose outcome is final and only waits to be announced. */
 export const OUTCOME_STATUSES: ReadonlySet<JobStatus> = new Set([
@@ -85,6 +88,10 @@ export interface JobRecord {
   vertexEndTime: string | null;
   /** How many creates were sent: above 0, a lost answer is looked for by label first. */
   createAttempts: number;
+  /** How many times Vertex answered 429 while this input waited. */
+  waitAttempts: number;
+  /** RFC 3339: a WAITING input is not tried before this (backoff after a 429); null: any time. */
+  nextAttemptAt: string | null;
   /** The current claim, if any. */
   lease: Lease | null;
   /** True until the completion event is published. */

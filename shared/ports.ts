@@ -4,7 +4,8 @@
  * (and, for the job store, by the offline stack when no Firestore emulator is installed).
  */
 import type { CompletionEvent } from './events.js';
-import type { JobRecord } from './jobs.js';
+import type { JobRecord, JobStatus } from './jobs.js';
+import type { Provider } from './models.js';
 import type { BatchJobRequest, VertexBatchJob } from './vertex.js';
 
 /** Reads input objects from Cloud Storage. */
@@ -44,6 +45,8 @@ export interface JobStore {
    * Resolves to the written record, or undefined when declined or absent.
    */
   update(jobId: string, change: RecordChange): Promise<JobRecord | undefined>;
+  /** How many records of a provider have this status (admission control). */
+  count(provider: Provider, status: JobStatus): Promise<number>;
   /** Records with `outstanding == true`, oldest first, `limit` at a time. */
   listOutstanding(limit: number, cursor?: string): Promise<OutstandingPage>;
 }

@@ -91,6 +91,20 @@ resource "google_storage_bucket_iam_member" "poll_reads_output" {
   member = "serviceAccount:${google_service_account.poll.email}"
 }
 
+# Not in FACTS.md's table: the poller submits queued inputs and finishes submissions whose function
+# died, which validates the input and may write its rejection report.
+resource "google_storage_bucket_iam_member" "poll_reads_input" {
+  bucket = google_storage_bucket.input.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.poll.email}"
+}
+
+resource "google_storage_bucket_iam_member" "poll_writes_reports" {
+  bucket = google_storage_bucket.output.name
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:${google_service_account.poll.email}"
+}
+
 # --- Cloud Scheduler -----------------------------------------------------------------------------
 
 resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes_poll" {

@@ -288,6 +288,26 @@ variable "log_level" {
   }
 }
 
+variable "anthropic_max_concurrent_jobs" {
+  type        = number
+  description = "ANTHROPIC_MAX_CONCURRENT_JOBS: Claude batch jobs running at once (Vertex's default quota is 4 per project); more inputs wait in the queue and are submitted first-in first-out. 0: no limit."
+  default     = 4
+  validation {
+    condition     = var.anthropic_max_concurrent_jobs >= 0 && floor(var.anthropic_max_concurrent_jobs) == var.anthropic_max_concurrent_jobs
+    error_message = "anthropic_max_concurrent_jobs must be a whole number, 0 for no limit."
+  }
+}
+
+variable "max_job_age_hours" {
+  type        = number
+  description = "MAX_JOB_AGE_HOURS: cancel and announce a job still unfinished after this many hours. 0 (default): off; Vertex itself expires jobs queued for 72 hours."
+  default     = 0
+  validation {
+    condition     = var.max_job_age_hours >= 0
+    error_message = "max_job_age_hours must be 0 (off) or a positive number of hours."
+  }
+}
+
 # --- Cloud Scheduler ------------------------------------------------------------------------------
 
 variable "poll_schedule" {

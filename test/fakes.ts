@@ -256,7 +256,7 @@ export function createWorld(configOverrides: Record<string, string> = {}) {
     clock,
     newOwner,
   };
-  const pollDeps: PollDeps = { config, jobs, vertex, publisher, log, clock, newOwner };
+  const pollDeps: PollDeps = { ...submitDeps };
   return { config, jobs, reader, reports, vertex, publisher, log, clock, submitDeps, pollDeps };
 }
 

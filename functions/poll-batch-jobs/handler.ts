@@ -5,11 +5,20 @@
  */
 import { announce } from '../../shared/announce.js';
 import { chunk, mapLimit } from '../../shared/concurrency.js';
-import type { Config } from '../../shared/config.js';
 import { PermanentError } from '../../shared/errors.js';
-import { OUTCOME_STATUSES, type JobError, type JobRecord } from '../../shared/jobs.js';
-import type { Logger } from '../../shared/logger.js';
-import type { Clock, EventPublisher, JobStore, VertexJobs } from '../../shared/ports.js';
+import {
+  leaseFree,
+  logFields,
+  OUTCOME_STATUSES,
+  type JobError,
+  type JobRecord,
+} from '../../shared/jobs.js';
+import {
+  claimForSubmission,
+  releaseClaim,
+  runSubmission,
+  type SubmissionDeps,
+} from '../../shared/submission.js';
 import {
   countOf,
   isTerminalState,
@@ -20,13 +29,7 @@ import {
 } from '../../shared/vertex.js';
 
 /** Everything the poll use case needs. */
-export interface PollDeps {
-  config: Config;
-  jobs: JobStore;
-  vertex: VertexJobs;
-  publisher: EventPublisher;
-  log: Logger;
-  clock: Clock;
+export interface PollDeps extends SubmissionDeps {
   newOwner: () => string;
   /** Tuning; defaults suit Cloud Functions. */
   options?: Partial<PollOptions>;
@@ -56,6 +59,8 @@ export interface PollSummary {
   completed: number;
   /** Events published in this run. */
   published: number;
+  /** Queued (or interrupted) inputs whose Vertex job this run created. */
+  submitted: number;
   /** Jobs that could not be reconciled this time (they stay due). */
   errors: number;
   /** True when the run stopped at its time budget with work left for the next run. */
@@ -80,9 +85,12 @@ export async function pollBatchJobs(deps: PollDeps): Promise<PollSummary> {
     changed: 0,
     completed: 0,
     published: 0,
+    submitted: 0,
     errors: 0,
     truncated: false,
   };
+  // Providers whose queue is blocked for the rest of this run (first-in first-out).
+  const blocked = new Set<string>();
   const overBudget = (): boolean => deps.clock().getTime() - started >= opts.budgetMs;
 
   let cursor: string | undefined;
@@ -94,6 +102,8 @@ export async function pollBatchJobs(deps: PollDeps): Promise<PollSummary> {
     const page = await deps.jobs.listOutstanding(opts.pageSize, cursor);
     cursor = page.next;
     summary.checked += page.records.length;
+
+    await submitQueued(page.records, owner, blocked, deps, summary);
 
     const submitted = page.records.filter((r) => r.status === 'SUBMITTED' && r.vertexJob);
     const found = await readJobs(submitted, deps, opts);
@@ -116,6 +126,57 @@ export async function pollBatchJobs(deps: PollDeps): Promise<PollSummary> {
     ms: deps.clock().getTime() - started,
   });
   return summary;
+}
+
+/** A SUBMITTING record nobody has touched for this long belongs to a submit that died. */
+export const STALE_SUBMITTING_SECONDS = 900;
+
+/**
+ * Submits, oldest first, the inputs waiting for capacity that are due, and finishes submissions
+ * whose function died (a SUBMITTING record with no live claim and no recent change). Per provider
+ * the queue is first-in first-out: once one input has to wait, the younger ones wait too.
+ */
+async function submitQueued(
+  records: JobRecord[],
+  owner: string,
+  blocked: Set<string>,
+  deps: PollDeps,
+  summary: PollSummary,
+): Promise<void> {
+  const now = deps.clock();
+  for (const record of records) {
+    const stale =
+      record.status === 'SUBMITTING' &&
+      leaseFree(record, now) &&
+      now.getTime() - Date.parse(record.updateTime) >= STALE_SUBMITTING_SECONDS * 1000;
+    if (record.status !== 'WAITING' && !stale) continue;
+    if (blocked.has(record.provider)) continue;
+    if (record.nextAttemptAt && Date.parse(record.nextAttemptAt) > now.getTime()) {
+      blocked.add(record.provider);
+      continue;
+    }
+    const claimed = await claimForSubmission(record.jobId, owner, [record.status], deps);
+    if (!claimed) continue;
+    try {
+      const outcome = await runSubmission(claimed, owner, deps, { fromQueue: true });
+      if (outcome.outcome === 'waiting') blocked.add(record.provider);
+      if (outcome.outcome === 'submitted') summary.submitted++;
+      if (outcome.outcome === 'rejected') summary.published++;
+      deps.log.info('poll.submitted_queued', 'Queued input handled', {
+        ...logFields(record),
+        previousStatus: record.status,
+        outcome: outcome.outcome,
+      });
+    } catch (err) {
+      summary.errors++;
+      blocked.add(record.provider);
+      await releaseClaim(record.jobId, owner, deps.jobs);
+      deps.log.warning('poll.submit_failed', 'Could not submit a queued input; it stays due', {
+        ...logFields(record),
+        error: err,
+      });
+    }
+  }
 }
 
 /** What Vertex said about a job: the job, or the error reading it. */
@@ -237,6 +298,13 @@ async function reconcile(
     return;
   }
 
+  const maxHours = deps.config.MAX_JOB_AGE_HOURS;
+  const since = Date.parse(record.vertexCreateTime ?? record.createTime);
+  if (maxHours > 0 && deps.clock().getTime() - since > maxHours * 3600_000) {
+    await cancelStuck(record, job, maxHours, owner, deps, summary);
+    return;
+  }
+
   if (state !== record.vertexState || (job.startTime && !record.vertexStartTime)) {
     const written = await deps.jobs.update(record.jobId, (cur) =>
       cur.status === 'SUBMITTED' && cur.vertexState === record.vertexState
@@ -259,6 +327,52 @@ async function reconcile(
       });
     }
   }
+}
+
+/** Cancels a job older than MAX_JOB_AGE_HOURS and announces it as cancelled, with our reason. */
+async function cancelStuck(
+  record: JobRecord,
+  job: VertexBatchJob,
+  maxHours: number,
+  owner: string,
+  deps: PollDeps,
+  summary: PollSummary,
+): Promise<void> {
+  try {
+    await deps.vertex.cancel(record.vertexJob ?? '');
+  } catch (err) {
+    // A job that finished or vanished meanwhile needs no cancel; anything else is retried.
+    if (!(err instanceof PermanentError)) throw err;
+  }
+  const outcome = terminalFields(job, 'JOB_STATE_CANCELLED');
+  const written = await deps.jobs.update(record.jobId, (cur) =>
+    cur.status === 'SUBMITTED'
+      ? {
+          ...cur,
+          ...outcome,
+          vertexCreateTime: outcome.vertexCreateTime ?? cur.vertexCreateTime,
+          vertexStartTime: outcome.vertexStartTime ?? cur.vertexStartTime,
+          vertexEndTime: outcome.vertexEndTime ?? deps.clock().toISOString(),
+          error: {
+            code: 'DEADLINE_EXCEEDED',
+            message: `cancelled by batch-courier: the job was still ${job.state ?? 'unfinished'} after ${maxHours} hours (MAX_JOB_AGE_HOURS)`,
+          },
+          status: 'COMPLETED',
+          updateTime: deps.clock().toISOString(),
+        }
+      : undefined,
+  );
+  if (written) {
+    summary.changed++;
+    summary.completed++;
+    deps.log.warning('job.cancelled_stuck', 'Job older than MAX_JOB_AGE_HOURS cancelled', {
+      ...logFields(record),
+      vertexJob: record.vertexJob,
+      state: job.state,
+      maxHours,
+    });
+  }
+  if (await announce(record.jobId, owner, deps)) summary.published++;
 }
 
 function terminalFields(

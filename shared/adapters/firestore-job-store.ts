@@ -64,6 +64,17 @@ export function createFirestoreJobStore(db: Firestore, collection: string): JobS
         }
       }),
 
+    count: (provider, status) =>
+      wrap(async () => {
+        // Two equality filters: served by Firestore's automatic single-field indexes.
+        const snap = await col
+          .where('provider', '==', provider)
+          .where('status', '==', status)
+          .count()
+          .get();
+        return snap.data().count;
+      }),
+
     listOutstanding: (limit, cursor) =>
       wrap(async (): Promise<OutstandingPage> => {
         // Served by the composite index (outstanding ASC, createTime ASC) of shared/job-index.ts.

@@ -53,6 +53,11 @@ export function createMemoryJobStore(): JobStore & {
       docs.set(jobId, structuredClone(next));
       return structuredClone(next);
     },
+    async count(provider, status) {
+      let n = 0;
+      for (const d of docs.values()) if (d.provider === provider && d.status === status) n++;
+      return n;
+    },
     async listOutstanding(limit, cursor): Promise<OutstandingPage> {
       const after = cursor ? decodeCursor(cursor) : undefined;
       const sorted = [...docs.values()]

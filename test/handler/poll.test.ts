@@ -85,6 +85,7 @@ describe('pollBatchJobs handler', () => {
         changed: 1,
         completed: 1,
         published: 1,
+        submitted: 0,
         errors: 0,
         truncated: false,
       });

@@ -116,15 +116,17 @@ describe('submitBatchJob handler', () => {
     expect(await w.jobs.get(JOB_ID)).toMatchObject({ status: 'SUBMITTED', createAttempts: 2 });
   });
 
-  it('429 from Vertex is transient too', async () => {
+  it('429 from Vertex queues the input (acknowledged, not retried for hours)', async () => {
     const w = world();
     w.vertex.fail(
       'create',
       new TransientError('VERTEX.RESOURCE_EXHAUSTED', 'HTTP 429', { status: 429 }),
     );
-    await expect(handleStorageEvent(finalizeEvent(), w.submitDeps)).rejects.toMatchObject({
-      code: 'VERTEX.RESOURCE_EXHAUSTED',
+    expect(await handleStorageEvent(finalizeEvent(), w.submitDeps)).toMatchObject({
+      outcome: 'waiting',
     });
+    expect(await w.jobs.get(JOB_ID)).toMatchObject({ status: 'WAITING', outstanding: true });
+    expect(w.publisher.events).toHaveLength(0);
   });
 
   it('a lost create answer is found by label: no second job', async () => {

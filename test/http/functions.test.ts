@@ -130,6 +130,7 @@ describe('pollBatchJobs over HTTP', () => {
       changed: 1,
       completed: 1,
       published: 1,
+      submitted: 0,
       errors: 0,
       truncated: false,
     });

@@ -109,6 +109,26 @@ function contract(name: string, makeStore: () => JobStore): void {
       expect(seen).toEqual(['o1', 'p1', 'o2', 'p2', 'o0', 'p0']);
     });
 
+    it('counts records by provider and status', async () => {
+      const store = makeStore();
+      await store.createIfAbsent(
+        submittingRecord('a1', { provider: 'anthropic', status: 'SUBMITTED' }),
+      );
+      await store.createIfAbsent(
+        submittingRecord('a2', { provider: 'anthropic', status: 'SUBMITTED' }),
+      );
+      await store.createIfAbsent(
+        submittingRecord('a3', { provider: 'anthropic', status: 'WAITING' }),
+      );
+      await store.createIfAbsent(
+        submittingRecord('g1', { provider: 'google', status: 'SUBMITTED' }),
+      );
+      expect(await store.count('anthropic', 'SUBMITTED')).toBe(2);
+      expect(await store.count('anthropic', 'WAITING')).toBe(1);
+      expect(await store.count('google', 'SUBMITTED')).toBe(1);
+      expect(await store.count('google', 'WAITING')).toBe(0);
+    });
+
     it('a record leaves the outstanding list once announced', async () => {
       const store = makeStore();
       await store.createIfAbsent(submittingRecord('x'));

@@ -826,6 +826,9 @@ const checkGrants: Check = (m) => {
     `${SA.poll} roles/datastore.user project`,
     `${SA.poll} roles/pubsub.publisher ${TOPIC}`,
     `${SA.poll} roles/storage.objectViewer ${BUCKET.output}`,
+    // Queued and interrupted submissions: read the input, write a rejection report.
+    `${SA.poll} roles/storage.objectViewer ${BUCKET.input}`,
+    `${SA.poll} roles/storage.objectCreator ${BUCKET.output}`,
     `${SA.scheduler} roles/run.invoker ${pollFn}`,
     `${VERTEX_AGENT} roles/storage.objectViewer ${BUCKET.input}`,
     `${VERTEX_AGENT} roles/storage.objectCreator ${BUCKET.output}`,

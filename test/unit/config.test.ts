@@ -21,6 +21,8 @@ describe('loadConfig', () => {
       JOBS_COLLECTION: 'batchJobs',
       MAX_EVENT_AGE_SECONDS: 86400,
       LOG_LEVEL: 'info',
+      ANTHROPIC_MAX_CONCURRENT_JOBS: 4,
+      MAX_JOB_AGE_HOURS: 0,
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -95,6 +97,8 @@ describe('loadConfig', () => {
         'JOBS_COLLECTION',
         'MAX_EVENT_AGE_SECONDS',
         'LOG_LEVEL',
+        'ANTHROPIC_MAX_CONCURRENT_JOBS',
+        'MAX_JOB_AGE_HOURS',
       ].sort(),
     );
   });
