@@ -28,7 +28,7 @@ import {
   startPubSubEmulator as startOfficialPubSub,
   type RunningEmulator,
 } from './gcloud-emulators.js';
-import { startPubSubEmulator } from './pubsub-emulator.js';
+import { startPubSubEmulator, type PubSubEmulator } from './pubsub-emulator.js';
 import { startStorageEmulator, type ObjectResource } from './storage-emulator.js';
 import { startVertexEmulator, type BlobStore, type VertexEmulator } from './vertex-emulator.js';
 
@@ -80,6 +80,13 @@ export interface Stack {
   poll(): Promise<PollSummary>;
   /** Resolves with the first event (already received or future) that matches. */
   waitForEvent(match: (e: CompletionEvent) => boolean, timeoutMs: number): Promise<CompletionEvent>;
+  /**
+   * Stops a builtin service (an outage), and starts it again on the same port. A restarted
+   * emulator starts empty: the Vertex emulator forgets its jobs; the Pub/Sub topic and the
+   * stack's subscription are created again, as Terraform would have them.
+   */
+  stopService(name: 'vertex' | 'pubsub'): Promise<void>;
+  startService(name: 'vertex' | 'pubsub'): Promise<void>;
   /** Waits until Eventarc has nothing in flight. */
   deliveriesIdle(): Promise<void>;
   stop(): Promise<void>;
@@ -137,6 +144,7 @@ async function start(
     stops.push(() => firestore?.stop());
   }
   // Pub/Sub: builtin unless gcloud's is asked for explicitly.
+  let builtinPubSub: PubSubEmulator | undefined;
   let pubsubHost: string;
   let pubsubLabel: string;
   if (wanted === 'gcloud') {
@@ -145,10 +153,10 @@ async function start(
     pubsubHost = official.host;
     pubsubLabel = `official emulator at ${official.host}`;
   } else {
-    const builtin = await startPubSubEmulator({ log: () => undefined });
-    stops.push(() => builtin.close());
-    pubsubHost = builtin.host;
-    pubsubLabel = `builtin emulator at ${builtin.host}`;
+    builtinPubSub = await startPubSubEmulator({ log: () => undefined });
+    stops.push(() => builtinPubSub?.close());
+    pubsubHost = builtinPubSub.host;
+    pubsubLabel = `builtin emulator at ${builtinPubSub.host}`;
   }
 
   // Cloud Storage, with finalize events delivered to the submit function once it listens.
@@ -189,36 +197,39 @@ async function start(
         .save(data, { resumable: false, contentType: contentType ?? 'application/jsonl' });
     },
   };
-  const vertex = await startVertexEmulator({ blobs, timing: options.vertexTiming ?? {} });
+  let vertex = await startVertexEmulator({ blobs, timing: options.vertexTiming ?? {} });
+  const vertexPort = Number(vertex.host.split(':')[1]);
   stops.push(() => vertex.close());
   process.env.VERTEX_AI_EMULATOR_HOST = vertex.host;
 
   // The topic Terraform would create, and a subscription that shows the events.
   const pubsub = new PubSub({ projectId: PROJECT });
   stops.push(() => pubsub.close());
-  const [topic] = await pubsub.createTopic(TOPIC);
-  const [subscription]: [Subscription, ...unknown[]] = await topic.createSubscription(
-    `${TOPIC}-local`,
-  );
   const events: CompletionEvent[] = [];
   const waiters: {
     match: (e: CompletionEvent) => boolean;
     resolve: (e: CompletionEvent) => void;
   }[] = [];
-  subscription.on('message', (message: Message) => {
-    message.ack();
-    const event = CompletionEventSchema.parse(JSON.parse(message.data.toString('utf8')));
-    events.push(event);
-    options.onEvent?.(event);
-    for (const w of [...waiters]) {
-      if (w.match(event)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(event);
+  let subscription: Subscription | undefined;
+  const subscribe = async (): Promise<void> => {
+    const [topic] = await pubsub.createTopic(TOPIC);
+    [subscription] = await topic.createSubscription(`${TOPIC}-local`);
+    subscription.on('message', (message: Message) => {
+      message.ack();
+      const event = CompletionEventSchema.parse(JSON.parse(message.data.toString('utf8')));
+      events.push(event);
+      options.onEvent?.(event);
+      for (const w of [...waiters]) {
+        if (w.match(event)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(event);
+        }
       }
-    }
-  });
-  subscription.on('error', () => undefined);
-  stops.push(() => subscription.close());
+    });
+    subscription.on('error', () => undefined);
+  };
+  await subscribe();
+  stops.push(() => subscription?.close());
 
   // Both functions, configured exactly as Terraform configures them.
   const env: Record<string, string> = {
@@ -293,7 +304,9 @@ async function start(
     },
     env,
     storage,
-    vertex,
+    get vertex() {
+      return vertex;
+    },
     submitUrl,
     pollUrl,
     events,
@@ -331,6 +344,25 @@ async function start(
         }, timeoutMs);
         waiters.push(waiter);
       });
+    },
+    async stopService(name) {
+      if (name === 'vertex') return vertex.close();
+      if (!builtinPubSub) throw new Error('only the builtin Pub/Sub emulator can be stopped');
+      await subscription?.close();
+      await builtinPubSub.close();
+    },
+    async startService(name) {
+      if (name === 'vertex') {
+        vertex = await startVertexEmulator({
+          blobs,
+          port: vertexPort,
+          timing: options.vertexTiming ?? {},
+        });
+        return;
+      }
+      if (!builtinPubSub) throw new Error('only the builtin Pub/Sub emulator can be restarted');
+      builtinPubSub = await startPubSubEmulator({ port: builtinPubSub.port, log: () => undefined });
+      await subscribe();
     },
     deliveriesIdle: () => eventarc.idle(),
     stop: stopAll,

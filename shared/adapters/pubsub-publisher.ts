@@ -8,11 +8,18 @@ import { eventAttributes, type CompletionEvent } from '../events.js';
 import type { EventPublisher } from '../ports.js';
 
 const PERMANENT_CODES = new Set([3, 5, 7, 9, 16]);
+/** How long one publish may take, retries included. */
+export const PUBLISH_TIMEOUT_MS = 10_000;
 
 /** Creates a publisher to `topic` (an id, or `projects/P/topics/T`). */
 export function createPubSubPublisher(pubsub: PubSub, topic: string): EventPublisher {
-  // A short batching window: functions publish one or a few events and must not wait long.
-  const handle = pubsub.topic(topic, { batching: { maxMessages: 100, maxMilliseconds: 5 } });
+  // A short batching window: functions publish one or a few events and must not wait long. A
+  // bounded publish (the client's default retries for 60 s): an unreachable Pub/Sub fails this
+  // job's announcement quickly; it stays due for the next poll run.
+  const handle = pubsub.topic(topic, {
+    batching: { maxMessages: 100, maxMilliseconds: 5 },
+    gaxOpts: { timeout: PUBLISH_TIMEOUT_MS },
+  });
   return {
     async publish(event: CompletionEvent) {
       try {
