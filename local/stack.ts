@@ -20,7 +20,7 @@ import { loadConfig } from '../shared/config.js';
 import { CompletionEventSchema, type CompletionEvent } from '../shared/events.js';
 import { FUNCTION_TARGETS } from '../shared/function-targets.js';
 import { createLogger } from '../shared/logger.js';
-import { createEventarcDelivery } from './eventarc.js';
+import { createEventarcDelivery, type EventarcStats } from './eventarc.js';
 import {
   cloudSdkRoot,
   resolveEmulatorMode,
@@ -89,6 +89,8 @@ export interface Stack {
   startService(name: 'vertex' | 'pubsub'): Promise<void>;
   /** Waits until Eventarc has nothing in flight. */
   deliveriesIdle(): Promise<void>;
+  /** Eventarc's counters: delivered, retried, failed (dropped after its last attempt). */
+  deliveryStats(): EventarcStats;
   stop(): Promise<void>;
 }
 
@@ -365,6 +367,7 @@ async function start(
       await subscribe();
     },
     deliveriesIdle: () => eventarc.idle(),
+    deliveryStats: () => ({ ...eventarc.stats }),
     stop: stopAll,
   };
 }

@@ -25,8 +25,7 @@ export type ErrorCode =
   | 'JOBS.UNAVAILABLE'
   | 'JOBS.CONFLICT'
   | 'EVENTS.UNAVAILABLE'
-  | 'EVENTS.INVALID'
-  | 'SUBMIT.IN_PROGRESS';
+  | 'EVENTS.INVALID';
 
 /** Base class: a code, whether retrying can help, and the underlying cause. */
 export class BatchCourierError extends Error {

@@ -5,7 +5,7 @@
  * input; throws for anything that may pass (the framework answers 500 and Eventarc retries).
  */
 import { announce } from '../../shared/announce.js';
-import { TransientError, isRetryable } from '../../shared/errors.js';
+import { isRetryable } from '../../shared/errors.js';
 import { deriveJobId } from '../../shared/job-id.js';
 import { leaseFor, logFields, type JobRecord } from '../../shared/jobs.js';
 import { locationInModel, normalizeModel, providerOf } from '../../shared/models.js';
@@ -192,8 +192,11 @@ async function settleExisting(
   if (await claimForSubmission(jobId, owner, ['SUBMITTING'], deps)) return undefined;
   const latest = await deps.jobs.get(jobId);
   if (latest && latest.status !== 'SUBMITTING') return settleExisting(latest, owner, deps);
-  throw new TransientError(
-    'SUBMIT.IN_PROGRESS',
-    'another delivery of this object generation is being submitted; retry later',
-  );
+  // Another delivery holds a live claim and is submitting it now. Acknowledge: if that worker
+  // dies, its claim expires and the poller finishes the submission (STALE_SUBMITTING_SECONDS).
+  deps.log.info('input.duplicate', 'Duplicate delivery; another delivery is submitting it', {
+    ...fields,
+    status: 'SUBMITTING',
+  });
+  return { outcome: 'duplicate', jobId, status: 'SUBMITTING' };
 }
