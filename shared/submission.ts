@@ -152,6 +152,11 @@ async function recordWaiting(
   return { outcome: 'waiting', jobId: record.jobId, reason };
 }
 
+/**
+ * Runs a claimed submission to its next resting state: rejected (with report and event), waiting
+ * for capacity, or submitted. Throws (transient) when a dependency fails; the caller releases the
+ * claim and the work is retried (Eventarc redelivery, or the next poll run).
+ */
 export async function runSubmission(
   record: JobRecord,
   owner: string,

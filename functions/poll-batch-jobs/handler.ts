@@ -6,6 +6,7 @@
 import { announce } from '../../shared/announce.js';
 import { chunk, mapLimit } from '../../shared/concurrency.js';
 import { PermanentError } from '../../shared/errors.js';
+import { POLL_TIME_BUDGET_SECONDS } from '../../shared/function-targets.js';
 import {
   leaseFree,
   logFields,
@@ -68,7 +69,7 @@ export interface PollSummary {
 }
 
 const DEFAULTS: PollOptions = {
-  budgetMs: 120_000,
+  budgetMs: POLL_TIME_BUDGET_SECONDS * 1000,
   pageSize: 300,
   concurrency: 8,
   maxGets: 2,
@@ -103,7 +104,7 @@ export async function pollBatchJobs(deps: PollDeps): Promise<PollSummary> {
     cursor = page.next;
     summary.checked += page.records.length;
 
-    await submitQueued(page.records, owner, blocked, deps, summary);
+    await submitQueued(page.records, owner, blocked, overBudget, deps, summary);
 
     const submitted = page.records.filter((r) => r.status === 'SUBMITTED' && r.vertexJob);
     const found = await readJobs(submitted, deps, opts);
@@ -140,11 +141,17 @@ async function submitQueued(
   records: JobRecord[],
   owner: string,
   blocked: Set<string>,
+  overBudget: () => boolean,
   deps: PollDeps,
   summary: PollSummary,
 ): Promise<void> {
   const now = deps.clock();
   for (const record of records) {
+    // Each submission may read a large input: stop starting new ones at the run's budget.
+    if (overBudget()) {
+      summary.truncated = true;
+      return;
+    }
     const stale =
       record.status === 'SUBMITTING' &&
       leaseFree(record, now) &&
