@@ -83,10 +83,10 @@ const RAW_ESCAPED = ['\\u00e9t\\u00e9', '\\u65e5\\u672c'];
 /** ASCII filler that brings a text to its exact byte size. */
 const PAD = 'x'.repeat(64);
 
-type Random = () => number;
+export type Random = () => number;
 
 /** mulberry32: small, fast, good enough for test data, and deterministic. */
-function mulberry32(seed: number): Random {
+export function mulberry32(seed: number): Random {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

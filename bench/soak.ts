@@ -17,6 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { INPUT_BUCKET, startStack, type Stack } from '../local/stack.js';
 import type { VertexJobJson } from '../local/vertex-emulator.js';
 import type { CompletionEvent } from '../shared/events.js';
+import { mulberry32 } from './generate-jsonl.js';
 import { deriveJobId } from '../shared/job-id.js';
 
 /** Options of {@link runSoak}; only `files`, `duplicates` and `timeoutMs` are required. */
@@ -155,18 +156,6 @@ export function soakContent(index: number): string {
     })}\n`;
   }
   return out;
-}
-
-/** mulberry32: a small seeded generator, so a run's choice of duplicates is reproducible. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function aborted(signal: AbortSignal | undefined): Error {
@@ -346,7 +335,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     );
 
     // Which files get extra deliveries, and how many (1 or 2): a seeded shuffle.
-    const rand = random(options.seed ?? 1);
+    const rand = mulberry32(options.seed ?? 1);
     const order = names.map((_, i) => i);
     for (let i = order.length - 1; i > 0; i--) {
       const j = Math.floor(rand() * (i + 1));

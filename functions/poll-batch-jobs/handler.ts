@@ -279,18 +279,7 @@ async function reconcile(
   const now = deps.clock().toISOString();
   if (isTerminalState(state)) {
     const outcome = terminalFields(job, state);
-    const written = await deps.jobs.update(record.jobId, (cur) =>
-      cur.status === 'SUBMITTED'
-        ? {
-            ...cur,
-            ...outcome,
-            vertexCreateTime: outcome.vertexCreateTime ?? cur.vertexCreateTime,
-            vertexStartTime: outcome.vertexStartTime ?? cur.vertexStartTime,
-            status: 'COMPLETED',
-            updateTime: now,
-          }
-        : undefined,
-    );
+    const written = await recordCompleted(record, outcome, deps);
     if (written) {
       summary.changed++;
       summary.completed++;
@@ -351,23 +340,17 @@ async function cancelStuck(
     // A job that finished or vanished meanwhile needs no cancel; anything else is retried.
     if (!(err instanceof PermanentError)) throw err;
   }
-  const outcome = terminalFields(job, 'JOB_STATE_CANCELLED');
-  const written = await deps.jobs.update(record.jobId, (cur) =>
-    cur.status === 'SUBMITTED'
-      ? {
-          ...cur,
-          ...outcome,
-          vertexCreateTime: outcome.vertexCreateTime ?? cur.vertexCreateTime,
-          vertexStartTime: outcome.vertexStartTime ?? cur.vertexStartTime,
-          vertexEndTime: outcome.vertexEndTime ?? deps.clock().toISOString(),
-          error: {
-            code: 'DEADLINE_EXCEEDED',
-            message: `cancelled by batch-courier: the job was still ${job.state ?? 'unfinished'} after ${maxHours} hours (MAX_JOB_AGE_HOURS)`,
-          },
-          status: 'COMPLETED',
-          updateTime: deps.clock().toISOString(),
-        }
-      : undefined,
+  const written = await recordCompleted(
+    record,
+    {
+      ...terminalFields(job, 'JOB_STATE_CANCELLED'),
+      vertexEndTime: job.endTime ?? deps.clock().toISOString(),
+      error: {
+        code: 'DEADLINE_EXCEEDED',
+        message: `cancelled by batch-courier: the job was still ${job.state ?? 'unfinished'} after ${maxHours} hours (MAX_JOB_AGE_HOURS)`,
+      },
+    },
+    deps,
   );
   if (written) {
     summary.changed++;
@@ -380,6 +363,27 @@ async function cancelStuck(
     });
   }
   if (await announce(record.jobId, owner, deps)) summary.published++;
+}
+
+/** Records a terminal outcome on a SUBMITTED record; undefined when another run recorded it. */
+function recordCompleted(
+  record: JobRecord,
+  outcome: ReturnType<typeof terminalFields>,
+  deps: PollDeps,
+): Promise<JobRecord | undefined> {
+  const now = deps.clock().toISOString();
+  return deps.jobs.update(record.jobId, (cur) =>
+    cur.status === 'SUBMITTED'
+      ? {
+          ...cur,
+          ...outcome,
+          vertexCreateTime: outcome.vertexCreateTime ?? cur.vertexCreateTime,
+          vertexStartTime: outcome.vertexStartTime ?? cur.vertexStartTime,
+          status: 'COMPLETED',
+          updateTime: now,
+        }
+      : undefined,
+  );
 }
 
 function terminalFields(
