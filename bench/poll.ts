@@ -50,7 +50,13 @@ function counting(store: JobStore): JobStore & { reads: number; writes: number }
     writes: 0,
     createIfAbsent: async (r: JobRecord) => (c.writes++, store.createIfAbsent(r)),
     get: async (id: string) => (c.reads++, store.get(id)),
-    count: async (...args: Parameters<JobStore['count']>) => (c.reads++, store.count(...args)),
+    countWaiting: async (queue: string) => (c.reads++, store.countWaiting(queue)),
+    reserveSlot: async (...args: Parameters<JobStore['reserveSlot']>) => {
+      c.reads++;
+      c.writes++;
+      return store.reserveSlot(...args);
+    },
+    releaseSlot: async (pool: string, jobId: string) => (c.writes++, store.releaseSlot(pool, jobId)),
     update: async (id: string, change: Parameters<JobStore['update']>[1]) => {
       c.reads++;
       const out = await store.update(id, change);
@@ -116,6 +122,7 @@ for (const n of SIZES) {
         model: 'publishers/google/models/gemini-2.5-flash',
         provider: 'google',
         location: 'us-central1',
+        queue: 'publishers/google/models/gemini-2.5-flash@us-central1',
         outputUriPrefix: `gs://bench-output/${jobId}/`,
         requestCount: 1,
         vertexJob: job.name,
@@ -130,6 +137,8 @@ for (const n of SIZES) {
         createAttempts: 1,
         waitAttempts: 0,
         nextAttemptAt: null,
+        waitingSince: null,
+        cancelRequestedAt: null,
         lease: null,
         outstanding: true,
         eventId: null,
@@ -161,7 +170,12 @@ for (const n of SIZES) {
           throw new Error('the poll bench reads no input');
         },
       },
-      reports: { write: async () => undefined },
+      reports: {
+        write: async () => undefined,
+        copy: () => {
+          throw new Error('the poll bench submits no input');
+        },
+      },
       log: createLogger('error'),
       clock: () => new Date(),
       newOwner: () => 'bench',

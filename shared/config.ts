@@ -1,5 +1,5 @@
 /**
- * Configuration: every environment variable of CONTRACT §2, validated once at cold start.
+ * Configuration: every environment variable (README "Configuration"), validated once at cold start.
  * Handlers never read the environment themselves; they receive the frozen {@link Config}.
  */
 import { z } from 'zod';
@@ -26,6 +26,19 @@ const topic = z
 const emptyAsUndefined = (v: unknown): unknown => (v === '' ? undefined : v);
 
 const optionalString = (schema: z.ZodString) => z.preprocess(emptyAsUndefined, schema.optional());
+
+/** A comma-separated list (blanks dropped); empty or unset gives `[]`. */
+const commaList = (item: z.ZodString) =>
+  z.preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter((x) => x !== '')
+        : [],
+    z.array(item),
+  );
 
 /**
  * The schema of the configuration, keyed by environment variable name. Its keys are the single list
@@ -76,10 +89,45 @@ const deployedSchema = {
     emptyAsUndefined,
     z.coerce.number().int().min(0, 'must be 0 (no limit) or a positive whole number').default(4),
   ),
-  /** Cancel and announce jobs still running after this many hours; 0: off (Vertex expires queued jobs after 72 h). */
+  /**
+   * Ask Vertex to cancel a job not finished this many hours after it was created (paused time
+   * counts); the outcome is announced when Vertex reports it. 0: off.
+   */
   MAX_JOB_AGE_HOURS: z.preprocess(
     emptyAsUndefined,
-    z.coerce.number().min(0, 'must be 0 (off) or a positive number of hours').default(0),
+    z.coerce.number().min(0, 'must be 0 (off) or a positive number of hours').default(96),
+  ),
+  /** A queued input waiting longer than this is rejected with `CAPACITY.EXHAUSTED`. */
+  MAX_QUEUE_HOURS: z.preprocess(
+    emptyAsUndefined,
+    z.coerce.number().positive('must be a positive number of hours').default(72),
+  ),
+  /**
+   * Models an input may name (comma-separated; short names accepted; an entry without `@version`
+   * allows every version). Empty: DEFAULT_MODEL plus the short list of `DEFAULT_ALLOWED_MODELS`.
+   * `*`: any model.
+   */
+  ALLOWED_MODELS: commaList(
+    z.string().regex(/^[A-Za-z0-9*][A-Za-z0-9._@/*-]*$/, 'must be model names separated by commas'),
+  ),
+  /**
+   * Regions an input may pick with its `location` metadata (comma-separated). Empty:
+   * VERTEX_LOCATION, ANTHROPIC_LOCATION and `DEFAULT_ALLOWED_LOCATIONS`. `*`: any region.
+   */
+  ALLOWED_LOCATIONS: commaList(
+    z.string().regex(/^(\*|global|[a-z]+(?:-[a-z0-9]+)+)$/, 'must be regions separated by commas'),
+  ),
+  /**
+   * Where a Gemini request's `fileData.fileUri` may point (comma-separated `gs://` or `https://`
+   * prefixes). Empty: the input's own bucket only. `*`: anywhere.
+   */
+  ALLOWED_FILE_URI_PREFIXES: commaList(
+    z
+      .string()
+      .regex(
+        /^(\*|gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](\/.*)?|https:\/\/\S+)$/,
+        'must be gs:// or https:// prefixes separated by commas',
+      ),
   ),
   /** `debug`, `info`, `warning` or `error`. */
   LOG_LEVEL: z.preprocess(

@@ -66,6 +66,8 @@ export interface JobRecord {
   provider: Provider;
   /** Vertex region of the job. */
   location: string;
+  /** The admission queue: `<model>@<location>`. Inputs of one queue are submitted in order. */
+  queue: string;
   /** `<OUTPUT_URI_PREFIX>/<jobId>/`. */
   outputUriPrefix: string;
   /** Number of requests (lines) in the input, once validated. */
@@ -92,6 +94,10 @@ export interface JobRecord {
   waitAttempts: number;
   /** RFC 3339: a WAITING input is not tried before this (backoff after a 429); null: any time. */
   nextAttemptAt: string | null;
+  /** RFC 3339: when the input first had to wait for capacity (MAX_QUEUE_HOURS counts from it). */
+  waitingSince: string | null;
+  /** RFC 3339: when we asked Vertex to cancel the job (MAX_JOB_AGE_HOURS); null: never. */
+  cancelRequestedAt: string | null;
   /** The current claim, if any. */
   lease: Lease | null;
   /** True until the completion event is published. */
@@ -103,6 +109,11 @@ export interface JobRecord {
   /** When the record was created / last changed (RFC 3339). */
   createTime: string;
   updateTime: string;
+}
+
+/** The admission queue of a model in a location. */
+export function queueOf(model: string, location: string): string {
+  return `${model}@${location}`;
 }
 
 /** True when the record's lease is absent, expired, or held by `owner`. */

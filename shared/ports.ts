@@ -4,8 +4,7 @@
  * (and, for the job store, by the offline stack when no Firestore emulator is installed).
  */
 import type { CompletionEvent } from './events.js';
-import type { JobRecord, JobStatus } from './jobs.js';
-import type { Provider } from './models.js';
+import type { JobRecord } from './jobs.js';
 import type { BatchJobRequest, VertexBatchJob } from './vertex.js';
 
 /** Reads input objects from Cloud Storage. */
@@ -17,10 +16,24 @@ export interface ObjectReader {
   read(bucket: string, name: string, generation: string): AsyncIterable<Uint8Array>;
 }
 
-/** Writes small objects (rejection reports) to Cloud Storage. */
+/** Writes objects under a job's output prefix: rejection reports, and the pinned input copy. */
 export interface ObjectWriter {
-  /** Creates or replaces `gs://bucket/name`. Transient failures are TransientError. */
+  /**
+   * Creates `gs://bucket/name` unless it exists (an existing object is kept: what one job writes
+   * there is the same on every attempt). Transient failures are TransientError.
+   */
   write(uri: string, content: string, contentType: string): Promise<void>;
+  /**
+   * Copies exactly generation `source.generation` of `gs://source.bucket/source.name` to
+   * `destinationUri` on the server side (a rewrite with `ifSourceGenerationMatch`), unless the
+   * destination exists already (kept: it is the same copy). Rejects with PermanentError
+   * `INPUT.NOT_FOUND` when that generation no longer exists (replaced or deleted), TransientError
+   * otherwise (403 included: permissions may still be propagating).
+   */
+  copy(
+    source: { bucket: string; name: string; generation: string },
+    destinationUri: string,
+  ): Promise<void>;
 }
 
 /** The outcome of a conditional change: the record after it, or undefined when the change declined. */
@@ -45,8 +58,17 @@ export interface JobStore {
    * Resolves to the written record, or undefined when declined or absent.
    */
   update(jobId: string, change: RecordChange): Promise<JobRecord | undefined>;
-  /** How many records of a provider have this status (admission control). */
-  count(provider: Provider, status: JobStatus): Promise<number>;
+  /** How many records of a queue (`JobRecord.queue`) are WAITING (admission control). */
+  countWaiting(queue: string): Promise<number>;
+  /**
+   * Takes one of `capacity` slots of `pool` for `jobId`, atomically (a transaction over the slot
+   * documents), so concurrent submissions never exceed the capacity. True when `jobId` holds a
+   * slot (taken now, or already held); false when all are taken. A slot whose holder's record is
+   * missing or no longer SUBMITTING/SUBMITTED counts as free (a release that was lost in a crash).
+   */
+  reserveSlot(pool: string, jobId: string, capacity: number): Promise<boolean>;
+  /** Frees the slot of `pool` held by `jobId`, if any (idempotent). */
+  releaseSlot(pool: string, jobId: string): Promise<void>;
   /** Records with `outstanding == true`, oldest first, `limit` at a time. */
   listOutstanding(limit: number, cursor?: string): Promise<OutstandingPage>;
 }

@@ -105,14 +105,13 @@ async function capacityProblem(
   deps: SubmissionDeps,
   fromQueue: boolean,
 ): Promise<string | undefined> {
-  if (!fromQueue && (await deps.jobs.count(record.provider, 'WAITING')) > 0) {
+  if (!fromQueue && (await deps.jobs.countWaiting(record.queue)) > 0) {
     return `older ${record.provider} inputs are waiting for capacity`;
   }
   const cap = deps.config.ANTHROPIC_MAX_CONCURRENT_JOBS;
   if (record.provider === 'anthropic' && cap > 0) {
-    const active = await deps.jobs.count('anthropic', 'SUBMITTED');
-    if (active >= cap)
-      return `${active} Anthropic batch jobs are running (ANTHROPIC_MAX_CONCURRENT_JOBS=${cap})`;
+    if (!(await deps.jobs.reserveSlot('anthropic', record.jobId, cap)))
+      return `${cap} Anthropic batch jobs are running (ANTHROPIC_MAX_CONCURRENT_JOBS=${cap})`;
   }
   return undefined;
 }

@@ -33,6 +33,10 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 /** An object store keyed by `bucket/name#generation`. */
 export function createFakeReader(): ObjectReader & {
   put(bucket: string, name: string, generation: string, content: string | Buffer): void;
+  /** The bytes of one generation, or undefined. */
+  bytes(bucket: string, name: string, generation: string): Buffer | undefined;
+  /** Deletes one generation (an overwrite or a delete). */
+  remove(bucket: string, name: string, generation: string): void;
   failNext(err: Error): void;
   reads: number;
 } {
@@ -42,6 +46,12 @@ export function createFakeReader(): ObjectReader & {
     reads: 0,
     put(bucket: string, name: string, generation: string, content: string | Buffer) {
       objects.set(`${bucket}/${name}#${generation}`, Buffer.from(content));
+    },
+    bytes(bucket: string, name: string, generation: string) {
+      return objects.get(`${bucket}/${name}#${generation}`);
+    },
+    remove(bucket: string, name: string, generation: string) {
+      objects.delete(`${bucket}/${name}#${generation}`);
     },
     failNext(err: Error) {
       fail = err;
@@ -70,15 +80,21 @@ export function createFakeReader(): ObjectReader & {
 
 type Op = 'create' | 'get' | 'list' | 'cancel';
 
-/** A report writer that keeps what it wrote; `fail` makes the next writes throw. */
-export function createFakeWriter(): ObjectWriter & {
+/**
+ * A writer that keeps what it wrote; `fail` makes the next writes or copies throw. Copies read the
+ * exact source generation from `source` (the fake reader) and keep its bytes in `copies`.
+ */
+export function createFakeWriter(source?: ReturnType<typeof createFakeReader>): ObjectWriter & {
   objects: Map<string, string>;
+  copies: Map<string, Buffer>;
   fail(...errors: Error[]): void;
 } {
   const objects = new Map<string, string>();
+  const copies = new Map<string, Buffer>();
   const faults: Error[] = [];
   return {
     objects,
+    copies,
     fail(...errors) {
       faults.push(...errors);
     },
@@ -86,7 +102,21 @@ export function createFakeWriter(): ObjectWriter & {
       await Promise.resolve();
       const err = faults.shift();
       if (err) throw err;
-      objects.set(uri, content);
+      if (!objects.has(uri)) objects.set(uri, content);
+    },
+    async copy(from, uri) {
+      await Promise.resolve();
+      const err = faults.shift();
+      if (err) throw err;
+      if (copies.has(uri)) return;
+      const bytes = source?.bytes(from.bucket, from.name, from.generation);
+      if (!bytes) {
+        throw new PermanentError(
+          'INPUT.NOT_FOUND',
+          `gs://${from.bucket}/${from.name}#${from.generation} no longer exists: this generation was replaced by a newer upload or deleted before it was submitted`,
+        );
+      }
+      copies.set(uri, Buffer.from(bytes));
     },
   };
 }
@@ -238,7 +268,7 @@ export function createWorld(configOverrides: Record<string, string> = {}) {
   const config = testConfig(configOverrides);
   const jobs = createMemoryJobStore();
   const reader = createFakeReader();
-  const reports = createFakeWriter();
+  const reports = createFakeWriter(reader);
   const vertex = createFakeVertex();
   const publisher = createFakePublisher();
   const log = createMemoryLogger('debug');

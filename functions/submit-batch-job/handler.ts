@@ -7,7 +7,7 @@
 import { announce } from '../../shared/announce.js';
 import { isRetryable } from '../../shared/errors.js';
 import { deriveJobId } from '../../shared/job-id.js';
-import { leaseFor, logFields, type JobRecord } from '../../shared/jobs.js';
+import { leaseFor, logFields, queueOf, type JobRecord } from '../../shared/jobs.js';
 import { locationInModel, normalizeModel, providerOf } from '../../shared/models.js';
 import {
   eventAgeSeconds,
@@ -140,6 +140,7 @@ function initialRecord(
     model,
     provider,
     location,
+    queue: queueOf(model, location),
     outputUriPrefix: `${config.OUTPUT_URI_PREFIX}/${jobId}/`,
     requestCount: null,
     vertexJob: null,
@@ -154,6 +155,8 @@ function initialRecord(
     createAttempts: 0,
     waitAttempts: 0,
     nextAttemptAt: null,
+    waitingSince: null,
+    cancelRequestedAt: null,
     lease: leaseFor(owner, now, SUBMIT_LEASE_SECONDS),
     outstanding: true,
     eventId: null,

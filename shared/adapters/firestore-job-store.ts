@@ -5,10 +5,11 @@
  */
 import { FieldPath, type Firestore, type DocumentSnapshot } from '@google-cloud/firestore';
 import { TransientError } from '../errors.js';
-import type { JobRecord } from '../jobs.js';
+import type { JobRecord, JobStatus } from '../jobs.js';
 import type { JobStore, OutstandingPage } from '../ports.js';
 import { decodeCursor, encodeCursor } from './memory-job-store.js';
 
+const NOT_FOUND = 5;
 const ALREADY_EXISTS = 6;
 const FAILED_PRECONDITION = 9;
 const TRANSIENT_CODES = new Set([1, 2, 4, 8, 10, 13, 14]);
@@ -17,6 +18,8 @@ const MAX_ATTEMPTS = 20;
 /** Creates a job store over one Firestore collection. */
 export function createFirestoreJobStore(db: Firestore, collection: string): JobStore {
   const col = db.collection(collection);
+  // Capacity slots live beside the records, in their own collection.
+  const slots = db.collection(`${collection}-slots`);
   const wrap = async <T>(op: () => Promise<T>): Promise<T> => {
     try {
       return await op();
@@ -64,15 +67,52 @@ export function createFirestoreJobStore(db: Firestore, collection: string): JobS
         }
       }),
 
-    count: (provider, status) =>
+    countWaiting: (queue) =>
       wrap(async () => {
         // Two equality filters: served by Firestore's automatic single-field indexes.
         const snap = await col
-          .where('provider', '==', provider)
-          .where('status', '==', status)
+          .where('queue', '==', queue)
+          .where('status', '==', 'WAITING')
           .count()
           .get();
         return snap.data().count;
+      }),
+
+    reserveSlot: (pool, jobId, capacity) =>
+      wrap(() =>
+        // Why a transaction: concurrent submissions read the same slots; only one of them may
+        // take a free slot, the others see it taken (and the capacity is never exceeded).
+        db.runTransaction(async (tx) => {
+          const refs = Array.from({ length: capacity }, (_, i) => slots.doc(slotId(pool, i)));
+          const snaps = await tx.getAll(...refs);
+          const holders = snaps.map((s) => (s.exists ? (s.get('jobId') as string) : undefined));
+          if (holders.includes(jobId)) return true;
+          const held = holders.filter((h): h is string => h !== undefined);
+          const records = held.length > 0 ? await tx.getAll(...held.map((h) => col.doc(h))) : [];
+          const active = new Set(
+            records
+              .filter((r) => r.exists && HOLDING_STATUSES.has(r.get('status') as JobStatus))
+              .map((r) => r.id),
+          );
+          const free = holders.findIndex((h) => h === undefined || !active.has(h));
+          const ref = refs[free];
+          if (free < 0 || !ref) return false;
+          tx.set(ref, { pool, jobId, takenAt: new Date().toISOString() });
+          return true;
+        }),
+      ),
+
+    releaseSlot: (pool, jobId) =>
+      wrap(async () => {
+        const snap = await slots.where('pool', '==', pool).where('jobId', '==', jobId).get();
+        // The precondition: a slot given to another job meanwhile is not freed by mistake.
+        await Promise.all(
+          snap.docs.map((d) =>
+            d.ref.delete({ lastUpdateTime: d.updateTime }).catch((err: unknown) => {
+              if (grpcCode(err) !== FAILED_PRECONDITION && grpcCode(err) !== NOT_FOUND) throw err;
+            }),
+          ),
+        );
       }),
 
     listOutstanding: (limit, cursor) =>
@@ -93,6 +133,14 @@ export function createFirestoreJobStore(db: Firestore, collection: string): JobS
         return { records, next: records.length === limit && last ? encodeCursor(last) : undefined };
       }),
   };
+}
+
+/** A slot holder whose record is in another status has finished with it (its release was lost). */
+const HOLDING_STATUSES: ReadonlySet<JobStatus> = new Set(['SUBMITTING', 'SUBMITTED']);
+
+/** Document id of slot `i` of a pool (ids cannot contain `/`). */
+function slotId(pool: string, i: number): string {
+  return `${encodeURIComponent(pool)}-${i}`;
 }
 
 function toRecord(snap: DocumentSnapshot): JobRecord | undefined {

@@ -34,6 +34,7 @@ export function createMemoryJobStore(): JobStore & {
   clear(): void;
 } {
   const docs = new Map<string, JobRecord>();
+  const slots = new Map<string, (string | undefined)[]>();
   return {
     async createIfAbsent(record) {
       const existing = docs.get(record.jobId);
@@ -53,10 +54,31 @@ export function createMemoryJobStore(): JobStore & {
       docs.set(jobId, structuredClone(next));
       return structuredClone(next);
     },
-    async count(provider, status) {
+    async countWaiting(queue) {
       let n = 0;
-      for (const d of docs.values()) if (d.provider === provider && d.status === status) n++;
+      for (const d of docs.values()) if (d.queue === queue && d.status === 'WAITING') n++;
       return n;
+    },
+    async reserveSlot(pool, jobId, capacity) {
+      const held = (slots.get(pool) ?? []).slice(0, capacity);
+      while (held.length < capacity) held.push(undefined);
+      if (held.includes(jobId)) return true;
+      // A holder whose record no longer holds capacity lost its release in a crash: free.
+      const free = held.findIndex(
+        (h) => h === undefined || !['SUBMITTING', 'SUBMITTED'].includes(docs.get(h)?.status ?? ''),
+      );
+      if (free < 0) return false;
+      held[free] = jobId;
+      slots.set(pool, held);
+      return true;
+    },
+    async releaseSlot(pool, jobId) {
+      const held = slots.get(pool);
+      if (held)
+        slots.set(
+          pool,
+          held.map((h) => (h === jobId ? undefined : h)),
+        );
     },
     async listOutstanding(limit, cursor): Promise<OutstandingPage> {
       const after = cursor ? decodeCursor(cursor) : undefined;
@@ -69,7 +91,10 @@ export function createMemoryJobStore(): JobStore & {
       return { records, next: sorted.length > limit && last ? encodeCursor(last) : undefined };
     },
     all: () => [...docs.values()].map((d) => structuredClone(d)),
-    clear: () => docs.clear(),
+    clear: () => {
+      docs.clear();
+      slots.clear();
+    },
   };
 }
 

@@ -109,24 +109,45 @@ function contract(name: string, makeStore: () => JobStore): void {
       expect(seen).toEqual(['o1', 'p1', 'o2', 'p2', 'o0', 'p0']);
     });
 
-    it('counts records by provider and status', async () => {
+    it('counts the waiting records of one queue', async () => {
       const store = makeStore();
-      await store.createIfAbsent(
-        submittingRecord('a1', { provider: 'anthropic', status: 'SUBMITTED' }),
-      );
-      await store.createIfAbsent(
-        submittingRecord('a2', { provider: 'anthropic', status: 'SUBMITTED' }),
-      );
-      await store.createIfAbsent(
-        submittingRecord('a3', { provider: 'anthropic', status: 'WAITING' }),
-      );
-      await store.createIfAbsent(
-        submittingRecord('g1', { provider: 'google', status: 'SUBMITTED' }),
-      );
-      expect(await store.count('anthropic', 'SUBMITTED')).toBe(2);
-      expect(await store.count('anthropic', 'WAITING')).toBe(1);
-      expect(await store.count('google', 'SUBMITTED')).toBe(1);
-      expect(await store.count('google', 'WAITING')).toBe(0);
+      const q1 = 'publishers/google/models/gemini-2.5-pro@europe-west4';
+      const q2 = 'publishers/google/models/gemini-2.5-flash@us-central1';
+      await store.createIfAbsent(submittingRecord('a1', { queue: q1, status: 'WAITING' }));
+      await store.createIfAbsent(submittingRecord('a2', { queue: q1, status: 'WAITING' }));
+      await store.createIfAbsent(submittingRecord('a3', { queue: q1, status: 'SUBMITTED' }));
+      await store.createIfAbsent(submittingRecord('g1', { queue: q2, status: 'SUBMITTED' }));
+      expect(await store.countWaiting(q1)).toBe(2);
+      expect(await store.countWaiting(q2)).toBe(0);
+    });
+
+    it('reserves at most `capacity` slots, even when reservations race', async () => {
+      const store = makeStore();
+      const ids = ['s1', 's2', 's3', 's4', 's5', 's6'];
+      for (const id of ids) await store.createIfAbsent(submittingRecord(id));
+      const taken = await Promise.all(ids.map((id) => store.reserveSlot('anthropic', id, 4)));
+      expect(taken.filter(Boolean)).toHaveLength(4);
+      // A holder asking again keeps its slot; a loser still finds none.
+      const holder = ids[taken.indexOf(true)] ?? '';
+      const loser = ids[taken.indexOf(false)] ?? '';
+      expect(await store.reserveSlot('anthropic', holder, 4)).toBe(true);
+      expect(await store.reserveSlot('anthropic', loser, 4)).toBe(false);
+      // Another pool is independent.
+      expect(await store.reserveSlot('other', loser, 1)).toBe(true);
+      // A release frees the slot for the next one; releasing twice is harmless.
+      await store.releaseSlot('anthropic', holder);
+      await store.releaseSlot('anthropic', holder);
+      expect(await store.reserveSlot('anthropic', loser, 4)).toBe(true);
+    });
+
+    it('a slot whose holder finished without releasing it counts as free', async () => {
+      const store = makeStore();
+      await store.createIfAbsent(submittingRecord('h1', { status: 'SUBMITTED' }));
+      await store.createIfAbsent(submittingRecord('h2'));
+      expect(await store.reserveSlot('anthropic', 'h1', 1)).toBe(true);
+      expect(await store.reserveSlot('anthropic', 'h2', 1)).toBe(false);
+      await store.update('h1', (cur) => ({ ...cur, status: 'COMPLETED' }));
+      expect(await store.reserveSlot('anthropic', 'h2', 1)).toBe(true);
     });
 
     it('a record leaves the outstanding list once announced', async () => {
