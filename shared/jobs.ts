@@ -1,14 +1,7 @@
 /**
  * The job record: one Firestore document per input object generation, the tracking number of the
- * courier. Our own status wraps Vertex's 12 job states:
- *
- *   SUBMITTING ◄──► WAITING (no capacity: queued, submitted first-in first-out by the poller)
- *       │
- *   SUBMITTING ──► SUBMITTED (vertexState: QUEUED/PENDING/RUNNING/…) ──► COMPLETED (a terminal vertexState)
- *       │                                                                    │
- *       ├──► REJECTED (bad input, before any Vertex call)                     │
- *       └──► SUBMIT_FAILED (Vertex refused the create: 400/403/404)          │
- *                                  every outcome ──► announced (outstanding = false)
+ * courier. Our own status wraps Vertex's 12 job states; every change of it is one of the pure
+ * transitions of `shared/transitions.ts`, and the state diagram is in docs/architecture.md.
  *
  * `outstanding` stays true until the completion event is published: the poller's query is
  * `outstanding == true`, so an unannounced outcome is never forgotten.
@@ -18,13 +11,6 @@ import type { Provider } from './models.js';
 /** Our status of an input. */
 export type JobStatus =
   'SUBMITTING' | 'WAITING' | 'SUBMITTED' | 'COMPLETED' | 'REJECTED' | 'SUBMIT_FAILED';
-
-/** Statuses whose outcome is final and only waits to be announced. */
-export const OUTCOME_STATUSES: ReadonlySet<JobStatus> = new Set([
-  'COMPLETED',
-  'REJECTED',
-  'SUBMIT_FAILED',
-]);
 
 /** A short exclusive claim on a record, so that one worker at a time creates or announces. */
 export interface Lease {
@@ -114,20 +100,6 @@ export interface JobRecord {
 /** The admission queue of a model in a location. */
 export function queueOf(model: string, location: string): string {
   return `${model}@${location}`;
-}
-
-/** True when the record's lease is absent, expired, or held by `owner`. */
-export function leaseFree(record: JobRecord, now: Date, owner?: string): boolean {
-  return (
-    record.lease === null ||
-    record.lease.owner === owner ||
-    Date.parse(record.lease.until) <= now.getTime()
-  );
-}
-
-/** A lease for `owner` that ends `seconds` from now. */
-export function leaseFor(owner: string, now: Date, seconds: number): Lease {
-  return { owner, until: new Date(now.getTime() + seconds * 1000).toISOString() };
 }
 
 /** The fields that identify a record in log lines: job id and the input object generation. */

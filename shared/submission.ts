@@ -1,19 +1,20 @@
 /**
- * Submitting one input: validate it, admit it (or queue it while the provider has no capacity),
- * create its Vertex job exactly once, and record the outcome. Run by submitBatchJob for a new
- * delivery, and by pollBatchJobs for queued inputs and for submissions whose function died.
+ * Submitting one input: validate it, pin the validated bytes, admit it (or queue it while its
+ * model has no capacity), create its Vertex job exactly once, and record the outcome. Run by
+ * submitBatchJob for a new delivery, and by pollBatchJobs for queued inputs and for submissions
+ * whose function died.
  */
+import {
+  allowedLocations,
+  allowedModels,
+  fileUriRule,
+  isLocationAllowed,
+  isModelAllowed,
+} from './allow-lists.js';
 import { announce } from './announce.js';
 import type { Config } from './config.js';
 import { BatchCourierError, PermanentError, TransientError } from './errors.js';
-import {
-  leaseFor,
-  leaseFree,
-  logFields,
-  type JobError,
-  type JobRecord,
-  type JobStatus,
-} from './jobs.js';
+import { logFields, type JobError, type JobRecord } from './jobs.js';
 import { MAX_INPUT_BYTES, validateJsonl, type ValidationResult } from './jsonl.js';
 import type { Logger } from './logger.js';
 import { normalizeModel } from './models.js';
@@ -25,26 +26,29 @@ import type {
   ObjectWriter,
   VertexJobs,
 } from './ports.js';
-import { buildBatchJobRequest, jobIdFilter, type VertexBatchJob } from './vertex.js';
+import { claim, release, toCreating, toRejected, toSubmitted, toWaiting } from './transitions.js';
+import { buildBatchJobRequest, jobIdFilter, JOB_ID_LABEL, type VertexBatchJob } from './vertex.js';
 
 /** What a submission needs. */
 export interface SubmissionDeps {
   config: Config;
   jobs: JobStore;
   reader: ObjectReader;
-  /** Writes rejection reports under the job's output prefix. */
+  /** Writes rejection reports and the pinned input copy under the job's output prefix. */
   reports: ObjectWriter;
   vertex: VertexJobs;
   publisher: EventPublisher;
   log: Logger;
   clock: Clock;
+  /** Waits between retries of a failed `list` (default: real time). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** What the event told about the object (absent when resuming from a record). */
 export interface ObjectHints {
   size?: number | undefined;
   contentEncoding?: string | undefined;
-  /** True when the queue (the poller) runs it: it is the head of the queue, not a newcomer. */
+  /** True when the queue (the poller) runs it: it is the head of its queue, not a newcomer. */
   fromQueue?: boolean;
 }
 
@@ -55,50 +59,56 @@ export type SubmissionOutcome =
   | { outcome: 'rejected'; jobId: string; code: string }
   | { outcome: 'waiting'; jobId: string; reason: string };
 
-/** How long a submit claim lasts: longer than validating a 1 GB file plus a create. */
-export const SUBMIT_LEASE_SECONDS = 540;
+/** The capacity pool of Claude batch jobs (a per-project quota on Vertex). */
+export const ANTHROPIC_POOL = 'anthropic';
 
-/** Backoff of a queued input after a 429: 30 s, doubling, at most 30 min. */
-export function waitBackoffSeconds(attempts: number): number {
-  return Math.min(30 * 2 ** Math.max(0, attempts), 1800);
-}
+/** Name of the pinned copy of the validated input, under the job's output prefix. */
+export const PINNED_INPUT = 'input.jsonl';
+
+/** Name of the report written under the job's output prefix when an input is rejected. */
+export const REJECTION_REPORT = 'rejection.json';
+
+/** How many times a failing `list` is tried before a create that may have been lost. */
+const LIST_TRIES = 3;
 
 /**
- * Claims a record in one of `from` statuses for submitting: status SUBMITTING with a lease for
- * `owner`. Undefined when another worker holds it or its status moved on.
+ * Claims a record in one of `from` statuses for submitting. Undefined when another worker holds
+ * it or its status moved on.
  */
-export async function claimForSubmission(
+export function claimForSubmission(
   jobId: string,
   owner: string,
-  from: readonly JobStatus[],
+  from: JobRecord['status'][],
   deps: Pick<SubmissionDeps, 'jobs' | 'clock'>,
 ): Promise<JobRecord | undefined> {
-  const now = deps.clock();
-  // Why a claim in a transaction: of several workers (deliveries, poll runs) exactly one may go
-  // on to create the Vertex job.
-  return deps.jobs.update(jobId, (cur) =>
-    from.includes(cur.status) && leaseFree(cur, now, owner)
-      ? {
-          ...cur,
-          status: 'SUBMITTING',
-          lease: leaseFor(owner, now, SUBMIT_LEASE_SECONDS),
-          updateTime: now.toISOString(),
-        }
-      : undefined,
-  );
+  return deps.jobs.update(jobId, claim(owner, deps.clock(), from));
 }
 
 /** Releases `owner`'s claim so the next worker can take over at once (best effort). */
 export async function releaseClaim(jobId: string, owner: string, jobs: JobStore): Promise<void> {
-  await jobs
-    .update(jobId, (cur) => (cur.lease?.owner === owner ? { ...cur, lease: null } : undefined))
-    .catch(() => undefined);
+  await jobs.update(jobId, release(owner)).catch(() => undefined);
 }
 
 /**
- * Why the provider cannot take another job now, or undefined. Anthropic models allow
- * ANTHROPIC_MAX_CONCURRENT_JOBS running batch jobs per project. A newcomer also waits while older
- * inputs of its provider wait, so the queue stays first-in first-out.
+ * Puts a claimed record back in its queue with a backoff (its place is kept): used when an
+ * attempt failed for a reason that may pass. Best effort: if the store is down too, the claim
+ * expires and the poller finds the record as an abandoned submission.
+ */
+export async function requeue(
+  record: JobRecord,
+  owner: string,
+  deps: Pick<SubmissionDeps, 'jobs' | 'clock'>,
+): Promise<boolean> {
+  const written = await deps.jobs
+    .update(record.jobId, toWaiting(owner, deps.clock(), { requestCount: null, throttled: true }))
+    .catch(() => undefined);
+  return written !== undefined;
+}
+
+/**
+ * Why the input cannot be submitted now, or undefined (then, for Claude, a slot is reserved for
+ * it). A newcomer waits while older inputs of its queue wait, so each queue (model and region)
+ * stays first-in first-out; Claude models share ANTHROPIC_MAX_CONCURRENT_JOBS slots per project.
  */
 async function capacityProblem(
   record: JobRecord,
@@ -106,14 +116,27 @@ async function capacityProblem(
   fromQueue: boolean,
 ): Promise<string | undefined> {
   if (!fromQueue && (await deps.jobs.countWaiting(record.queue)) > 0) {
-    return `older ${record.provider} inputs are waiting for capacity`;
+    return `older inputs for ${record.model} in ${record.location} are waiting for capacity`;
   }
   const cap = deps.config.ANTHROPIC_MAX_CONCURRENT_JOBS;
+  // Why a slot reserved in a transaction: counting running jobs and then creating lets a burst
+  // of concurrent deliveries all see room and all create.
   if (record.provider === 'anthropic' && cap > 0) {
-    if (!(await deps.jobs.reserveSlot('anthropic', record.jobId, cap)))
+    if (!(await deps.jobs.reserveSlot(ANTHROPIC_POOL, record.jobId, cap)))
       return `${cap} Anthropic batch jobs are running (ANTHROPIC_MAX_CONCURRENT_JOBS=${cap})`;
   }
   return undefined;
+}
+
+/** Frees the capacity slot of a record that will not run (best effort: a lost release heals). */
+export async function freeSlot(record: JobRecord, deps: SubmissionDeps): Promise<void> {
+  if (record.provider !== 'anthropic') return;
+  await deps.jobs.releaseSlot(ANTHROPIC_POOL, record.jobId).catch((err: unknown) =>
+    deps.log.warning('slot.release_failed', 'Could not free a capacity slot; it frees itself', {
+      ...logFields(record),
+      error: err,
+    }),
+  );
 }
 
 async function recordWaiting(
@@ -124,27 +147,15 @@ async function recordWaiting(
   throttled: boolean,
   deps: SubmissionDeps,
 ): Promise<SubmissionOutcome> {
-  const now = deps.clock();
-  const written = await deps.jobs.update(record.jobId, (cur) =>
-    cur.status === 'SUBMITTING' && cur.lease?.owner === owner
-      ? {
-          ...cur,
-          status: 'WAITING',
-          requestCount,
-          lease: null,
-          waitAttempts: cur.waitAttempts + (throttled ? 1 : 0),
-          // After a 429, back off; a capacity wait is looked at on every poll run.
-          nextAttemptAt: throttled
-            ? new Date(now.getTime() + waitBackoffSeconds(cur.waitAttempts) * 1000).toISOString()
-            : null,
-          updateTime: now.toISOString(),
-        }
-      : undefined,
+  const written = await deps.jobs.update(
+    record.jobId,
+    toWaiting(owner, deps.clock(), { requestCount, throttled }),
   );
   if (!written) throw lostClaim();
-  deps.log.info('input.waiting', 'Input queued until the provider has capacity', {
+  deps.log.info('input.waiting', 'Input queued until its model has capacity', {
     ...logFields(record),
     provider: record.provider,
+    queue: record.queue,
     reason,
     nextAttemptAt: written.nextAttemptAt,
   });
@@ -154,7 +165,7 @@ async function recordWaiting(
 /**
  * Runs a claimed submission to its next resting state: rejected (with report and event), waiting
  * for capacity, or submitted. Throws (transient) when a dependency fails; the caller releases the
- * claim and the work is retried (Eventarc redelivery, or the next poll run).
+ * claim (or requeues it) and the work is retried (Eventarc redelivery, or the next poll run).
  */
 export async function runSubmission(
   record: JobRecord,
@@ -166,17 +177,22 @@ export async function runSubmission(
   const fields = logFields(record);
 
   // 1. What can be refused without reading the file.
-  const refusal = refuseBeforeReading(record, hints);
+  const refusal = refuseBeforeReading(record, hints, deps.config);
   if (refusal) return reject(record, owner, deps, refusal, undefined);
 
-  // 2. Validate the bytes of exactly this generation, as a stream.
+  // 2. Validate the bytes of exactly this generation, as a stream, then pin them: the job reads a
+  // copy of exactly the validated generation, never a later upload of the same name.
   let requestCount = record.requestCount;
   if (requestCount === null) {
     let result;
     try {
       result = await validateJsonl(
         deps.reader.read(record.bucket, record.object, record.generation),
-        { provider: record.provider, model: record.model },
+        {
+          provider: record.provider,
+          model: record.model,
+          ...optional('fileUriAllowed', fileUriRule(deps.config, record.bucket)),
+        },
       );
     } catch (err) {
       if (err instanceof PermanentError)
@@ -190,11 +206,22 @@ export async function runSubmission(
         : `${record.object}: invalid input`;
       return reject(record, owner, deps, { code: result.code, message }, result);
     }
+    try {
+      await deps.reports.copy(
+        { bucket: record.bucket, name: record.object, generation: record.generation },
+        pinnedInputUri(record),
+      );
+    } catch (err) {
+      if (err instanceof PermanentError)
+        return reject(record, owner, deps, errorOf(err), undefined);
+      throw err;
+    }
     requestCount = result.requestCount;
     deps.log.info('input.validated', 'Input is valid', {
       ...fields,
       requestCount,
       bytes: result.bytes,
+      pinnedInput: pinnedInputUri(record),
     });
   }
 
@@ -204,20 +231,12 @@ export async function runSubmission(
     if (found) return recordSubmitted(record, owner, found, requestCount, true, deps);
   }
 
-  // 4. Admission: wait (acknowledged, not retried) while the provider has no capacity.
+  // 4. Admission: wait (acknowledged, not retried) while the model has no capacity.
   const full = await capacityProblem(record, deps, hints.fromQueue === true);
   if (full) return recordWaiting(record, owner, requestCount, full, false, deps);
 
-  const counted = await deps.jobs.update(jobId, (cur) =>
-    cur.status === 'SUBMITTING' && cur.lease?.owner === owner
-      ? {
-          ...cur,
-          requestCount,
-          createAttempts: cur.createAttempts + 1,
-          updateTime: deps.clock().toISOString(),
-        }
-      : undefined,
-  );
+  // 5. The fence: only the holder of a live claim creates, with a renewed lease.
+  const counted = await deps.jobs.update(jobId, toCreating(owner, deps.clock(), requestCount));
   if (!counted) throw lostClaim();
 
   let job: VertexBatchJob;
@@ -227,16 +246,19 @@ export async function runSubmission(
       buildBatchJobRequest({
         jobId,
         model: record.model,
-        inputUri: record.inputUri,
+        inputUri: pinnedInputUri(record),
         outputUriPrefix: record.outputUriPrefix,
       }),
     );
   } catch (err) {
     if (err instanceof PermanentError) {
+      await freeSlot(record, deps);
       return reject(counted, owner, deps, errorOf(err), undefined, 'SUBMIT_FAILED');
     }
     if (err instanceof TransientError && err.code === 'VERTEX.RESOURCE_EXHAUSTED') {
       // Vertex has no capacity now: wait in the queue instead of Eventarc retrying for hours.
+      // Its create was refused, so no job exists and the slot is free again.
+      await freeSlot(record, deps);
       return recordWaiting(
         counted,
         owner,
@@ -251,15 +273,44 @@ export async function runSubmission(
   return recordSubmitted(counted, owner, job, requestCount, false, deps);
 }
 
+/** The pinned copy of the validated input that the Vertex job reads. */
+export function pinnedInputUri(record: Pick<JobRecord, 'outputUriPrefix'>): string {
+  return `${record.outputUriPrefix}${PINNED_INPUT}`;
+}
+
+/** Our jobs labelled with this record's id (a failing `list` is tried again, a few times). */
+async function listByLabel(record: JobRecord, deps: SubmissionDeps): Promise<VertexBatchJob[]> {
+  const sleep = deps.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const page = await deps.vertex.list(record.location, {
+        filter: jobIdFilter([record.jobId]),
+        pageSize: 10,
+      });
+      // Only jobs that really carry our label count, whatever the filter did.
+      return page.jobs.filter((j) => j.labels?.[JOB_ID_LABEL] === record.jobId);
+    } catch (err) {
+      // Without knowing whether a lost create made a job, creating again could bill twice: wait
+      // and retry a little, then fail this attempt (it is retried later as a whole).
+      if (attempt >= LIST_TRIES) {
+        throw new TransientError(
+          'VERTEX.UNAVAILABLE',
+          `could not look for the job of an earlier create (list failed ${LIST_TRIES} times): ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err },
+        );
+      }
+      await sleep(250 * 2 ** attempt);
+    }
+  }
+}
+
 async function findByLabel(
   record: JobRecord,
   deps: SubmissionDeps,
 ): Promise<VertexBatchJob | undefined> {
-  const page = await deps.vertex.list(record.location, {
-    filter: jobIdFilter([record.jobId]),
-    pageSize: 10,
-  });
-  const job = page.jobs[0];
+  const jobs = await listByLabel(record, deps);
+  // The oldest is kept; any other is cancelled once the record names the kept one.
+  const job = [...jobs].sort((a, b) => (a.createTime ?? '').localeCompare(b.createTime ?? ''))[0];
   if (job) {
     deps.log.info('job.recovered', 'Found the job of an earlier create whose answer was lost', {
       jobId: record.jobId,
@@ -267,6 +318,36 @@ async function findByLabel(
     });
   }
   return job;
+}
+
+/**
+ * Cancels every job labelled with this record's id except the recorded one: a worker that lost
+ * its claim mid-create (a frozen instance) may have created a second job.
+ */
+async function cancelStrays(record: JobRecord, kept: string, deps: SubmissionDeps): Promise<void> {
+  const jobs = await listByLabel(record, deps);
+  for (const stray of jobs.filter((j) => j.name !== kept)) {
+    await cancelDuplicate(record, stray.name, kept, deps);
+  }
+}
+
+async function cancelDuplicate(
+  record: JobRecord,
+  duplicate: string,
+  kept: string,
+  deps: SubmissionDeps,
+): Promise<void> {
+  try {
+    await deps.vertex.cancel(duplicate);
+  } catch (err) {
+    // Already finished or gone: nothing more to stop.
+    if (!(err instanceof PermanentError)) throw err;
+  }
+  deps.log.error('job.duplicate_cancelled', 'A second Vertex job for one input was cancelled', {
+    ...logFields(record),
+    vertexJob: duplicate,
+    recordedVertexJob: kept,
+  });
 }
 
 async function recordSubmitted(
@@ -277,32 +358,34 @@ async function recordSubmitted(
   recovered: boolean,
   deps: SubmissionDeps,
 ): Promise<SubmissionOutcome> {
-  const now = deps.clock().toISOString();
-  const written = await deps.jobs.update(record.jobId, (cur) =>
-    cur.status === 'SUBMITTING'
-      ? {
-          ...cur,
-          status: 'SUBMITTED',
-          requestCount,
-          vertexJob: job.name,
-          vertexState: job.state ?? 'JOB_STATE_PENDING',
-          vertexCreateTime: job.createTime ?? null,
-          lease: null,
-          updateTime: now,
-        }
-      : undefined,
+  const written = await deps.jobs.update(
+    record.jobId,
+    toSubmitted(owner, deps.clock(), job, requestCount),
   );
   if (!written) {
-    // Another delivery recorded it meanwhile (its claim had expired): nothing is lost.
+    // Fenced: our claim was taken over (this worker stalled past its lease). The holder records
+    // its own job, or adopts ours through the label; a job of ours it did not adopt is cancelled
+    // here, or by the holder's sweep when the holder records later.
     const latest = await deps.jobs.get(record.jobId);
     if (latest?.vertexJob && latest.vertexJob !== job.name) {
-      deps.log.error('job.duplicate_created', 'A second Vertex job exists for one input', {
-        jobId: record.jobId,
+      await cancelDuplicate(record, job.name, latest.vertexJob, deps);
+    } else if (!latest?.vertexJob) {
+      deps.log.warning('job.fenced', 'Lost the claim during the create; the holder decides', {
+        ...logFields(record),
         vertexJob: job.name,
-        recordedVertexJob: latest.vertexJob,
+        holder: latest?.lease?.owner ?? null,
       });
     }
     return { outcome: 'duplicate', jobId: record.jobId, status: latest?.status ?? 'UNKNOWN' };
+  }
+  // More than one create was sent for this record: any job other than the recorded one is a stray.
+  if (written.createAttempts > 1) {
+    await cancelStrays(written, job.name, deps).catch((err: unknown) =>
+      deps.log.warning('job.stray_check_failed', 'Could not check for a second job', {
+        ...logFields(record),
+        error: err,
+      }),
+    );
   }
   deps.log.info('job.submitted', 'Vertex AI batch job created', {
     ...logFields(record),
@@ -316,7 +399,11 @@ async function recordSubmitted(
   return { outcome: 'submitted', jobId: record.jobId, vertexJob: job.name, recovered };
 }
 
-async function reject(
+/**
+ * Records a refusal (with its report, for REJECTED) and announces it. Exported for the poller,
+ * which rejects inputs that waited longer than MAX_QUEUE_HOURS.
+ */
+export async function reject(
   record: JobRecord,
   owner: string,
   deps: SubmissionDeps,
@@ -337,19 +424,12 @@ async function reject(
     );
     error = { ...error, message: `${error.message} (report: ${uri})` };
   }
-  const written = await deps.jobs.update(record.jobId, (cur) =>
-    cur.status === 'SUBMITTING' && cur.lease?.owner === owner
-      ? {
-          ...cur,
-          status,
-          error,
-          lineErrors,
-          lease: null,
-          updateTime: deps.clock().toISOString(),
-        }
-      : undefined,
+  const written = await deps.jobs.update(
+    record.jobId,
+    toRejected(owner, deps.clock(), status, error, lineErrors),
   );
   if (!written) throw lostClaim();
+  await freeSlot(record, deps);
   deps.log.warning(
     status === 'REJECTED' ? 'input.invalid' : 'job.create_refused',
     'Input rejected',
@@ -364,16 +444,34 @@ async function reject(
 }
 
 /** The checks that need only the event: model, region, encoding, size. */
-function refuseBeforeReading(record: JobRecord, object: ObjectHints): JobError | undefined {
+function refuseBeforeReading(
+  record: JobRecord,
+  object: ObjectHints,
+  config: Config,
+): JobError | undefined {
+  let model: string;
   try {
-    normalizeModel(record.model);
+    model = normalizeModel(record.model);
   } catch (err) {
     return errorOf(err);
+  }
+  if (!isModelAllowed(config, model)) {
+    const allowed = allowedModels(config).map((m) => m.split('/').pop());
+    return {
+      code: 'INPUT.MODEL_NOT_ALLOWED',
+      message: `${record.object}: custom metadata model "${model.slice(0, 128)}" is not allowed in this deployment; allowed: ${allowed.join(', ')} (ALLOWED_MODELS)`,
+    };
   }
   if (!/^[a-z]+(?:-[a-z0-9]+)+$|^global$/.test(record.location)) {
     return {
       code: 'INPUT.INVALID_LOCATION',
-      message: `custom metadata location "${record.location.slice(0, 64)}" is not a Vertex AI region`,
+      message: `${record.object}: custom metadata location "${record.location.slice(0, 64)}" is not a Vertex AI region`,
+    };
+  }
+  if (!isLocationAllowed(config, record.location)) {
+    return {
+      code: 'INPUT.LOCATION_NOT_ALLOWED',
+      message: `${record.object}: location "${record.location}" is not allowed in this deployment; allowed: ${allowedLocations(config).join(', ')} (ALLOWED_LOCATIONS)`,
     };
   }
   if (object.contentEncoding && object.contentEncoding !== 'identity') {
@@ -394,9 +492,6 @@ function refuseBeforeReading(record: JobRecord, object: ObjectHints): JobError |
   }
   return undefined;
 }
-
-/** Name of the report written under the job's output prefix when an input is rejected. */
-export const REJECTION_REPORT = 'rejection.json';
 
 /** The rejection report: every problem found (up to 1,000) with line, reason and a short excerpt. */
 function rejectionReport(
@@ -432,7 +527,12 @@ function rejectionReport(
   );
 }
 
-function errorOf(err: unknown): JobError {
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+/** `{code, message}` of an error, for the record and the event. */
+export function errorOf(err: unknown): JobError {
   if (err instanceof BatchCourierError) return { code: err.code, message: err.message };
   return { code: 'UNKNOWN', message: err instanceof Error ? err.message : String(err) };
 }
@@ -440,6 +540,6 @@ function errorOf(err: unknown): JobError {
 function lostClaim(): TransientError {
   return new TransientError(
     'JOBS.CONFLICT',
-    'the submit claim on this record was taken over by another delivery; retry later',
+    'the submit claim on this record was taken over by another worker; retry later',
   );
 }

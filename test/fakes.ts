@@ -13,7 +13,12 @@ import type {
   VertexJobPage,
   VertexJobs,
 } from '../shared/ports.js';
-import type { BatchJobRequest, VertexBatchJob } from '../shared/vertex.js';
+import {
+  isTerminalState,
+  JOB_ID_LABEL,
+  type BatchJobRequest,
+  type VertexBatchJob,
+} from '../shared/vertex.js';
 import type { SubmitDeps } from '../functions/submit-batch-job/handler.js';
 import type { PollDeps } from '../functions/poll-batch-jobs/handler.js';
 import type { IncomingCloudEvent } from '../shared/storage-event.js';
@@ -122,7 +127,7 @@ export function createFakeWriter(source?: ReturnType<typeof createFakeReader>): 
 }
 
 /** A Vertex fake: jobs in memory, states set by the test, faults per call. */
-export function createFakeVertex(): VertexJobs & {
+export function createFakeVertex(clock: () => Date = () => new Date()): VertexJobs & {
   jobs: Map<string, VertexBatchJob & { location: string; request?: BatchJobRequest }>;
   calls: Record<Op, number>;
   creates: { location: string; request: BatchJobRequest }[];
@@ -179,7 +184,7 @@ export function createFakeVertex(): VertexJobs & {
         model: request.model,
         labels: { ...request.labels },
         state: 'JOB_STATE_PENDING',
-        createTime: new Date().toISOString(),
+        createTime: clock().toISOString(),
       };
       jobs.set(name, job);
       if (loseAnswer) {
@@ -208,7 +213,8 @@ export function createFakeVertex(): VertexJobs & {
       fault('list');
       const ids = [...(filter ?? '').matchAll(/labels\.job-id="([^"]+)"/g)].map((m) => m[1]);
       const found = [...jobs.values()].filter(
-        (j) => j.location === location && (ids.length === 0 || ids.includes(j.labels?.['job-id'])),
+        (j) =>
+          j.location === location && (ids.length === 0 || ids.includes(j.labels?.[JOB_ID_LABEL])),
       );
       return {
         jobs: found.map(({ location: _l, request: _r, ...answer }) => copy(answer)),
@@ -219,7 +225,8 @@ export function createFakeVertex(): VertexJobs & {
       await Promise.resolve();
       fault('cancel');
       const job = jobs.get(name);
-      if (job) job.state = 'JOB_STATE_CANCELLED';
+      // Asynchronous and best effort, as on Vertex: the test decides how the job then ends.
+      if (job && !isTerminalState(job.state ?? '')) job.state = 'JOB_STATE_CANCELLING';
     },
   };
 }
@@ -269,10 +276,10 @@ export function createWorld(configOverrides: Record<string, string> = {}) {
   const jobs = createMemoryJobStore();
   const reader = createFakeReader();
   const reports = createFakeWriter(reader);
-  const vertex = createFakeVertex();
+  const clock = createClock();
+  const vertex = createFakeVertex(clock);
   const publisher = createFakePublisher();
   const log = createMemoryLogger('debug');
-  const clock = createClock();
   let owners = 0;
   const newOwner = () => `owner-${++owners}`;
   const submitDeps: SubmitDeps = {

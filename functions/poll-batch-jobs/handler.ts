@@ -1,25 +1,33 @@
 /**
  * pollBatchJobs: reconciles every outstanding job record with Vertex AI, records state changes and
  * announces each outcome exactly once. One job's failure never fails the others; only an
- * unreachable job store fails the run.
+ * unreachable job store fails the run. The run has a time budget: no new work starts after it,
+ * every call gets at most the time left, and each region is read in its own lane, so one slow
+ * region never delays another's announcements.
  */
 import { announce } from '../../shared/announce.js';
 import { chunk, mapLimit } from '../../shared/concurrency.js';
-import { PermanentError } from '../../shared/errors.js';
+import { deadlineAfter, type Deadline } from '../../shared/deadline.js';
+import { BatchCourierError, PermanentError } from '../../shared/errors.js';
 import { POLL_TIME_BUDGET_SECONDS } from '../../shared/function-targets.js';
-import {
-  leaseFree,
-  logFields,
-  OUTCOME_STATUSES,
-  type JobError,
-  type JobRecord,
-} from '../../shared/jobs.js';
+import { logFields, type JobError, type JobRecord } from '../../shared/jobs.js';
 import {
   claimForSubmission,
-  releaseClaim,
+  freeSlot,
+  reject,
+  requeue,
   runSubmission,
   type SubmissionDeps,
 } from '../../shared/submission.js';
+import {
+  CANCEL_CONFIRM_HOURS,
+  isStaleSubmitting,
+  OUTCOME_STATUSES,
+  toCancelRequested,
+  toCompleted,
+  toStateSeen,
+  type TerminalFields,
+} from '../../shared/transitions.js';
 import {
   countOf,
   isTerminalState,
@@ -42,11 +50,14 @@ export interface PollOptions {
   budgetMs: number;
   /** Records read from the job store per page. */
   pageSize: number;
-  /** Vertex and job store calls in flight at once. */
+  /** Vertex and job store calls in flight at once, per lane. */
   concurrency: number;
   /** Up to this many jobs of one location in a page are read with `get`; more with `list`. */
   maxGets: number;
-  /** Job ids per filtered `list` call. */
+  /**
+   * Job ids per filtered `list` call. Small: the service documents no limit on ORed terms, and a
+   * refused `list` falls back to one `get` per job anyway.
+   */
   idsPerList: number;
 }
 
@@ -73,53 +84,78 @@ const DEFAULTS: PollOptions = {
   pageSize: 300,
   concurrency: 8,
   maxGets: 2,
-  idsPerList: 40,
+  idsPerList: 10,
 };
+
+/** What one run shares between its lanes. */
+interface Run {
+  deps: PollDeps;
+  opts: PollOptions;
+  owner: string;
+  deadline: Deadline;
+  summary: PollSummary;
+  /** Queues (model and region) blocked for the rest of this run: first-in first-out. */
+  blocked: Set<string>;
+}
 
 /** One poll run. Throws only when the job store cannot be read. */
 export async function pollBatchJobs(deps: PollDeps): Promise<PollSummary> {
   const opts = { ...DEFAULTS, ...deps.options };
   const started = deps.clock().getTime();
-  const owner = deps.newOwner();
-  const summary: PollSummary = {
-    checked: 0,
-    changed: 0,
-    completed: 0,
-    published: 0,
-    submitted: 0,
-    errors: 0,
-    truncated: false,
+  const run: Run = {
+    deps,
+    opts,
+    owner: deps.newOwner(),
+    deadline: deadlineAfter(opts.budgetMs, deps.clock),
+    summary: {
+      checked: 0,
+      changed: 0,
+      completed: 0,
+      published: 0,
+      submitted: 0,
+      errors: 0,
+      truncated: false,
+    },
+    blocked: new Set<string>(),
   };
-  // Providers whose queue is blocked for the rest of this run (first-in first-out).
-  const blocked = new Set<string>();
-  const overBudget = (): boolean => deps.clock().getTime() - started >= opts.budgetMs;
+  const { summary, deadline } = run;
 
   let cursor: string | undefined;
+  let firstPage = true;
   do {
-    if (overBudget()) {
+    if (deadline.expired()) {
       summary.truncated = true;
       break;
     }
-    const page = await deps.jobs.listOutstanding(opts.pageSize, cursor);
+    let page;
+    try {
+      page = await deadline.within('read outstanding jobs', () =>
+        deps.jobs.listOutstanding(opts.pageSize, cursor),
+      );
+    } catch (err) {
+      // The first page failing means the store is unreachable: the run fails (Scheduler retries).
+      // A later page running into the budget ends the run with what it did.
+      if (firstPage || !isDeadline(err)) throw err;
+      summary.truncated = true;
+      break;
+    }
+    firstPage = false;
     cursor = page.next;
     summary.checked += page.records.length;
 
-    await submitQueued(page.records, owner, blocked, overBudget, deps, summary);
-
     const submitted = page.records.filter((r) => r.status === 'SUBMITTED' && r.vertexJob);
-    const found = await readJobs(submitted, deps, opts);
-    await mapLimit(page.records, opts.concurrency, async (record) => {
-      try {
-        await reconcile(record, found.get(record.jobId), owner, deps, summary);
-      } catch (err) {
-        summary.errors++;
-        deps.log.warning('poll.job_failed', 'Could not reconcile a job; it stays due', {
-          jobId: record.jobId,
-          vertexJob: record.vertexJob,
-          error: err,
-        });
-      }
-    });
+    const byLocation = new Map<string, JobRecord[]>();
+    for (const r of submitted)
+      byLocation.set(r.location, [...(byLocation.get(r.location) ?? []), r]);
+
+    await Promise.all([
+      submitQueued(page.records, run),
+      announceOutcomes(
+        page.records.filter((r) => OUTCOME_STATUSES.has(r.status)),
+        run,
+      ),
+      ...[...byLocation.values()].map((records) => reconcileLocation(records, run)),
+    ]);
   } while (cursor !== undefined);
 
   deps.log.info('poll.completed', 'Poll run finished', {
@@ -129,44 +165,90 @@ export async function pollBatchJobs(deps: PollDeps): Promise<PollSummary> {
   return summary;
 }
 
-/** A SUBMITTING record nobody has touched for this long belongs to a submit that died. */
-export const STALE_SUBMITTING_SECONDS = 900;
+function isDeadline(err: unknown): boolean {
+  return err instanceof BatchCourierError && err.code === 'DEADLINE.EXCEEDED';
+}
 
-/**
- * Submits, oldest first, the inputs waiting for capacity that are due, and finishes submissions
- * whose function died (a SUBMITTING record with no live claim and no recent change). Per provider
- * the queue is first-in first-out: once one input has to wait, the younger ones wait too.
- */
-async function submitQueued(
-  records: JobRecord[],
-  owner: string,
-  blocked: Set<string>,
-  overBudget: () => boolean,
-  deps: PollDeps,
-  summary: PollSummary,
-): Promise<void> {
-  const now = deps.clock();
-  for (const record of records) {
-    // Each submission may read a large input: stop starting new ones at the run's budget.
-    if (overBudget()) {
+/** Counts a failed unit of work: over budget, it is left for the next run; else an error. */
+function failed(run: Run, err: unknown, what: string, fields: Record<string, unknown>): void {
+  if (isDeadline(err)) {
+    run.summary.truncated = true;
+    return;
+  }
+  run.summary.errors++;
+  const permanent = err instanceof PermanentError;
+  run.deps.log[permanent ? 'error' : 'warning'](what, 'Could not handle a job; it stays due', {
+    ...fields,
+    error: err,
+  });
+}
+
+/** Outcomes known but not yet announced (a failed or interrupted publish). */
+async function announceOutcomes(records: JobRecord[], run: Run): Promise<void> {
+  const { deps, deadline, summary } = run;
+  await mapLimit(records, run.opts.concurrency, async (record) => {
+    if (deadline.expired()) {
       summary.truncated = true;
       return;
     }
-    const stale =
-      record.status === 'SUBMITTING' &&
-      leaseFree(record, now) &&
-      now.getTime() - Date.parse(record.updateTime) >= STALE_SUBMITTING_SECONDS * 1000;
-    if (record.status !== 'WAITING' && !stale) continue;
-    if (blocked.has(record.provider)) continue;
-    if (record.nextAttemptAt && Date.parse(record.nextAttemptAt) > now.getTime()) {
-      blocked.add(record.provider);
-      continue;
-    }
-    const claimed = await claimForSubmission(record.jobId, owner, [record.status], deps);
-    if (!claimed) continue;
     try {
-      const outcome = await runSubmission(claimed, owner, deps, { fromQueue: true });
-      if (outcome.outcome === 'waiting') blocked.add(record.provider);
+      if (await deadline.within('announce', () => announce(record.jobId, run.owner, deps)))
+        summary.published++;
+    } catch (err) {
+      failed(run, err, 'poll.job_failed', { jobId: record.jobId, vertexJob: record.vertexJob });
+    }
+  });
+}
+
+/** How long a queued input has waited, in hours. */
+function hoursWaiting(record: JobRecord, now: Date): number {
+  return (now.getTime() - Date.parse(record.waitingSince ?? record.createTime)) / 3600_000;
+}
+
+/**
+ * Submits, oldest first, the inputs waiting for capacity that are due; rejects those that waited
+ * longer than MAX_QUEUE_HOURS; and finishes submissions whose function died (which never wait
+ * behind a queue). Per queue (model and region) the order is first-in first-out: once one input
+ * has to wait, the younger ones of its queue wait too; other queues go on.
+ */
+async function submitQueued(records: JobRecord[], run: Run): Promise<void> {
+  const { deps, deadline, summary, blocked, owner } = run;
+  for (const record of records) {
+    // Each submission may read a large input: no new one starts after the run's budget.
+    if (deadline.expired()) {
+      summary.truncated = true;
+      return;
+    }
+    const now = deps.clock();
+    const stale = isStaleSubmitting(record, now);
+    if (record.status !== 'WAITING' && !stale) continue;
+    const tooLong =
+      record.status === 'WAITING' && hoursWaiting(record, now) > deps.config.MAX_QUEUE_HOURS;
+    if (!stale && !tooLong) {
+      if (blocked.has(record.queue)) continue;
+      if (record.nextAttemptAt && Date.parse(record.nextAttemptAt) > now.getTime()) {
+        blocked.add(record.queue);
+        continue;
+      }
+    }
+    let claimed: JobRecord | undefined;
+    try {
+      claimed = await deadline.within('claim a queued input', () =>
+        claimForSubmission(record.jobId, owner, [record.status], deps),
+      );
+      if (!claimed) continue;
+      const mine = claimed;
+      if (tooLong) {
+        await deadline.within('reject a queued input', () =>
+          reject(mine, owner, deps, queueTimeout(mine, deps), undefined),
+        );
+        summary.published++;
+        continue;
+      }
+      const outcome = await deadline.within('submit a queued input', () =>
+        runSubmission(mine, owner, deps, { fromQueue: true }),
+      );
+      if (outcome.outcome === 'waiting') blocked.add(record.queue);
       if (outcome.outcome === 'submitted') summary.submitted++;
       if (outcome.outcome === 'rejected') summary.published++;
       deps.log.info('poll.submitted_queued', 'Queued input handled', {
@@ -175,50 +257,75 @@ async function submitQueued(
         outcome: outcome.outcome,
       });
     } catch (err) {
-      summary.errors++;
-      blocked.add(record.provider);
-      await releaseClaim(record.jobId, owner, deps.jobs);
-      deps.log.warning('poll.submit_failed', 'Could not submit a queued input; it stays due', {
-        ...logFields(record),
-        error: err,
-      });
+      // Keep the queue's order: its younger inputs do not overtake this one in this run.
+      blocked.add(record.queue);
+      if (isDeadline(err)) {
+        // The submission may still be under way; its claim protects it until it ends or expires.
+        summary.truncated = true;
+        continue;
+      }
+      // Back in the queue, in its place, with a backoff: not left SUBMITTING for younger ones to
+      // overtake while its claim runs out.
+      const requeued = claimed ? await requeue(claimed, owner, deps) : false;
+      failed(run, err, 'poll.submit_failed', { ...logFields(record), requeued });
     }
   }
+}
+
+function queueTimeout(record: JobRecord, deps: PollDeps): JobError {
+  const hours = deps.config.MAX_QUEUE_HOURS;
+  return {
+    code: 'CAPACITY.EXHAUSTED',
+    message: `${record.object}: waited more than ${hours} hours for capacity for ${record.model} in ${record.location} (MAX_QUEUE_HOURS); upload it again later, or ask for more quota`,
+  };
 }
 
 /** What Vertex said about a job: the job, or the error reading it. */
 type Lookup = { job: VertexBatchJob } | { error: unknown };
 
+/** Reads and reconciles the jobs of one region: a lane of its own. */
+async function reconcileLocation(records: JobRecord[], run: Run): Promise<void> {
+  const { deadline, summary } = run;
+  const found = await readJobs(records, run);
+  await mapLimit(records, run.opts.concurrency, async (record) => {
+    if (deadline.expired()) {
+      summary.truncated = true;
+      return;
+    }
+    const lookup = found.get(record.jobId);
+    if (!lookup) return; // not read before the budget ran out
+    try {
+      await deadline.within('reconcile', () => reconcile(record, lookup, run));
+    } catch (err) {
+      failed(run, err, 'poll.job_failed', { jobId: record.jobId, vertexJob: record.vertexJob });
+    }
+  });
+}
+
 /**
- * Reads the Vertex jobs of a page. Calls grow with pages, not jobs: per location, a few jobs are
- * read with `get`, more with `list` filtered by our job-id labels (one call per `idsPerList` jobs).
+ * Reads the Vertex jobs of one region. Calls grow with pages, not jobs: a few jobs are read with
+ * `get`, more with `list` filtered by our job-id labels. A `list` that fails or misses a job falls
+ * back to `get` for each of its jobs, which also tells a deleted job (404) apart.
  */
-async function readJobs(
-  records: JobRecord[],
-  deps: PollDeps,
-  opts: PollOptions,
-): Promise<Map<string, Lookup>> {
+async function readJobs(records: JobRecord[], run: Run): Promise<Map<string, Lookup>> {
+  const { deps, opts, deadline } = run;
   const found = new Map<string, Lookup>();
-  const byLocation = new Map<string, JobRecord[]>();
-  for (const r of records) byLocation.set(r.location, [...(byLocation.get(r.location) ?? []), r]);
-
   const viaGet: JobRecord[] = [];
-  const listCalls: { location: string; records: JobRecord[] }[] = [];
-  for (const [location, group] of byLocation) {
-    if (group.length <= opts.maxGets) viaGet.push(...group);
-    else
-      for (const part of chunk(group, opts.idsPerList)) listCalls.push({ location, records: part });
-  }
+  const parts = records.length <= opts.maxGets ? [] : chunk(records, opts.idsPerList);
+  if (parts.length === 0) viaGet.push(...records);
 
-  await mapLimit(listCalls, opts.concurrency, async ({ location, records: part }) => {
+  await mapLimit(parts, opts.concurrency, async (part) => {
+    const location = part[0]?.location ?? '';
     try {
       let pageToken: string | undefined;
       do {
-        const page = await deps.vertex.list(location, {
-          filter: jobIdFilter(part.map((r) => r.jobId)),
-          pageSize: 100,
-          ...(pageToken ? { pageToken } : {}),
-        });
+        const page = await deadline.within('list jobs', () =>
+          deps.vertex.list(location, {
+            filter: jobIdFilter(part.map((r) => r.jobId)),
+            pageSize: 100,
+            ...(pageToken ? { pageToken } : {}),
+          }),
+        );
         for (const job of page.jobs) {
           const id = job.labels?.[JOB_ID_LABEL];
           const rec = part.find((r) => r.jobId === id);
@@ -228,15 +335,22 @@ async function readJobs(
         pageToken = page.nextPageToken;
       } while (pageToken);
     } catch (err) {
-      for (const r of part) found.set(r.jobId, { error: err });
+      if (isDeadline(err)) return;
+      deps.log.warning('poll.list_failed', 'list failed; reading its jobs one by one', {
+        location,
+        jobs: part.length,
+        error: err,
+      });
     }
-    // Not in the list (deleted, or a label lost): ask for it by name, which tells a 404 apart.
     for (const r of part) if (!found.has(r.jobId)) viaGet.push(r);
   });
 
   await mapLimit(viaGet, opts.concurrency, async (r) => {
+    if (deadline.expired()) return;
     try {
-      found.set(r.jobId, { job: await deps.vertex.get(r.vertexJob ?? '') });
+      found.set(r.jobId, {
+        job: await deadline.within('get job', () => deps.vertex.get(r.vertexJob ?? '')),
+      });
     } catch (err) {
       found.set(r.jobId, { error: err });
     }
@@ -244,20 +358,8 @@ async function readJobs(
   return found;
 }
 
-async function reconcile(
-  record: JobRecord,
-  lookup: Lookup | undefined,
-  owner: string,
-  deps: PollDeps,
-  summary: PollSummary,
-): Promise<void> {
-  if (OUTCOME_STATUSES.has(record.status)) {
-    // The outcome is known but its event was not published (a failed or interrupted publish).
-    if (await announce(record.jobId, owner, deps)) summary.published++;
-    return;
-  }
-  if (record.status !== 'SUBMITTED' || !lookup) return;
-
+async function reconcile(record: JobRecord, lookup: Lookup, run: Run): Promise<void> {
+  const { deps, summary } = run;
   let job: VertexBatchJob;
   if ('error' in lookup) {
     if (!(lookup.error instanceof PermanentError && lookup.error.code === 'VERTEX.NOT_FOUND')) {
@@ -276,43 +378,22 @@ async function reconcile(
   }
 
   const state = job.state ?? 'JOB_STATE_UNSPECIFIED';
-  const now = deps.clock().toISOString();
+  const now = deps.clock();
   if (isTerminalState(state)) {
-    const outcome = terminalFields(job, state);
-    const written = await recordCompleted(record, outcome, deps);
-    if (written) {
-      summary.changed++;
-      summary.completed++;
-      deps.log.info('job.finished', 'Vertex AI batch job reached a terminal state', {
-        jobId: record.jobId,
-        vertexJob: record.vertexJob,
-        state,
-        ...outcome.stats,
-      });
-    }
-    if (await announce(record.jobId, owner, deps)) summary.published++;
+    await finish(record, terminalFields(job, state, record), run);
     return;
   }
 
   const maxHours = deps.config.MAX_JOB_AGE_HOURS;
+  // Wall-clock age since creation: time spent PAUSED or QUEUED counts, so no job is tracked forever.
   const since = Date.parse(record.vertexCreateTime ?? record.createTime);
-  if (maxHours > 0 && deps.clock().getTime() - since > maxHours * 3600_000) {
-    await cancelStuck(record, job, maxHours, owner, deps, summary);
+  if (maxHours > 0 && now.getTime() - since > maxHours * 3600_000) {
+    await cancelTooOld(record, job, maxHours, run);
     return;
   }
 
   if (state !== record.vertexState || (job.startTime && !record.vertexStartTime)) {
-    const written = await deps.jobs.update(record.jobId, (cur) =>
-      cur.status === 'SUBMITTED' && cur.vertexState === record.vertexState
-        ? {
-            ...cur,
-            vertexState: state,
-            vertexStartTime: job.startTime ?? cur.vertexStartTime,
-            vertexCreateTime: job.createTime ?? cur.vertexCreateTime,
-            updateTime: now,
-          }
-        : undefined,
-    );
+    const written = await deps.jobs.update(record.jobId, toStateSeen(now, record.vertexState, job));
     if (written) {
       summary.changed++;
       deps.log.info('job.state_changed', 'Vertex AI batch job changed state', {
@@ -325,85 +406,90 @@ async function reconcile(
   }
 }
 
-/** Cancels a job older than MAX_JOB_AGE_HOURS and announces it as cancelled, with our reason. */
-async function cancelStuck(
-  record: JobRecord,
-  job: VertexBatchJob,
-  maxHours: number,
-  owner: string,
-  deps: PollDeps,
-  summary: PollSummary,
-): Promise<void> {
-  try {
-    await deps.vertex.cancel(record.vertexJob ?? '');
-  } catch (err) {
-    // A job that finished or vanished meanwhile needs no cancel; anything else is retried.
-    if (!(err instanceof PermanentError)) throw err;
-  }
-  const written = await recordCompleted(
-    record,
-    {
-      ...terminalFields(job, 'JOB_STATE_CANCELLED'),
-      vertexEndTime: job.endTime ?? deps.clock().toISOString(),
-      error: {
-        code: 'DEADLINE_EXCEEDED',
-        message: `cancelled by batch-courier: the job was still ${job.state ?? 'unfinished'} after ${maxHours} hours (MAX_JOB_AGE_HOURS)`,
-      },
-    },
-    deps,
-  );
+/** Records a terminal outcome (once), frees its capacity slot and announces it. */
+async function finish(record: JobRecord, outcome: TerminalFields, run: Run): Promise<void> {
+  const { deps, summary } = run;
+  const written = await deps.jobs.update(record.jobId, toCompleted(deps.clock(), outcome));
   if (written) {
     summary.changed++;
     summary.completed++;
-    deps.log.warning('job.cancelled_stuck', 'Job older than MAX_JOB_AGE_HOURS cancelled', {
-      ...logFields(record),
+    deps.log.info('job.finished', 'Vertex AI batch job reached a terminal state', {
+      jobId: record.jobId,
       vertexJob: record.vertexJob,
-      state: job.state,
-      maxHours,
+      state: outcome.vertexState,
+      ...outcome.stats,
     });
   }
-  if (await announce(record.jobId, owner, deps)) summary.published++;
+  await freeSlot(record, deps);
+  if (await announce(record.jobId, run.owner, deps)) summary.published++;
 }
 
-/** Records a terminal outcome on a SUBMITTED record; undefined when another run recorded it. */
-function recordCompleted(
+/**
+ * A job older than MAX_JOB_AGE_HOURS: ask Vertex to cancel it, once, and keep polling. Cancel is
+ * best effort (the job may still succeed or fail): only the state Vertex then reports is
+ * announced. If Vertex reports no final state CANCEL_CONFIRM_HOURS after the request, the job is
+ * announced as cancelled and no longer tracked.
+ */
+async function cancelTooOld(
   record: JobRecord,
-  outcome: ReturnType<typeof terminalFields>,
-  deps: PollDeps,
-): Promise<JobRecord | undefined> {
-  const now = deps.clock().toISOString();
-  return deps.jobs.update(record.jobId, (cur) =>
-    cur.status === 'SUBMITTED'
-      ? {
-          ...cur,
-          ...outcome,
-          vertexCreateTime: outcome.vertexCreateTime ?? cur.vertexCreateTime,
-          vertexStartTime: outcome.vertexStartTime ?? cur.vertexStartTime,
-          status: 'COMPLETED',
-          updateTime: now,
-        }
-      : undefined,
+  job: VertexBatchJob,
+  maxHours: number,
+  run: Run,
+): Promise<void> {
+  const { deps, summary } = run;
+  const now = deps.clock();
+  if (record.cancelRequestedAt === null) {
+    try {
+      await deps.vertex.cancel(record.vertexJob ?? '');
+    } catch (err) {
+      // A job that finished or vanished meanwhile needs no cancel: the next read tells its state.
+      if (!(err instanceof PermanentError)) throw err;
+    }
+    const written = await deps.jobs.update(record.jobId, toCancelRequested(now));
+    if (written) {
+      summary.changed++;
+      deps.log.warning(
+        'job.cancel_requested',
+        'Job older than MAX_JOB_AGE_HOURS: cancel requested',
+        {
+          ...logFields(record),
+          vertexJob: record.vertexJob,
+          state: job.state,
+          maxHours,
+        },
+      );
+    }
+    return;
+  }
+  const waited = now.getTime() - Date.parse(record.cancelRequestedAt);
+  if (waited < CANCEL_CONFIRM_HOURS * 3600_000) return;
+  await finish(
+    record,
+    {
+      ...terminalFields(job, 'JOB_STATE_CANCELLED', record),
+      vertexEndTime: job.endTime ?? now.toISOString(),
+      error: {
+        code: 'DEADLINE_EXCEEDED',
+        message: `cancelled by batch-courier after ${maxHours} hours (MAX_JOB_AGE_HOURS); Vertex AI still reported ${job.state ?? 'no state'} ${CANCEL_CONFIRM_HOURS} hours after the cancel request, so the job is no longer tracked`,
+      },
+    },
+    run,
   );
 }
 
-function terminalFields(
-  job: VertexBatchJob,
-  state: string,
-): Pick<
-  JobRecord,
-  | 'vertexState'
-  | 'stats'
-  | 'error'
-  | 'outputDirectory'
-  | 'vertexCreateTime'
-  | 'vertexStartTime'
-  | 'vertexEndTime'
-> {
+function terminalFields(job: VertexBatchJob, state: string, record: JobRecord): TerminalFields {
   const stats = job.completionStats;
-  const error: JobError | null =
+  let error: JobError | null =
     job.error && (job.error.code || job.error.message)
       ? { code: RPC_CODE_NAMES[job.error.code ?? 2] ?? 'UNKNOWN', message: job.error.message ?? '' }
       : null;
+  if (state === 'JOB_STATE_CANCELLED' && record.cancelRequestedAt !== null) {
+    // The cancel was ours: say why, in the code consumers already know for it.
+    error = {
+      code: 'DEADLINE_EXCEEDED',
+      message: `cancelled by batch-courier: the job was not finished after MAX_JOB_AGE_HOURS (cancel requested at ${record.cancelRequestedAt})${error?.message ? `; Vertex AI: ${error.message}` : ''}`,
+    };
+  }
   return {
     vertexState: state,
     stats: {

@@ -5,9 +5,10 @@
  * input; throws for anything that may pass (the framework answers 500 and Eventarc retries).
  */
 import { announce } from '../../shared/announce.js';
-import { isRetryable } from '../../shared/errors.js';
+import { isRetryable, TransientError } from '../../shared/errors.js';
 import { deriveJobId } from '../../shared/job-id.js';
-import { leaseFor, logFields, queueOf, type JobRecord } from '../../shared/jobs.js';
+import { logFields, queueOf, type JobRecord } from '../../shared/jobs.js';
+import { leaseFor, SUBMIT_LEASE_SECONDS } from '../../shared/transitions.js';
 import { locationInModel, normalizeModel, providerOf } from '../../shared/models.js';
 import {
   eventAgeSeconds,
@@ -20,7 +21,6 @@ import {
   claimForSubmission,
   releaseClaim,
   runSubmission,
-  SUBMIT_LEASE_SECONDS,
   type SubmissionDeps,
   type SubmissionOutcome,
 } from '../../shared/submission.js';
@@ -100,10 +100,23 @@ export async function handleStorageEvent(
     if (isRetryable(err)) {
       // Let the next delivery take over at once instead of waiting for the claim to expire.
       await releaseClaim(jobId, owner, deps.jobs);
-      log.warning('submit.retry', 'Transient failure; the event will be retried', {
-        ...fields,
-        error: err,
-      });
+      if (err instanceof TransientError && err.code === 'STORAGE.PERMISSION_DENIED') {
+        // Not the uploader's fault and not passing by itself unless IAM is fixed or propagates.
+        log.error(
+          'input.read_denied',
+          'No permission to read the input; the event will be retried',
+          {
+            ...fields,
+            error: err,
+            fix: "grant the submit function's service account roles/storage.objectViewer on the input bucket",
+          },
+        );
+      } else {
+        log.warning('submit.retry', 'Transient failure; the event will be retried', {
+          ...fields,
+          error: err,
+        });
+      }
     }
     throw err;
   }
@@ -117,7 +130,8 @@ function initialRecord(
 ): JobRecord {
   const now = deps.clock();
   const { config } = deps;
-  const requested = object.metadata.model?.trim() || config.DEFAULT_MODEL;
+  // Custom metadata may hold up to 8 KiB: keep enough to say what was asked, never more.
+  const requested = (object.metadata.model?.trim() || config.DEFAULT_MODEL).slice(0, 512);
   let model = requested;
   try {
     model = normalizeModel(requested);
@@ -126,7 +140,7 @@ function initialRecord(
   }
   const provider = providerOf(model);
   const location =
-    object.metadata.location?.trim() ||
+    object.metadata.location?.trim().slice(0, 64) ||
     locationInModel(model) ||
     (provider === 'anthropic' ? config.ANTHROPIC_LOCATION : config.VERTEX_LOCATION);
   const iso = now.toISOString();

@@ -271,7 +271,7 @@ describe('pollBatchJobs handler', () => {
     const summary = await pollBatchJobs({ ...w.pollDeps, options: { pageSize: 50 } });
     expect(summary).toMatchObject({ checked: 100, completed: 100, published: 100, errors: 0 });
     expect(w.vertex.calls.get).toBe(0);
-    expect(w.vertex.calls.list).toBe(4); // 2 pages × ceil(50 / 40)
+    expect(w.vertex.calls.list).toBe(10); // 2 pages × ceil(50 / 10 ids per list)
   });
 
   it('stops at its time budget and leaves the rest for the next run', async () => {
@@ -288,9 +288,10 @@ describe('pollBatchJobs handler', () => {
       ...w.pollDeps,
       options: { pageSize: 4, budgetMs: 4_000 },
     });
-    expect(summary).toMatchObject({ checked: 4, truncated: true });
+    // The page was read, but the budget is spent: nothing new starts, the run says so.
+    expect(summary).toMatchObject({ checked: 4, published: 0, errors: 0, truncated: true });
     const rest = await pollBatchJobs({ ...w.pollDeps, options: { pageSize: 100 } });
-    expect(rest).toMatchObject({ checked: 6, published: 6, truncated: false });
+    expect(rest).toMatchObject({ checked: 10, published: 10, truncated: false });
   });
 
   it('an unreachable job store fails the run', async () => {

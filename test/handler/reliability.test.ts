@@ -3,10 +3,8 @@
  * crashes, quota limits and duplicate deliveries happen on the way.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  pollBatchJobs,
-  STALE_SUBMITTING_SECONDS,
-} from '../../functions/poll-batch-jobs/handler.js';
+import { pollBatchJobs } from '../../functions/poll-batch-jobs/handler.js';
+import { STALE_SUBMITTING_SECONDS } from '../../shared/transitions.js';
 import { handleStorageEvent } from '../../functions/submit-batch-job/handler.js';
 import { TransientError } from '../../shared/errors.js';
 import { deriveJobId } from '../../shared/job-id.js';
@@ -245,7 +243,9 @@ describe('admission control', () => {
     );
     expect(c).toMatchObject({
       outcome: 'waiting',
-      reason: expect.stringContaining('older anthropic inputs are waiting'),
+      reason: expect.stringContaining(
+        'older inputs for publishers/anthropic/models/claude-3-5-haiku in us-east5 are waiting',
+      ),
     });
     await pollBatchJobs(w.pollDeps);
     expect([...w.vertex.jobs.values()].at(-1)?.displayName).toBe(
@@ -270,33 +270,91 @@ describe('admission control', () => {
 });
 
 describe('stuck jobs (MAX_JOB_AGE_HOURS)', () => {
-  it('a job older than the limit is cancelled and announced with a clear error', async () => {
-    const w = createWorld({ MAX_JOB_AGE_HOURS: '24' });
+  /** A submitted Gemini job whose Vertex state is `state`, created at the fake clock's now. */
+  async function runningJob(config: Record<string, string> = {}, state = 'JOB_STATE_RUNNING') {
+    const w = createWorld(config);
     w.reader.put(BUCKET, 'inputs/customer-reviews.jsonl', GEN, GEMINI_LINES);
     await handleStorageEvent(finalizeEvent(), w.submitDeps);
     const [name] = [...w.vertex.jobs.keys()];
-    w.vertex.setState(name!, { state: 'JOB_STATE_RUNNING', createTime: w.clock().toISOString() });
+    w.vertex.setState(name!, { state, createTime: w.clock().toISOString() });
+    return { w, name: name! };
+  }
+
+  it('item 9: too old → cancel requested once, nothing announced until Vertex reports CANCELLED, then DEADLINE_EXCEEDED', async () => {
+    const { w, name } = await runningJob({ MAX_JOB_AGE_HOURS: '24' });
     w.clock.advance(23 * 3600_000);
     await pollBatchJobs(w.pollDeps);
     expect(w.vertex.calls.cancel).toBe(0);
     w.clock.advance(2 * 3600_000);
     await pollBatchJobs(w.pollDeps);
     expect(w.vertex.calls.cancel).toBe(1);
+    // Cancel is best effort: nothing is announced before Vertex says how the job ended.
+    expect(w.publisher.events).toHaveLength(0);
+    const record = await w.jobs.get(deriveJobId(BUCKET, 'inputs/customer-reviews.jsonl', GEN));
+    expect(record).toMatchObject({ status: 'SUBMITTED', outstanding: true });
+    expect(record?.cancelRequestedAt).not.toBeNull();
+    w.vertex.setState(name, { state: 'JOB_STATE_CANCELLING' });
+    await pollBatchJobs(w.pollDeps);
+    expect(w.vertex.calls.cancel).toBe(1); // asked once
+    expect(w.publisher.events).toHaveLength(0);
+    w.vertex.setState(name, {
+      state: 'JOB_STATE_CANCELLED',
+      completionStats: { successfulCount: '2', failedCount: '0', incompleteCount: '1' },
+    });
+    await pollBatchJobs(w.pollDeps);
     expect(w.publisher.events).toHaveLength(1);
     expect(w.publisher.events[0]).toMatchObject({
       state: 'JOB_STATE_CANCELLED',
-      error: {
-        code: 'DEADLINE_EXCEEDED',
-        message: expect.stringContaining('after 24 hours (MAX_JOB_AGE_HOURS)'),
-      },
+      stats: { successfulCount: 2, failedCount: 0, incompleteCount: 1 },
+      error: { code: 'DEADLINE_EXCEEDED', message: expect.stringContaining('MAX_JOB_AGE_HOURS') },
     });
   });
 
-  it('off by default', async () => {
-    const w = createWorld();
-    w.reader.put(BUCKET, 'inputs/customer-reviews.jsonl', GEN, GEMINI_LINES);
-    await handleStorageEvent(finalizeEvent(), w.submitDeps);
-    w.clock.advance(100 * 3600_000);
+  it('item 9: a job that succeeds despite the cancel request is announced SUCCEEDED, with its stats', async () => {
+    const { w, name } = await runningJob({ MAX_JOB_AGE_HOURS: '1' });
+    w.clock.advance(2 * 3600_000);
+    await pollBatchJobs(w.pollDeps);
+    expect(w.vertex.calls.cancel).toBe(1);
+    w.vertex.setState(name, {
+      state: 'JOB_STATE_SUCCEEDED',
+      completionStats: { successfulCount: '3' },
+    });
+    await pollBatchJobs(w.pollDeps);
+    expect(w.publisher.events).toHaveLength(1);
+    expect(w.publisher.events[0]).toMatchObject({
+      state: 'JOB_STATE_SUCCEEDED',
+      stats: { successfulCount: 3, failedCount: 0, incompleteCount: 0 },
+      error: null,
+    });
+  });
+
+  it('item 15: on by default (96 h); PAUSED time counts; a job Vertex never ends after the cancel is announced 24 h later', async () => {
+    const { w } = await runningJob({}, 'JOB_STATE_PAUSED');
+    w.clock.advance(95 * 3600_000);
+    await pollBatchJobs(w.pollDeps);
+    expect(w.vertex.calls.cancel).toBe(0);
+    w.clock.advance(2 * 3600_000);
+    await pollBatchJobs(w.pollDeps);
+    expect(w.vertex.calls.cancel).toBe(1);
+    w.clock.advance(23 * 3600_000);
+    await pollBatchJobs(w.pollDeps);
+    expect(w.publisher.events).toHaveLength(0);
+    w.clock.advance(2 * 3600_000);
+    await pollBatchJobs(w.pollDeps);
+    expect(w.publisher.events).toHaveLength(1);
+    expect(w.publisher.events[0]).toMatchObject({
+      state: 'JOB_STATE_CANCELLED',
+      error: { code: 'DEADLINE_EXCEEDED', message: expect.stringContaining('no longer tracked') },
+    });
+    // Nothing is outstanding afterwards: the job is not tracked forever.
+    expect((await w.jobs.listOutstanding(10)).records).toHaveLength(0);
+    await pollBatchJobs(w.pollDeps);
+    expect(w.publisher.events).toHaveLength(1);
+  });
+
+  it('MAX_JOB_AGE_HOURS=0 turns it off', async () => {
+    const { w } = await runningJob({ MAX_JOB_AGE_HOURS: '0' }, 'JOB_STATE_PAUSED');
+    w.clock.advance(1000 * 3600_000);
     await pollBatchJobs(w.pollDeps);
     expect(w.vertex.calls.cancel).toBe(0);
     expect(w.publisher.events).toHaveLength(0);
@@ -334,7 +392,12 @@ describe('hostile inputs', () => {
       expect(k).toMatch(/^[a-z][a-z0-9_-]{0,62}$/);
       expect(v).toMatch(/^[a-z0-9_-]{0,63}$/);
     }
-    expect(create.request.inputConfig.gcsSource.uris).toEqual([`gs://${BUCKET}/${name}`]);
+    // The job reads the pinned copy under its own prefix, whatever the input's name.
+    const jobId = deriveJobId(BUCKET, name, GEN);
+    expect(create.request.inputConfig.gcsSource.uris).toEqual([
+      `gs://acme-batch-output/results/${jobId}/input.jsonl`,
+    ]);
+    expect(w.reports.copies.has(`gs://acme-batch-output/results/${jobId}/input.jsonl`)).toBe(true);
     expect(w.log.raw.join('\n')).not.toContain(canary);
   });
 

@@ -3,6 +3,7 @@ import { handleStorageEvent } from '../../functions/submit-batch-job/handler.js'
 import { PermanentError, TransientError } from '../../shared/errors.js';
 import { CompletionEventSchema } from '../../shared/events.js';
 import { deriveJobId } from '../../shared/job-id.js';
+import { JOB_ID_LABEL, OWNER_LABEL } from '../../shared/vertex.js';
 import { ANTHROPIC_LINES, createWorld, finalizeEvent, GEMINI_LINES } from '../fakes.js';
 
 const BUCKET = 'acme-batch-input';
@@ -27,13 +28,20 @@ describe('submitBatchJob handler', () => {
     expect(create.request).toEqual({
       displayName: JOB_ID,
       model: 'publishers/google/models/gemini-2.5-flash',
-      inputConfig: { instancesFormat: 'jsonl', gcsSource: { uris: [`gs://${BUCKET}/${NAME}`] } },
+      // The job reads the pinned copy of exactly the validated generation.
+      inputConfig: {
+        instancesFormat: 'jsonl',
+        gcsSource: { uris: [`gs://acme-batch-output/results/${JOB_ID}/input.jsonl`] },
+      },
       outputConfig: {
         predictionsFormat: 'jsonl',
         gcsDestination: { outputUriPrefix: `gs://acme-batch-output/results/${JOB_ID}/` },
       },
-      labels: { 'batch-courier': 'v1', 'job-id': JOB_ID },
+      labels: { [OWNER_LABEL]: 'v1', [JOB_ID_LABEL]: JOB_ID },
     });
+    expect(w.reports.copies.get(`gs://acme-batch-output/results/${JOB_ID}/input.jsonl`)).toEqual(
+      Buffer.from(GEMINI_LINES),
+    );
     const record = await w.jobs.get(JOB_ID);
     expect(record).toMatchObject({
       status: 'SUBMITTED',
@@ -106,7 +114,10 @@ describe('submitBatchJob handler', () => {
 
     const retry = await handleStorageEvent(finalizeEvent(), w.submitDeps);
     expect(retry).toMatchObject({ outcome: 'submitted', recovered: false });
-    expect(w.vertex.calls.list).toBe(1); // looked for a job from the first attempt first
+    // Looked for a job from the first attempt before creating, and after recording the second
+    // create, for a stray from the first (none here).
+    expect(w.vertex.calls.list).toBe(2);
+    expect(w.vertex.calls.cancel).toBe(0);
     expect(w.vertex.jobs.size).toBe(1);
     expect(await w.jobs.get(JOB_ID)).toMatchObject({ status: 'SUBMITTED', createAttempts: 2 });
   });

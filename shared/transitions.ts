@@ -1,0 +1,248 @@
+/**
+ * Every change of a job record, in one place: pure functions that take what the caller knows and
+ * return a {@link RecordChange} for `jobs.update(jobId, change)`. Each change has its guard: it
+ * returns undefined (nothing is written) when the record is not in a state where it applies, for
+ * example when another worker took the claim. The store may run a change more than once (on
+ * contention), so none of them has side effects.
+ *
+ * The state diagram is drawn in docs/architecture.md.
+ */
+import type { JobError, JobRecord, JobStatus, Lease, LineError } from './jobs.js';
+import type { RecordChange } from './ports.js';
+import type { VertexBatchJob } from './vertex.js';
+
+/** How long a submit claim lasts: longer than validating a 1 GB file plus a create. */
+export const SUBMIT_LEASE_SECONDS = 540;
+/**
+ * The fence before a create: the claim must still be ours and is renewed to a full lease, so the
+ * create (bounded at well under a minute) ends long before anyone else may take over.
+ */
+export const CREATE_LEASE_SECONDS = SUBMIT_LEASE_SECONDS;
+/** How long a claim to publish lasts; after it, another run may publish (with the same eventId). */
+export const PUBLISH_LEASE_SECONDS = 60;
+/** A SUBMITTING record with no live claim and no change for this long belongs to a submit that died. */
+export const STALE_SUBMITTING_SECONDS = 900;
+/** After a cancel request, how long Vertex may take to report a final state before we stop waiting. */
+export const CANCEL_CONFIRM_HOURS = 24;
+
+/** Statuses whose outcome is final and only waits to be announced. */
+export const OUTCOME_STATUSES: ReadonlySet<JobStatus> = new Set([
+  'COMPLETED',
+  'REJECTED',
+  'SUBMIT_FAILED',
+]);
+
+/** True when the record's lease is absent, expired, or held by `owner`. */
+export function leaseFree(record: JobRecord, now: Date, owner?: string): boolean {
+  return (
+    record.lease === null ||
+    record.lease.owner === owner ||
+    Date.parse(record.lease.until) <= now.getTime()
+  );
+}
+
+/** True when `owner` holds a lease on the record that has not expired. */
+export function holdsLease(record: JobRecord, owner: string, now: Date): boolean {
+  return record.lease?.owner === owner && Date.parse(record.lease.until) > now.getTime();
+}
+
+/** A lease for `owner` that ends `seconds` from now. */
+export function leaseFor(owner: string, now: Date, seconds: number): Lease {
+  return { owner, until: new Date(now.getTime() + seconds * 1000).toISOString() };
+}
+
+/** Backoff of a queued input after a 429 or a failed attempt: 30 s, doubling, at most 30 min. */
+export function waitBackoffSeconds(attempts: number): number {
+  return Math.min(30 * 2 ** Math.max(0, attempts), 1800);
+}
+
+/** True when a SUBMITTING record was abandoned by the submit that claimed it. */
+export function isStaleSubmitting(record: JobRecord, now: Date): boolean {
+  return (
+    record.status === 'SUBMITTING' &&
+    leaseFree(record, now) &&
+    now.getTime() - Date.parse(record.updateTime) >= STALE_SUBMITTING_SECONDS * 1000
+  );
+}
+
+/**
+ * Claim for submitting: a record in one of `from` statuses whose lease is free becomes
+ * SUBMITTING with a lease for `owner`. Of several workers (deliveries, poll runs) exactly one
+ * takes it, because the store applies the change atomically.
+ */
+export function claim(owner: string, now: Date, from: readonly JobStatus[]): RecordChange {
+  return (cur) =>
+    from.includes(cur.status) && leaseFree(cur, now, owner)
+      ? {
+          ...cur,
+          status: 'SUBMITTING',
+          lease: leaseFor(owner, now, SUBMIT_LEASE_SECONDS),
+          updateTime: now.toISOString(),
+        }
+      : undefined;
+}
+
+/** Releases `owner`'s claim, so that the next worker can take over at once. */
+export function release(owner: string): RecordChange {
+  return (cur) => (cur.lease?.owner === owner ? { ...cur, lease: null } : undefined);
+}
+
+/**
+ * The fence immediately before a create: only the holder of a live claim may create, and its
+ * claim is renewed to a full lease; the attempt is counted first, so that a create whose answer
+ * is lost is looked for by label before any second create.
+ */
+export function toCreating(owner: string, now: Date, requestCount: number): RecordChange {
+  return (cur) =>
+    cur.status === 'SUBMITTING' && holdsLease(cur, owner, now)
+      ? {
+          ...cur,
+          requestCount,
+          createAttempts: cur.createAttempts + 1,
+          lease: leaseFor(owner, now, CREATE_LEASE_SECONDS),
+          updateTime: now.toISOString(),
+        }
+      : undefined;
+}
+
+/**
+ * Into the queue: no capacity now (`throttled`: Vertex said 429, or an attempt failed, so back
+ * off; otherwise it is looked at on every poll run). The record keeps its place (its createTime).
+ */
+export function toWaiting(
+  owner: string,
+  now: Date,
+  opts: { requestCount: number | null; throttled: boolean },
+): RecordChange {
+  return (cur) =>
+    cur.status === 'SUBMITTING' && cur.lease?.owner === owner
+      ? {
+          ...cur,
+          status: 'WAITING',
+          requestCount: opts.requestCount ?? cur.requestCount,
+          lease: null,
+          waitAttempts: cur.waitAttempts + (opts.throttled ? 1 : 0),
+          nextAttemptAt: opts.throttled
+            ? new Date(now.getTime() + waitBackoffSeconds(cur.waitAttempts) * 1000).toISOString()
+            : null,
+          waitingSince: cur.waitingSince ?? now.toISOString(),
+          updateTime: now.toISOString(),
+        }
+      : undefined;
+}
+
+/** The job exists: recorded only by the holder of the claim (a worker that lost it is fenced). */
+export function toSubmitted(
+  owner: string,
+  now: Date,
+  job: VertexBatchJob,
+  requestCount: number,
+): RecordChange {
+  return (cur) =>
+    cur.status === 'SUBMITTING' && cur.lease?.owner === owner
+      ? {
+          ...cur,
+          status: 'SUBMITTED',
+          requestCount,
+          vertexJob: job.name,
+          vertexState: job.state ?? 'JOB_STATE_PENDING',
+          vertexCreateTime: job.createTime ?? null,
+          lease: null,
+          updateTime: now.toISOString(),
+        }
+      : undefined;
+}
+
+/** Refused: bad input (REJECTED) or refused by Vertex (SUBMIT_FAILED), by the claim's holder. */
+export function toRejected(
+  owner: string,
+  now: Date,
+  status: 'REJECTED' | 'SUBMIT_FAILED',
+  error: JobError,
+  lineErrors: LineError[],
+): RecordChange {
+  return (cur) =>
+    cur.status === 'SUBMITTING' && cur.lease?.owner === owner
+      ? { ...cur, status, error, lineErrors, lease: null, updateTime: now.toISOString() }
+      : undefined;
+}
+
+/** A new Vertex state of a running job (only from the state the caller saw). */
+export function toStateSeen(
+  now: Date,
+  seenState: string | null,
+  job: VertexBatchJob,
+): RecordChange {
+  return (cur) =>
+    cur.status === 'SUBMITTED' && cur.vertexState === seenState
+      ? {
+          ...cur,
+          vertexState: job.state ?? cur.vertexState,
+          vertexStartTime: job.startTime ?? cur.vertexStartTime,
+          vertexCreateTime: job.createTime ?? cur.vertexCreateTime,
+          updateTime: now.toISOString(),
+        }
+      : undefined;
+}
+
+/** We asked Vertex to cancel the job (too old); its outcome is still the one Vertex reports. */
+export function toCancelRequested(now: Date): RecordChange {
+  return (cur) =>
+    cur.status === 'SUBMITTED' && cur.cancelRequestedAt === null
+      ? { ...cur, cancelRequestedAt: now.toISOString(), updateTime: now.toISOString() }
+      : undefined;
+}
+
+/** The fields of a terminal outcome. */
+export type TerminalFields = Pick<
+  JobRecord,
+  | 'vertexState'
+  | 'stats'
+  | 'error'
+  | 'outputDirectory'
+  | 'vertexCreateTime'
+  | 'vertexStartTime'
+  | 'vertexEndTime'
+>;
+
+/** The job reached a terminal state (recorded once, by whichever run sees it first). */
+export function toCompleted(now: Date, outcome: TerminalFields): RecordChange {
+  return (cur) =>
+    cur.status === 'SUBMITTED'
+      ? {
+          ...cur,
+          ...outcome,
+          vertexCreateTime: outcome.vertexCreateTime ?? cur.vertexCreateTime,
+          vertexStartTime: outcome.vertexStartTime ?? cur.vertexStartTime,
+          status: 'COMPLETED',
+          updateTime: now.toISOString(),
+        }
+      : undefined;
+}
+
+/** Claim to publish an outcome that is known and not yet announced. */
+export function claimAnnouncement(owner: string, now: Date): RecordChange {
+  return (cur) =>
+    cur.outstanding && OUTCOME_STATUSES.has(cur.status) && leaseFree(cur, now, owner)
+      ? {
+          ...cur,
+          lease: leaseFor(owner, now, PUBLISH_LEASE_SECONDS),
+          updateTime: now.toISOString(),
+        }
+      : undefined;
+}
+
+/** The event was published: the record leaves the outstanding list. */
+export function markAnnounced(now: Date, eventId: string, publishTime: string): RecordChange {
+  return (cur) =>
+    cur.outstanding
+      ? {
+          ...cur,
+          outstanding: false,
+          lease: null,
+          eventId,
+          publishedAt: publishTime,
+          updateTime: now.toISOString(),
+        }
+      : undefined;
+}
