@@ -8,7 +8,7 @@ const REQUIRED = {
 };
 
 describe('loadConfig', () => {
-  it('applies the defaults of CONTRACT §2', () => {
+  it('applies the documented defaults', () => {
     const config = loadConfig(REQUIRED);
     expect(config).toMatchObject({
       GOOGLE_CLOUD_PROJECT: 'demo-project',
@@ -22,7 +22,11 @@ describe('loadConfig', () => {
       MAX_EVENT_AGE_SECONDS: 86400,
       LOG_LEVEL: 'info',
       ANTHROPIC_MAX_CONCURRENT_JOBS: 4,
-      MAX_JOB_AGE_HOURS: 0,
+      MAX_JOB_AGE_HOURS: 96,
+      MAX_QUEUE_HOURS: 72,
+      ALLOWED_MODELS: [],
+      ALLOWED_LOCATIONS: [],
+      ALLOWED_FILE_URI_PREFIXES: [],
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -56,6 +60,12 @@ describe('loadConfig', () => {
     ['FIRESTORE_EMULATOR_HOST', 'localhost'],
     ['STORAGE_EMULATOR_HOST', 'localhost:9000'],
     ['VERTEX_AI_EMULATOR_HOST', 'http://x:1'],
+    ['MAX_QUEUE_HOURS', '0'],
+    ['MAX_QUEUE_HOURS', 'forever'],
+    ['MAX_JOB_AGE_HOURS', '-1'],
+    ['ALLOWED_MODELS', 'gemini-2.5-flash, rm -rf /'],
+    ['ALLOWED_LOCATIONS', 'us-central1,Mars'],
+    ['ALLOWED_FILE_URI_PREFIXES', 's3://bucket/'],
   ])('refuses a malformed %s (%s)', (name, value) => {
     expect(() => loadConfig({ ...REQUIRED, [name]: value })).toThrow(new RegExp(`${name}: `));
   });
@@ -84,7 +94,27 @@ describe('loadConfig', () => {
     ).toBe(expected);
   });
 
-  it('lists exactly the deployed variables of CONTRACT §2', () => {
+  it.each([
+    [
+      'ALLOWED_MODELS',
+      'gemini-2.5-flash, claude-3-5-haiku@20241022,',
+      ['gemini-2.5-flash', 'claude-3-5-haiku@20241022'],
+    ],
+    ['ALLOWED_MODELS', '*', ['*']],
+    ['ALLOWED_MODELS', '', []],
+    ['ALLOWED_LOCATIONS', 'us-central1 , global', ['us-central1', 'global']],
+    [
+      'ALLOWED_FILE_URI_PREFIXES',
+      'gs://media/, https://example.com/',
+      ['gs://media/', 'https://example.com/'],
+    ],
+  ])('reads the list %s=%s', (name, value, expected) => {
+    expect(
+      loadConfig({ ...REQUIRED, [name]: value })[name as keyof ReturnType<typeof loadConfig>],
+    ).toEqual(expected);
+  });
+
+  it('lists exactly the deployed variables', () => {
     expect([...CONFIG_VARIABLE_NAMES].sort()).toEqual(
       [
         'GOOGLE_CLOUD_PROJECT',
@@ -99,6 +129,10 @@ describe('loadConfig', () => {
         'LOG_LEVEL',
         'ANTHROPIC_MAX_CONCURRENT_JOBS',
         'MAX_JOB_AGE_HOURS',
+        'MAX_QUEUE_HOURS',
+        'ALLOWED_MODELS',
+        'ALLOWED_LOCATIONS',
+        'ALLOWED_FILE_URI_PREFIXES',
       ].sort(),
     );
   });
