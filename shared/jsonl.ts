@@ -1,15 +1,26 @@
 /**
  * Streaming JSONL validation: one pass over the bytes, one line in memory at a time. The file
- * rules (size, line count, BOM, blank lines, UTF-8, JSON objects, a truncated last line) live
- * here; what a line must contain is the provider's {@link LineCheck} (`shared/line-rules.ts`).
+ * rules (size, line count, line length, BOM, blank lines, UTF-8, JSON objects, a truncated last
+ * line) live here; what a line must contain is the provider's {@link LineCheck}
+ * (`shared/line-rules.ts`).
+ *
+ * Memory is bounded by a constant plus the longest allowed line, whatever the file holds (a run of
+ * blank lines costs two numbers, not one entry each), and time is linear in the bytes: a line that
+ * spans many chunks is joined once, at its newline.
  */
 import { isUtf8 } from 'node:buffer';
-import { lineCheckFor, type LineCheck } from './line-rules.js';
+import { lineCheckFor, type FileUriAllowList, type LineCheck } from './line-rules.js';
 import type { Provider } from './models.js';
 
 /** Vertex's limits for one input file. */
 export const MAX_INPUT_LINES = 200_000;
 export const MAX_INPUT_BYTES = 1_000_000_000;
+/**
+ * Longest line accepted (16 MiB), in bytes, not counting its line ending (LF or CRLF). A line is
+ * parsed whole, so this bounds the validator's memory; a longer line is refused with
+ * `INPUT.LINE_TOO_LONG` and the rest of the file is not read.
+ */
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
 /** Longest excerpt of a bad line kept in a report (never a whole prompt). */
 export const EXCERPT_CHARS = 40;
 
@@ -20,7 +31,9 @@ export type ValidationCode =
   | 'INPUT.WRONG_FORMAT'
   | 'INPUT.TOO_LARGE'
   | 'INPUT.TOO_MANY_LINES'
-  | 'INPUT.INVALID_ENCODING';
+  | 'INPUT.INVALID_ENCODING'
+  | 'INPUT.LINE_TOO_LONG'
+  | 'INPUT.FILE_URI_NOT_ALLOWED';
 
 /** One problem, where it is, and a short excerpt of the line for the report. */
 export interface ValidationError {
@@ -57,6 +70,12 @@ export interface ValidateOptions {
   maxErrors?: number;
   maxLines?: number;
   maxBytes?: number;
+  /**
+   * Where file URIs in requests may point (Gemini `fileData.fileUri`, Claude `source.url` of an
+   * image or document): a URI that fails `test` is a line error `INPUT.FILE_URI_NOT_ALLOWED`.
+   * Absent: any `gs://` or `https://` URI.
+   */
+  fileUriAllowed?: FileUriAllowList;
 }
 
 const NEWLINE = 0x0a;
@@ -65,7 +84,9 @@ const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 /**
  * Validates a JSONL byte stream. Never throws for bad content (only for a failing stream); keeps
- * one line (plus one read chunk) in memory.
+ * one line (at most {@link MAX_LINE_BYTES}, plus one read chunk) in memory. Chunks are kept by
+ * reference until their line ends: the source must not reuse a chunk's memory after yielding it
+ * (Node streams never do).
  */
 export async function validateJsonl(
   source: AsyncIterable<Uint8Array>,
@@ -75,6 +96,7 @@ export async function validateJsonl(
     options.provider,
     options.model ??
       (options.provider === 'anthropic' ? 'claude' : 'publishers/google/models/gemini-2.5-flash'),
+    { fileUriAllowed: options.fileUriAllowed },
   );
   const maxErrors = options.maxErrors ?? 1000;
   const maxLines = options.maxLines ?? MAX_INPUT_LINES;
@@ -82,12 +104,19 @@ export async function validateJsonl(
 
   const errors: ValidationError[] = [];
   let code: ValidationCode | undefined;
-  let fatal = false;
+  /** Nothing more is read: the wrong format, or a file limit (size, lines, line length). */
+  let halted = false;
   let bytes = 0;
   let lineNo = 0;
   let requestCount = 0;
-  let pendingBlanks: { line: number; offset: number }[] = [];
-  let carry: Buffer | undefined;
+  // Blank lines are an error only when content follows, which is known later. Of a run of them
+  // (consecutive, so their line numbers follow the first's) only the first is remembered, plus
+  // the offsets of as many more as can still be reported: never one entry per blank line.
+  let firstBlank: { line: number; offset: number } | undefined;
+  let moreBlankOffsets: number[] = [];
+  // The pieces of a line that began in an earlier chunk, joined once when its newline arrives.
+  let pieces: Buffer[] = [];
+  let piecesLength = 0;
   let lineStart = 0;
 
   const fail = (
@@ -99,6 +128,34 @@ export async function validateJsonl(
   ): void => {
     code ??= c;
     if (errors.length < maxErrors) errors.push({ line, message, byteOffset, excerpt });
+  };
+
+  /** Content follows the pending blank lines: each is an error, the first first. */
+  const reportBlanks = (): void => {
+    if (firstBlank === undefined) return;
+    const { line, offset } = firstBlank;
+    fail('INPUT.INVALID_JSONL', line, 'is blank: remove empty lines', offset);
+    moreBlankOffsets.forEach((at, i) => {
+      fail('INPUT.INVALID_JSONL', line + 1 + i, 'is blank: remove empty lines', at);
+    });
+    firstBlank = undefined;
+    moreBlankOffsets = [];
+  };
+
+  /** The next line is longer than MAX_LINE_BYTES; `head` is its start, for the excerpt. */
+  const tooLong = (head: Buffer, offset: number): void => {
+    lineNo++;
+    reportBlanks();
+    fail(
+      'INPUT.LINE_TOO_LONG',
+      lineNo,
+      `is longer than ${MAX_LINE_BYTES} bytes (16 MiB), the limit per line`,
+      offset,
+      excerptOf(head, 0),
+    );
+    halted = true;
+    pieces = [];
+    piecesLength = 0;
   };
 
   const checkLine = (raw: Buffer, offset: number): void => {
@@ -116,13 +173,12 @@ export async function validateJsonl(
     }
     if (isBlank(line)) {
       // A blank line is fine only at the end of the file; decided when a next line comes.
-      pendingBlanks.push({ line: lineNo, offset });
+      if (firstBlank === undefined) firstBlank = { line: lineNo, offset };
+      else if (moreBlankOffsets.length < maxErrors - errors.length - 1)
+        moreBlankOffsets.push(offset);
       return;
     }
-    for (const b of pendingBlanks) {
-      fail('INPUT.INVALID_JSONL', b.line, 'is blank: remove empty lines', b.offset);
-    }
-    pendingBlanks = [];
+    reportBlanks();
     requestCount++;
     if (requestCount > maxLines) {
       fail(
@@ -131,6 +187,7 @@ export async function validateJsonl(
         `exceeds the limit of ${maxLines} requests per file`,
         offset,
       );
+      halted = true;
       return;
     }
     if (!isUtf8(line)) {
@@ -171,21 +228,17 @@ export async function validateJsonl(
     const problem = check(value as Record<string, unknown>);
     if (problem) {
       fail(
-        problem.fatal ? 'INPUT.WRONG_FORMAT' : 'INPUT.INVALID_JSONL',
+        problem.fatal ? 'INPUT.WRONG_FORMAT' : (problem.code ?? 'INPUT.INVALID_JSONL'),
         lineNo,
         problem.message,
         offset,
         excerptOf(line, 0),
       );
-      fatal ||= problem.fatal === true;
+      halted ||= problem.fatal === true;
     }
   };
 
-  const stopped = (): boolean =>
-    fatal ||
-    errors.length >= maxErrors ||
-    code === 'INPUT.TOO_MANY_LINES' ||
-    code === 'INPUT.TOO_LARGE';
+  const stopped = (): boolean => halted || errors.length >= maxErrors;
 
   for await (const piece of source) {
     const chunk = Buffer.isBuffer(piece)
@@ -199,14 +252,29 @@ export async function validateJsonl(
         `the file exceeds the limit of ${maxBytes} bytes`,
         maxBytes,
       );
+      halted = true;
       break;
     }
     let start = 0;
     let nl = chunk.indexOf(NEWLINE, start);
     while (nl !== -1) {
       const part = chunk.subarray(start, nl);
-      const line = carry ? Buffer.concat([carry, part]) : part;
-      carry = undefined;
+      let line = part;
+      if (piecesLength > 0) {
+        const length = piecesLength + part.length;
+        const head = pieces[0] ?? part;
+        if (overLimit(length, part.length > 0 ? part[part.length - 1] : lastByte(pieces))) {
+          tooLong(head, lineStart);
+          break;
+        }
+        pieces.push(part);
+        line = Buffer.concat(pieces, length);
+        pieces = [];
+        piecesLength = 0;
+      } else if (overLimit(part.length, part[part.length - 1])) {
+        tooLong(part, lineStart);
+        break;
+      }
       checkLine(line, lineStart);
       lineStart += line.length + 1;
       if (stopped()) break;
@@ -215,16 +283,25 @@ export async function validateJsonl(
     }
     if (stopped()) break;
     if (start < chunk.length) {
+      // Kept by reference, not copied (the chunk is not reused), and joined once at the newline.
       const rest = chunk.subarray(start);
-      carry = carry ? Buffer.concat([carry, rest]) : Buffer.from(rest);
+      pieces.push(rest);
+      piecesLength += rest.length;
+      // Stop as soon as the line cannot fit, rather than buffering the rest of it. One byte
+      // over is still fine when it is the CR of a CRLF.
+      if (overLimit(piecesLength, rest[rest.length - 1])) {
+        tooLong(pieces[0] ?? rest, lineStart);
+        break;
+      }
     }
   }
 
   const complete = !stopped();
-  if (complete && carry !== undefined && carry.length > 0) {
+  if (complete && piecesLength > 0) {
     // The last line has no final newline: fine when it is complete JSON.
     const before = errors.length;
-    checkLine(carry, lineStart);
+    checkLine(Buffer.concat(pieces, piecesLength), lineStart);
+    pieces = [];
     const last = errors[errors.length - 1];
     if (errors.length > before && last?.message.startsWith('is not valid JSON')) {
       last.message += ': the last line has no final newline; was the file truncated?';
@@ -239,6 +316,19 @@ export async function validateJsonl(
     );
   }
   return { requestCount: Math.min(requestCount, maxLines), bytes, errors, code, complete };
+}
+
+/**
+ * True when a line of `length` bytes (line ending excluded, but a CR before the LF included) whose
+ * last byte is `last` is longer than {@link MAX_LINE_BYTES}: a final CR is part of the line ending.
+ */
+function overLimit(length: number, last: number | undefined): boolean {
+  return length > MAX_LINE_BYTES && !(length === MAX_LINE_BYTES + 1 && last === CR);
+}
+
+function lastByte(pieces: Buffer[]): number | undefined {
+  const last = pieces[pieces.length - 1];
+  return last?.[last.length - 1];
 }
 
 function isBlank(line: Buffer): boolean {

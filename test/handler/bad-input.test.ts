@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { handleStorageEvent } from '../../functions/submit-batch-job/handler.js';
 import { deriveJobId } from '../../shared/job-id.js';
-import { EXCERPT_CHARS, validateJsonl } from '../../shared/jsonl.js';
+import { EXCERPT_CHARS, MAX_LINE_BYTES, validateJsonl } from '../../shared/jsonl.js';
 import { createWorld, finalizeEvent, GEMINI_LINES } from '../fakes.js';
 
 interface Case {
@@ -56,7 +56,7 @@ async function submitFile(
 
 describe('bad-input corpus', () => {
   it('has one file per rule', () => {
-    expect(CASES.length).toBeGreaterThanOrEqual(25);
+    expect(CASES.length).toBeGreaterThanOrEqual(33);
     expect(new Set(CASES.map((c) => c.file)).size).toBe(CASES.length);
   });
 
@@ -87,6 +87,33 @@ describe('bad-input corpus', () => {
     const record = await w.jobs.get(jobId);
     expect(record).toMatchObject({ status: 'REJECTED', outstanding: false });
     expect(record?.lineErrors[0]?.line).toBe(c.line);
+    if (c.code === 'INPUT.FILE_URI_NOT_ALLOWED') {
+      // Only the scheme and bucket (or host) of the refused URI: its path is customer content.
+      const published = JSON.stringify([event, report]);
+      expect(published).not.toContain('private');
+      expect(published).not.toContain('contract.pdf');
+    }
+  });
+
+  it('a line over 16 MiB is refused with INPUT.LINE_TOO_LONG and its line number', async () => {
+    const valid = '{"request":{"contents":[{"role":"user","parts":[{"text":"x"}]}]}}\n';
+    const head = '{"request":{"contents":[{"role":"user","parts":[{"text":"';
+    const long = Buffer.alloc(MAX_LINE_BYTES + 1024, 0x78);
+    long.write(head);
+    const { outcome, w, report } = await submitFile(
+      Buffer.concat([Buffer.from(valid), long, Buffer.from(`"}]}]}}\n${valid}`)]),
+    );
+    expect(outcome).toMatchObject({ outcome: 'rejected', code: 'INPUT.LINE_TOO_LONG' });
+    expect(w.vertex.calls.create).toBe(0);
+    expect(w.publisher.events[0]?.error).toMatchObject({ code: 'INPUT.LINE_TOO_LONG' });
+    expect(w.publisher.events[0]?.error?.message).toContain(
+      `line 2: is longer than ${MAX_LINE_BYTES} bytes`,
+    );
+    expect(report?.errors).toHaveLength(1);
+    expect(report?.errors[0]).toMatchObject({ line: 2, byteOffset: valid.length });
+    expect([...report!.errors[0]!.excerpt.replace(/…$/, '')].length).toBeLessThanOrEqual(
+      EXCERPT_CHARS,
+    );
   });
 
   it('contentEncoding gzip is refused clearly, before reading', async () => {

@@ -1,0 +1,191 @@
+/**
+ * Hostile inputs for the streaming validator: memory stays bounded by a constant plus the longest
+ * allowed line, time stays linear in the bytes read (counted as bytes copied, never as wall-clock
+ * time), and an over-long line is refused without reading the rest of it.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MAX_LINE_BYTES, validateJsonl, type ValidateOptions } from '../../shared/jsonl.js';
+
+const MiB = 1024 * 1024;
+const GEMINI = { provider: 'google' } as const satisfies ValidateOptions;
+const VALID_LINE = '{"request":{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}}\n';
+const LINE_HEAD = '{"request":{"contents":[{"role":"user","parts":[{"text":"';
+const LINE_TAIL = '"}]}]}}';
+
+/** A valid Gemini line of exactly `bytes` bytes, not counting its line ending. */
+function lineOf(bytes: number): Buffer {
+  const fill = bytes - LINE_HEAD.length - LINE_TAIL.length;
+  return Buffer.concat([Buffer.from(LINE_HEAD), Buffer.alloc(fill, 0x78), Buffer.from(LINE_TAIL)]);
+}
+
+/** Yields `data` in chunks of `size` bytes (views, no copies), counting what was pulled. */
+function chunked(data: Buffer[], size: number, pulled = { bytes: 0 }): AsyncIterable<Buffer> {
+  return (async function* () {
+    for (const buf of data) {
+      for (let i = 0; i < buf.length; i += size) {
+        const chunk = buf.subarray(i, i + size);
+        pulled.bytes += chunk.length;
+        yield chunk;
+      }
+    }
+  })();
+}
+
+/**
+ * `count` blank lines (`\n`) after `before` and before `after`, 64 KiB at a time from one reused
+ * buffer, sampling the heap at every chunk: the peak heap growth over the run is what the
+ * validator kept (the source itself holds one 64 KiB buffer).
+ */
+function blankLines(count: number, before: string, after = '') {
+  const heap = { base: process.memoryUsage().heapUsed, peak: 0 };
+  const block = Buffer.alloc(1 << 16, 0x0a);
+  const source = (async function* () {
+    yield Buffer.from(before);
+    for (let left = count; left > 0; left -= block.length) {
+      yield left >= block.length ? block : block.subarray(0, left);
+      heap.peak = Math.max(heap.peak, process.memoryUsage().heapUsed);
+    }
+    if (after) yield Buffer.from(after);
+  })();
+  return { source, growth: () => heap.peak - heap.base };
+}
+
+/** Bytes copied by Buffer.concat and Buffer.from while `run` runs. */
+async function bytesCopied<T>(run: () => Promise<T>): Promise<{ result: T; copied: number }> {
+  let copied = 0;
+  const concat = Buffer.concat.bind(Buffer);
+  const from = Buffer.from.bind(Buffer) as (...args: unknown[]) => Buffer;
+  vi.spyOn(Buffer, 'concat').mockImplementation((list, length) => {
+    const out = concat(list, length);
+    copied += out.length;
+    return out;
+  });
+  vi.spyOn(Buffer, 'from').mockImplementation(((...args: unknown[]) => {
+    const out = from(...args);
+    copied += out.length;
+    return out;
+  }) as typeof Buffer.from);
+  try {
+    return { result: await run(), copied };
+  } finally {
+    vi.restoreAllMocks();
+  }
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('hostile inputs', () => {
+  it('item 1: MAX_LINE_BYTES is 16 MiB', () => {
+    expect(MAX_LINE_BYTES).toBe(16 * MiB);
+  });
+
+  it('item 1: 10 million trailing blank lines after a valid line: valid, bounded memory', async () => {
+    const { source, growth } = blankLines(10_000_000, VALID_LINE);
+    const result = await validateJsonl(source, GEMINI);
+    expect(result).toMatchObject({ code: undefined, requestCount: 1, complete: true });
+    expect(result.bytes).toBe(VALID_LINE.length + 10_000_000);
+    expect(growth()).toBeLessThan(64 * MiB);
+  });
+
+  it('item 1: 10 million blank lines before content: the first is reported, the errors are capped', async () => {
+    const { source, growth } = blankLines(10_000_000, VALID_LINE, VALID_LINE);
+    const result = await validateJsonl(source, { ...GEMINI, maxErrors: 50 });
+    expect(result.code).toBe('INPUT.INVALID_JSONL');
+    expect(result.errors).toHaveLength(50);
+    expect(result.errors[0]).toMatchObject({
+      line: 2,
+      byteOffset: VALID_LINE.length,
+      message: 'is blank: remove empty lines',
+    });
+    expect(result.errors[49]).toMatchObject({ line: 51, byteOffset: VALID_LINE.length + 49 });
+    expect(growth()).toBeLessThan(64 * MiB);
+  });
+
+  it('item 1: several blank lines before content report each (first first), up to maxErrors', async () => {
+    const text = `${VALID_LINE}\n \r\n\t\n${VALID_LINE}`;
+    const result = await validateJsonl(chunked([Buffer.from(text)], 3), GEMINI);
+    expect(result.code).toBe('INPUT.INVALID_JSONL');
+    const at = VALID_LINE.length;
+    expect(result.errors.map((e) => [e.line, e.byteOffset])).toEqual([
+      [2, at],
+      [3, at + 1],
+      [4, at + 4],
+    ]);
+    const capped = await validateJsonl(chunked([Buffer.from(text)], 3), {
+      ...GEMINI,
+      maxErrors: 2,
+    });
+    expect(capped.errors.map((e) => e.line)).toEqual([2, 3]);
+    expect(capped.complete).toBe(false);
+  });
+
+  it('item 1: a 20 MiB line is refused with INPUT.LINE_TOO_LONG, without reading the rest of it', async () => {
+    const pulled = { bytes: 0 };
+    const long = lineOf(20 * MiB);
+    const source = chunked(
+      [Buffer.from(VALID_LINE), long, Buffer.from(`\n${VALID_LINE}`)],
+      64 * 1024,
+      pulled,
+    );
+    const result = await validateJsonl(source, GEMINI);
+    expect(result.code).toBe('INPUT.LINE_TOO_LONG');
+    expect(result.complete).toBe(false);
+    expect(result.errors).toHaveLength(1);
+    expect(result.errors[0]).toMatchObject({ line: 2, byteOffset: VALID_LINE.length });
+    expect(result.errors[0]!.message).toContain(`${MAX_LINE_BYTES} bytes`);
+    expect(result.errors[0]!.excerpt.startsWith('{"request"')).toBe(true);
+    // Stopped within one chunk of the limit: the other ~4 MiB of the line were never pulled.
+    expect(pulled.bytes).toBeLessThanOrEqual(VALID_LINE.length + MAX_LINE_BYTES + 2 * 64 * 1024);
+    expect(result.bytes).toBe(pulled.bytes);
+  });
+
+  it('item 1: an over-long last line without a final newline is refused too', async () => {
+    const result = await validateJsonl(chunked([lineOf(MAX_LINE_BYTES + 1)], 1 << 20), GEMINI);
+    expect(result.code).toBe('INPUT.LINE_TOO_LONG');
+    expect(result.errors[0]?.line).toBe(1);
+  });
+
+  it('item 1: a 15 MiB line is accepted', async () => {
+    const result = await validateJsonl(
+      chunked([lineOf(15 * MiB), Buffer.from(`\n${VALID_LINE}`)], 64 * 1024),
+      GEMINI,
+    );
+    expect(result).toMatchObject({ code: undefined, requestCount: 2, complete: true });
+  });
+
+  it('item 1: the limit is exact: MAX_LINE_BYTES passes (also before CRLF), one byte more does not', async () => {
+    const exact = lineOf(MAX_LINE_BYTES);
+    const ok = await validateJsonl(chunked([exact, Buffer.from('\n')], 1 << 20), GEMINI);
+    expect(ok.code).toBeUndefined();
+    const crlf = await validateJsonl(chunked([exact, Buffer.from('\r\n')], 1 << 20), GEMINI);
+    expect(crlf.code).toBeUndefined();
+    const over = await validateJsonl(
+      chunked([lineOf(MAX_LINE_BYTES + 1), Buffer.from('\n')], 1 << 20),
+      GEMINI,
+    );
+    expect(over.code).toBe('INPUT.LINE_TOO_LONG');
+  });
+
+  it('item 1: a 15 MiB line in 1 KiB chunks completes, copying each byte at most twice', async () => {
+    const line = lineOf(15 * MiB);
+    const { result, copied } = await bytesCopied(() =>
+      validateJsonl(chunked([line, Buffer.from('\n')], 1024), GEMINI),
+    );
+    expect(result).toMatchObject({ code: undefined, requestCount: 1 });
+    expect(copied).toBeLessThanOrEqual(2 * line.length + 64 * 1024);
+  });
+
+  it('item 1: a long line in small chunks is copied a bounded number of times (linear time)', async () => {
+    const line = lineOf(4 * MiB);
+    const tail = Buffer.from(`\n${VALID_LINE}`);
+    const { result, copied } = await bytesCopied(() =>
+      validateJsonl(chunked([line, tail], 4096), GEMINI),
+    );
+    expect(result).toMatchObject({ code: undefined, requestCount: 2 });
+    // Each byte of the line is copied at most twice (kept from its chunk, joined at the newline);
+    // re-joining the carry on every chunk would copy ~2 GiB here.
+    expect(copied).toBeLessThanOrEqual(2 * line.length + 64 * 1024);
+  });
+});
