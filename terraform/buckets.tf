@@ -8,11 +8,11 @@ resource "google_storage_bucket" "input" {
   storage_class               = "STANDARD"
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
-  force_destroy               = var.force_destroy_buckets
+  force_destroy               = var.buckets.force_destroy
   labels                      = local.labels
 
   dynamic "encryption" {
-    for_each = var.kms_key_name == null ? [] : [var.kms_key_name]
+    for_each = var.buckets.kms_key_name == null ? [] : [var.buckets.kms_key_name]
     content {
       default_kms_key_name = encryption.value
     }
@@ -28,18 +28,18 @@ resource "google_storage_bucket" "output" {
   storage_class               = "STANDARD"
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
-  force_destroy               = var.force_destroy_buckets
+  force_destroy               = var.buckets.force_destroy
   labels                      = local.labels
 
   dynamic "encryption" {
-    for_each = var.kms_key_name == null ? [] : [var.kms_key_name]
+    for_each = var.buckets.kms_key_name == null ? [] : [var.buckets.kms_key_name]
     content {
       default_kms_key_name = encryption.value
     }
   }
 
   dynamic "lifecycle_rule" {
-    for_each = var.output_retention_days == null ? [] : [var.output_retention_days]
+    for_each = var.buckets.output_retention_days == null ? [] : [var.buckets.output_retention_days]
     content {
       action {
         type = "Delete"
@@ -66,7 +66,7 @@ resource "google_storage_bucket" "source" {
   labels                      = local.labels
 
   dynamic "encryption" {
-    for_each = var.kms_key_name == null ? [] : [var.kms_key_name]
+    for_each = var.buckets.kms_key_name == null ? [] : [var.buckets.kms_key_name]
     content {
       default_kms_key_name = encryption.value
     }

@@ -2,11 +2,11 @@
 # so it is created here only on request; the poller's composite index is always declared.
 
 resource "google_firestore_database" "default" {
-  count = var.create_firestore_database ? 1 : 0
+  count = var.firestore.create_database ? 1 : 0
 
   project                 = var.project_id
   name                    = "(default)"
-  location_id             = coalesce(var.firestore_location, var.region)
+  location_id             = coalesce(var.firestore.location, var.region)
   type                    = "FIRESTORE_NATIVE"
   delete_protection_state = "DELETE_PROTECTION_ENABLED"
   # Job records outlive the deployment: `terraform destroy` forgets the database, it never deletes it.
@@ -21,7 +21,7 @@ resource "google_firestore_database" "default" {
 resource "google_firestore_index" "outstanding_jobs" {
   project     = var.project_id
   database    = "(default)"
-  collection  = var.jobs_collection
+  collection  = var.firestore.jobs_collection
   query_scope = "COLLECTION"
 
   fields {

@@ -15,9 +15,9 @@ resource "google_cloudfunctions2_function" "submit" {
   labels      = local.labels
 
   build_config {
-    runtime         = var.runtime
+    runtime         = var.build.runtime
     entry_point     = "submitBatchJob"
-    service_account = var.build_service_account
+    service_account = local.build_service_account
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
@@ -28,11 +28,11 @@ resource "google_cloudfunctions2_function" "submit" {
 
   service_config {
     service_account_email          = google_service_account.submit.email
-    available_memory               = var.submit_memory
-    timeout_seconds                = var.submit_timeout_seconds
-    min_instance_count             = 0
-    max_instance_count             = var.submit_max_instances
-    ingress_settings               = var.ingress_settings
+    available_memory               = var.submit_function.memory
+    timeout_seconds                = var.submit_function.timeout_seconds
+    min_instance_count             = var.submit_function.min_instances
+    max_instance_count             = var.submit_function.max_instances
+    ingress_settings               = var.submit_function.ingress_settings
     all_traffic_on_latest_revision = true
     environment_variables          = local.function_environment
   }
@@ -51,11 +51,14 @@ resource "google_cloudfunctions2_function" "submit" {
   }
 
   # Eventarc refuses to create a Cloud Storage trigger until the Cloud Storage service agent may
-  # publish and the trigger's identity may receive events.
+  # publish and the trigger's identity may receive events; the build needs its builder role, and
+  # (in old projects) deliveries need the Pub/Sub service agent's token grant.
   depends_on = [
     google_project_service.apis,
     google_project_iam_member.gcs_agent_pubsub_publisher,
     google_project_iam_member.trigger_event_receiver,
+    google_project_iam_member.build_account_builder,
+    google_service_account_iam_member.pubsub_agent_mints_trigger_tokens,
   ]
 }
 
@@ -67,9 +70,9 @@ resource "google_cloudfunctions2_function" "poll" {
   labels      = local.labels
 
   build_config {
-    runtime         = var.runtime
+    runtime         = var.build.runtime
     entry_point     = "pollBatchJobs"
-    service_account = var.build_service_account
+    service_account = local.build_service_account
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
@@ -80,14 +83,14 @@ resource "google_cloudfunctions2_function" "poll" {
 
   service_config {
     service_account_email          = google_service_account.poll.email
-    available_memory               = var.poll_memory
-    timeout_seconds                = var.poll_timeout_seconds
-    min_instance_count             = 0
-    max_instance_count             = var.poll_max_instances
-    ingress_settings               = var.ingress_settings
+    available_memory               = var.poll_function.memory
+    timeout_seconds                = var.poll_function.timeout_seconds
+    min_instance_count             = var.poll_function.min_instances
+    max_instance_count             = var.poll_function.max_instances
+    ingress_settings               = var.poll_function.ingress_settings
     all_traffic_on_latest_revision = true
     environment_variables          = local.function_environment
   }
 
-  depends_on = [google_project_service.apis]
+  depends_on = [google_project_service.apis, google_project_iam_member.build_account_builder]
 }

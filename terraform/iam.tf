@@ -1,7 +1,14 @@
-# Every grant of the pipeline, each on the narrowest resource that works (shared/FACTS.md "IAM").
-# Project level only where a role has no narrower scope: Vertex AI jobs, Firestore documents and
-# Eventarc event receipt. Invoking a function is granted on that function's Cloud Run service only,
-# never on the project. test/terraform/terraform.test.ts compares this file with the table.
+# Every grant of the pipeline, each on the narrowest resource that works, with the reason beside it.
+# Project level only where a role has no narrower scope: Vertex AI jobs, Firestore documents,
+# Eventarc event receipt and Cloud Build. Invoking a function is granted on that function's Cloud
+# Run service only, never on the project. All grants are additive (*_iam_member): authoritative
+# bindings would remove what others granted. test/terraform/iam.test.ts holds the same list.
+#
+# Storage, in short: inputs are read from the input bucket; before a job is created the function
+# copies exactly the validated generation of the input to <OUTPUT_URI_PREFIX>/<jobId>/input.jsonl
+# (a server-side rewrite, create-only) and the Vertex AI job reads that copy, so a later upload of
+# the same name cannot change what is billed. No function reads the output bucket: prompts and
+# answers stay out of the functions' reach.
 
 # --- Eventarc: Cloud Storage events for the submit function --------------------------------------
 
@@ -12,12 +19,14 @@ resource "google_project_iam_member" "gcs_agent_pubsub_publisher" {
   member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }
 
+# The trigger's identity receives the events (project level: Eventarc has no narrower scope).
 resource "google_project_iam_member" "trigger_event_receiver" {
   project = var.project_id
   role    = "roles/eventarc.eventReceiver"
   member  = "serviceAccount:${google_service_account.trigger.email}"
 }
 
+# The trigger delivers each event by calling the submit function's service, and nothing else.
 resource "google_cloud_run_v2_service_iam_member" "trigger_invokes_submit" {
   project  = var.project_id
   location = google_cloudfunctions2_function.submit.location
@@ -26,36 +35,70 @@ resource "google_cloud_run_v2_service_iam_member" "trigger_invokes_submit" {
   member   = "serviceAccount:${google_service_account.trigger.email}"
 }
 
+# Only with grant_pubsub_token_creator: in projects whose Pub/Sub service agent was created on or
+# before 2021-04-08 it lacks the right to mint the identity tokens Eventarc's push deliveries carry
+# (https://cloud.google.com/eventarc/docs/roles-permissions). Google's page grants it on the
+# project; the tokens minted are the trigger account's only, so the grant is on that account.
+resource "google_service_account_iam_member" "pubsub_agent_mints_trigger_tokens" {
+  count = var.grant_pubsub_token_creator ? 1 : 0
+
+  service_account_id = google_service_account.trigger.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# --- Cloud Build ---------------------------------------------------------------------------------
+
+# Only with build.grant_builder_role: since mid-2024 new projects build functions as the Compute
+# Engine default service account, which may lack this role (for example where an organisation
+# policy disables automatic grants to default service accounts), and the deploy then fails
+# (https://cloud.google.com/functions/docs/securing/build-custom-sa). Project level: builds have no
+# narrower scope.
+resource "google_project_iam_member" "build_account_builder" {
+  count = var.build.grant_builder_role ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/cloudbuild.builds.builder"
+  member  = "serviceAccount:${local.build_service_account_email}"
+}
+
 # --- submit function -----------------------------------------------------------------------------
 
+# Creates and looks up the Vertex AI batch prediction jobs (project level: no narrower scope).
 resource "google_project_iam_member" "submit_aiplatform_user" {
   project = var.project_id
   role    = "roles/aiplatform.user"
   member  = "serviceAccount:${google_service_account.submit.email}"
 }
 
+# Reads and writes the job records (project level: Firestore has no narrower scope).
 resource "google_project_iam_member" "submit_datastore_user" {
   project = var.project_id
   role    = "roles/datastore.user"
   member  = "serviceAccount:${google_service_account.submit.email}"
 }
 
+# Validates the uploaded file, and is the source of the pinned copy (a rewrite reads its source).
 resource "google_storage_bucket_iam_member" "submit_reads_input" {
   bucket = google_storage_bucket.input.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.submit.email}"
 }
 
-# Not in FACTS.md's table: a rejected input's report (rejection.json) is written under the job's
-# output prefix. Create only: the report of one object generation is written once.
-resource "google_storage_bucket_iam_member" "submit_writes_reports" {
+# Creates the pinned input copy and, for a refused input, its rejection.json report under the job's
+# output prefix. Create only, never read or overwrite: both are written once per object generation.
+resource "google_storage_bucket_iam_member" "submit_writes_output" {
   bucket = google_storage_bucket.output.name
   role   = "roles/storage.objectCreator"
   member = "serviceAccount:${google_service_account.submit.email}"
 }
 
-# Not in FACTS.md's table, but required by CONTRACT §1: the submit function itself announces a
-# refused input with an `input.rejected` event on the completion topic.
+moved {
+  from = google_storage_bucket_iam_member.submit_writes_reports
+  to   = google_storage_bucket_iam_member.submit_writes_output
+}
+
+# The submit function itself announces a refused input with an `input.rejected` event.
 resource "google_pubsub_topic_iam_member" "submit_publishes_rejections" {
   project = var.project_id
   topic   = google_pubsub_topic.completion.name
@@ -65,18 +108,21 @@ resource "google_pubsub_topic_iam_member" "submit_publishes_rejections" {
 
 # --- poll function -------------------------------------------------------------------------------
 
+# Reads, lists, creates (queued inputs) and cancels (max_job_age_hours) batch prediction jobs.
 resource "google_project_iam_member" "poll_aiplatform_user" {
   project = var.project_id
   role    = "roles/aiplatform.user"
   member  = "serviceAccount:${google_service_account.poll.email}"
 }
 
+# Reads and writes the job records (project level: Firestore has no narrower scope).
 resource "google_project_iam_member" "poll_datastore_user" {
   project = var.project_id
   role    = "roles/datastore.user"
   member  = "serviceAccount:${google_service_account.poll.email}"
 }
 
+# Announces every outcome on the completion topic.
 resource "google_pubsub_topic_iam_member" "poll_publishes_completions" {
   project = var.project_id
   topic   = google_pubsub_topic.completion.name
@@ -84,29 +130,30 @@ resource "google_pubsub_topic_iam_member" "poll_publishes_completions" {
   member  = "serviceAccount:${google_service_account.poll.email}"
 }
 
-# Lists the results Vertex AI wrote.
-resource "google_storage_bucket_iam_member" "poll_reads_output" {
-  bucket = google_storage_bucket.output.name
-  role   = "roles/storage.objectViewer"
-  member = "serviceAccount:${google_service_account.poll.email}"
-}
-
-# Not in FACTS.md's table: the poller submits queued inputs and finishes submissions whose function
-# died, which validates the input and may write its rejection report.
+# The poller submits queued inputs and finishes submissions whose function died: it validates the
+# input and copies it, like the submit function.
 resource "google_storage_bucket_iam_member" "poll_reads_input" {
   bucket = google_storage_bucket.input.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.poll.email}"
 }
 
-resource "google_storage_bucket_iam_member" "poll_writes_reports" {
+# Creates the pinned input copy and rejection reports of the inputs it submits. It holds no read
+# on the output bucket: the results' location comes from Vertex AI, and no code reads them.
+resource "google_storage_bucket_iam_member" "poll_writes_output" {
   bucket = google_storage_bucket.output.name
   role   = "roles/storage.objectCreator"
   member = "serviceAccount:${google_service_account.poll.email}"
 }
 
+moved {
+  from = google_storage_bucket_iam_member.poll_writes_reports
+  to   = google_storage_bucket_iam_member.poll_writes_output
+}
+
 # --- Cloud Scheduler -----------------------------------------------------------------------------
 
+# The scheduler's OIDC token admits it to the poll function's service, and nothing else.
 resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes_poll" {
   project  = var.project_id
   location = google_cloudfunctions2_function.poll.location
@@ -115,27 +162,37 @@ resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes_poll" {
   member   = "serviceAccount:${google_service_account.scheduler.email}"
 }
 
-# --- Vertex AI service agent: the batch jobs read inputs and write results as this identity -------
+# --- Vertex AI service agent: the batch jobs read and write Cloud Storage as this identity --------
 
+# Gemini requests may point at files with fileData.fileUri, by default only in the input bucket
+# (pipeline.allowed_file_uri_prefixes); Vertex AI reads them as its service agent.
 resource "google_storage_bucket_iam_member" "vertex_reads_input" {
   bucket = google_storage_bucket.input.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_project_service_identity.vertex_ai.email}"
 }
 
+# The job's input is the pinned copy <OUTPUT_URI_PREFIX>/<jobId>/input.jsonl in the output bucket.
+resource "google_storage_bucket_iam_member" "vertex_reads_output" {
+  bucket = google_storage_bucket.output.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_project_service_identity.vertex_ai.email}"
+}
+
+# The job writes its predictions under <OUTPUT_URI_PREFIX>/<jobId>/.
 resource "google_storage_bucket_iam_member" "vertex_writes_output" {
   bucket = google_storage_bucket.output.name
   role   = "roles/storage.objectCreator"
   member = "serviceAccount:${google_project_service_identity.vertex_ai.email}"
 }
 
-# --- CMEK (only with kms_key_name) ---------------------------------------------------------------
+# --- CMEK (only with buckets.kms_key_name) -------------------------------------------------------
 
 # Cloud Storage encrypts and decrypts with the key as its service agent; readers need no key access.
 resource "google_kms_crypto_key_iam_member" "gcs_agent_uses_key" {
-  count = var.kms_key_name == null ? 0 : 1
+  count = var.buckets.kms_key_name == null ? 0 : 1
 
-  crypto_key_id = var.kms_key_name
+  crypto_key_id = var.buckets.kms_key_name
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }

@@ -1,26 +1,45 @@
 locals {
   # Bucket names are global: the project id makes them unique without random suffixes.
   bucket_prefix   = "${var.prefix}-${var.project_id}"
-  bucket_location = coalesce(var.bucket_location, var.region)
+  bucket_location = coalesce(var.buckets.location, var.region)
 
   labels = merge({ application = "batch-courier" }, var.labels)
 
-  # The environment of both functions: exactly CONFIG_VARIABLE_NAMES of shared/config.ts (CONTRACT
-  # §2), plus LOG_EXECUTION_ID so that the functions framework stamps execution ids on log lines.
-  # test/terraform/terraform.test.ts compares these names with the code's list.
+  # build_config.service_account of both functions takes a resource name; null leaves the builds
+  # to the project's default build service account.
+  build_service_account = (
+    var.build.service_account == null ? null : "projects/${var.project_id}/serviceAccounts/${var.build.service_account}"
+  )
+
+  # The service account Cloud Build runs the functions' builds as: the one chosen, or else the
+  # Compute Engine default service account, the default build account of projects created since
+  # mid-2024 (https://cloud.google.com/build/docs/cloud-build-service-account-updates).
+  build_service_account_email = coalesce(
+    var.build.service_account,
+    "${data.google_project.this.number}-compute@developer.gserviceaccount.com",
+  )
+
+  # The environment of both functions: exactly CONFIG_VARIABLE_NAMES of shared/config.ts, plus
+  # LOG_EXECUTION_ID so that the functions framework stamps execution ids on log lines. Each
+  # setting comes from the attribute of the same name in lower case; lists are joined with commas,
+  # as the code reads them. test/terraform/parity.test.ts compares names and defaults with the code.
   function_environment = {
     GOOGLE_CLOUD_PROJECT          = var.project_id
-    VERTEX_LOCATION               = var.vertex_location
-    DEFAULT_MODEL                 = var.default_model
-    ANTHROPIC_LOCATION            = var.anthropic_location
+    VERTEX_LOCATION               = var.pipeline.vertex_location
+    DEFAULT_MODEL                 = var.pipeline.default_model
+    ANTHROPIC_LOCATION            = var.pipeline.anthropic_location
     OUTPUT_URI_PREFIX             = "gs://${google_storage_bucket.output.name}"
-    INPUT_PREFIX                  = var.input_prefix
+    INPUT_PREFIX                  = var.pipeline.input_prefix
     COMPLETION_TOPIC              = google_pubsub_topic.completion.id
-    JOBS_COLLECTION               = var.jobs_collection
-    MAX_EVENT_AGE_SECONDS         = tostring(var.max_event_age_seconds)
-    LOG_LEVEL                     = var.log_level
-    ANTHROPIC_MAX_CONCURRENT_JOBS = tostring(var.anthropic_max_concurrent_jobs)
-    MAX_JOB_AGE_HOURS             = tostring(var.max_job_age_hours)
+    JOBS_COLLECTION               = var.firestore.jobs_collection
+    MAX_EVENT_AGE_SECONDS         = tostring(var.pipeline.max_event_age_seconds)
+    ANTHROPIC_MAX_CONCURRENT_JOBS = tostring(var.pipeline.anthropic_max_concurrent_jobs)
+    MAX_JOB_AGE_HOURS             = tostring(var.pipeline.max_job_age_hours)
+    MAX_QUEUE_HOURS               = tostring(var.pipeline.max_queue_hours)
+    ALLOWED_MODELS                = join(",", var.pipeline.allowed_models)
+    ALLOWED_LOCATIONS             = join(",", var.pipeline.allowed_locations)
+    ALLOWED_FILE_URI_PREFIXES     = join(",", var.pipeline.allowed_file_uri_prefixes)
+    LOG_LEVEL                     = var.pipeline.log_level
     LOG_EXECUTION_ID              = "true"
   }
 }

@@ -6,7 +6,7 @@ output "input_bucket" {
 }
 
 output "output_bucket" {
-  description = "Bucket where Vertex AI writes results, under <job id>/."
+  description = "Bucket of each job's pinned input copy, results and rejection report, under <job id>/."
   value       = google_storage_bucket.output.name
 }
 
@@ -16,7 +16,7 @@ output "source_bucket" {
 }
 
 output "completion_topic" {
-  description = "Pub/Sub topic (projects/P/topics/T) of the completion events (CONTRACT §5)."
+  description = "Pub/Sub topic (projects/P/topics/T) of the completion events."
   value       = google_pubsub_topic.completion.id
 }
 
@@ -51,11 +51,11 @@ output "service_account_emails" {
 }
 
 output "vertex_ai_service_agent" {
-  description = "Vertex AI service agent, which reads the input bucket and writes the output bucket for the batch jobs."
+  description = "Vertex AI service agent, as which the batch jobs read their pinned input copy and write results in the output bucket, and read fileData files in the input bucket."
   value       = google_project_service_identity.vertex_ai.email
 }
 
 output "upload_command" {
   description = "Ready-to-copy command for a first upload (reviews.jsonl is your file)."
-  value       = "gcloud storage cp reviews.jsonl gs://${google_storage_bucket.input.name}/${var.input_prefix}"
+  value       = "gcloud storage cp reviews.jsonl gs://${google_storage_bucket.input.name}/${var.pipeline.input_prefix}"
 }

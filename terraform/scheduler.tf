@@ -7,14 +7,14 @@ resource "google_cloud_scheduler_job" "poll" {
   region      = var.region
   name        = "${var.prefix}-poll"
   description = "Runs pollBatchJobs: reconciles outstanding Vertex AI batch jobs and announces finished ones."
-  schedule    = var.poll_schedule
-  time_zone   = var.time_zone
+  schedule    = var.poll_schedule.cron
+  time_zone   = var.poll_schedule.time_zone
   # Longer than the poll's own time budget, so that a run that stops on its budget still answers in
   # time and is not retried while it is working.
-  attempt_deadline = "${var.scheduler_attempt_deadline_seconds}s"
+  attempt_deadline = "${var.poll_schedule.attempt_deadline_seconds}s"
 
   retry_config {
-    retry_count          = var.scheduler_retry_count
+    retry_count          = var.poll_schedule.retry_count
     min_backoff_duration = "30s"
     max_backoff_duration = "120s"
     max_doublings        = 2

@@ -45,8 +45,8 @@ data "google_storage_project_service_account" "gcs" {
   depends_on = [google_project_service.apis]
 }
 
-# Reads inputs and writes results of batch jobs. Created here so that the bucket grants never race
-# its lazy creation on first use of Vertex AI.
+# Reads each job's pinned input copy and writes its results. Created here so that the bucket grants
+# never race its lazy creation on first use of Vertex AI.
 resource "google_project_service_identity" "vertex_ai" {
   provider = google-beta
 

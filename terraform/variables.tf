@@ -1,5 +1,8 @@
-# Inputs. Every variable is typed and described; validations refuse what Google Cloud or the code
-# would refuse later, so that mistakes surface at `terraform plan` instead of at run time.
+# Inputs, grouped like a form: the project and the names are flat; everything else is one object
+# per part of the deployment whose attributes are optional() with defaults, in the manner of Cloud
+# Foundation Fabric's cloud-function-v2 module (function_config, trigger_config). A tfvars file
+# sets only what it changes. Validations refuse what Google Cloud or the code would refuse later,
+# so that mistakes surface at `terraform plan` instead of at run time.
 
 # --- Project and naming ---------------------------------------------------------------------------
 
@@ -14,7 +17,7 @@ variable "project_id" {
 
 variable "region" {
   type        = string
-  description = "Region of the functions, the Cloud Scheduler job and (unless bucket_location is set) the buckets."
+  description = "Region of the functions, the Cloud Scheduler job and (unless buckets.location is set) the buckets."
   default     = "us-central1"
   validation {
     condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
@@ -44,308 +47,323 @@ variable "labels" {
   }
 }
 
-# --- Buckets --------------------------------------------------------------------------------------
+# --- The pipeline: each attribute is one environment variable of both functions ------------------
 
-variable "bucket_location" {
-  type        = string
-  description = "Location of the input, output and source buckets (a region such as us-central1, or a multi-region such as US). null: the region variable. The Eventarc trigger listens in this location."
-  default     = null
+variable "pipeline" {
+  type = object({
+    default_model                 = optional(string, "publishers/google/models/gemini-2.5-flash")
+    vertex_location               = optional(string, "us-central1")
+    anthropic_location            = optional(string, "us-east5")
+    input_prefix                  = optional(string, "")
+    max_event_age_seconds         = optional(number, 86400)
+    anthropic_max_concurrent_jobs = optional(number, 4)
+    max_job_age_hours             = optional(number, 96)
+    max_queue_hours               = optional(number, 72)
+    allowed_models                = optional(list(string), [])
+    allowed_locations             = optional(list(string), [])
+    allowed_file_uri_prefixes     = optional(list(string), [])
+    log_level                     = optional(string, "info")
+  })
+  description = <<-EOT
+    How the functions behave. Each attribute sets the environment variable of the same name in upper case (shared/config.ts); lists are joined with commas.
+    default_model: model for input files without `model` metadata.
+    vertex_location: region of the batch jobs (global uses the global endpoint).
+    anthropic_location: region of batch jobs for publishers/anthropic models.
+    input_prefix: only objects whose name starts with it are inputs, e.g. incoming/ (empty: the whole bucket).
+    max_event_age_seconds: an upload event older than this is logged and dropped instead of retried (Eventarc retries for up to 24 hours).
+    anthropic_max_concurrent_jobs: Claude batch jobs running at once (Vertex AI's default quota is 4 per project); more inputs wait and are submitted first-in first-out. 0: no limit.
+    max_job_age_hours: ask Vertex AI to cancel a job not finished this many hours after it was created, and announce the outcome. 0: off.
+    max_queue_hours: an input waiting for capacity longer than this is rejected (CAPACITY.EXHAUSTED).
+    allowed_models: models an input may name (short names work; an entry without @version allows every version). []: default_model plus the code's short list. ["*"]: any model.
+    allowed_locations: regions an input may pick with its `location` metadata. []: vertex_location, anthropic_location and the code's short list. ["*"]: any region.
+    allowed_file_uri_prefixes: where a Gemini request's fileData.fileUri may point (gs:// or https:// prefixes). []: the input's own bucket only. ["*"]: anywhere.
+    log_level: debug, info, warning or error.
+  EOT
+  default     = {}
+  nullable    = false
+
   validation {
-    condition     = var.bucket_location == null || can(regex("^[A-Za-z]+[A-Za-z0-9-]*[A-Za-z0-9]$", var.bucket_location))
-    error_message = "bucket_location must be a Cloud Storage location such as us-central1, US or EU."
+    condition     = length(trimspace(var.pipeline.default_model)) > 0
+    error_message = "pipeline.default_model must not be empty."
+  }
+  validation {
+    condition = alltrue([
+      for l in [var.pipeline.vertex_location, var.pipeline.anthropic_location] : can(regex("^[a-z]+-[a-z]+[0-9]+$|^global$", l))
+    ])
+    error_message = "pipeline.vertex_location and pipeline.anthropic_location must be regions such as us-central1, or global."
+  }
+  validation {
+    condition     = !startswith(var.pipeline.input_prefix, "/")
+    error_message = "pipeline.input_prefix is an object name prefix and must not start with /."
+  }
+  validation {
+    condition     = var.pipeline.max_event_age_seconds >= 60 && floor(var.pipeline.max_event_age_seconds) == var.pipeline.max_event_age_seconds
+    error_message = "pipeline.max_event_age_seconds must be a whole number of seconds, at least 60."
+  }
+  validation {
+    condition     = var.pipeline.anthropic_max_concurrent_jobs >= 0 && floor(var.pipeline.anthropic_max_concurrent_jobs) == var.pipeline.anthropic_max_concurrent_jobs
+    error_message = "pipeline.anthropic_max_concurrent_jobs must be a whole number, 0 for no limit."
+  }
+  validation {
+    condition     = var.pipeline.max_job_age_hours >= 0
+    error_message = "pipeline.max_job_age_hours must be 0 (off) or a positive number of hours."
+  }
+  validation {
+    condition     = var.pipeline.max_queue_hours > 0
+    error_message = "pipeline.max_queue_hours must be a positive number of hours."
+  }
+  # The three lists become comma-separated variables: the patterns are the code's, and none admits a
+  # comma inside an entry.
+  validation {
+    condition     = alltrue([for m in var.pipeline.allowed_models : can(regex("^[A-Za-z0-9*][A-Za-z0-9._@/*-]*$", m))])
+    error_message = "pipeline.allowed_models entries must be model names (letters, digits, . _ @ / * -), or \"*\"."
+  }
+  validation {
+    condition     = alltrue([for l in var.pipeline.allowed_locations : can(regex("^(\\*|global|[a-z]+(-[a-z0-9]+)+)$", l))])
+    error_message = "pipeline.allowed_locations entries must be regions such as europe-west4, global, or \"*\"."
+  }
+  validation {
+    condition     = alltrue([for p in var.pipeline.allowed_file_uri_prefixes : can(regex("^(\\*|gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?|https://\\S+)$", p))])
+    error_message = "pipeline.allowed_file_uri_prefixes entries must be gs://bucket[/prefix] or https://... prefixes, or \"*\"."
+  }
+  validation {
+    condition     = contains(["debug", "info", "warning", "error"], var.pipeline.log_level)
+    error_message = "pipeline.log_level must be debug, info, warning or error."
   }
 }
 
-variable "kms_key_name" {
-  type        = string
-  description = "Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) used as the default encryption key of the three buckets; in the buckets' location. null: Google-managed keys. The Cloud Storage service agent is granted use of the key. Vertex AI batch jobs are not yet given the key (see README)."
-  default     = null
+# --- The two functions ----------------------------------------------------------------------------
+
+variable "submit_function" {
+  type = object({
+    memory           = optional(string, "512Mi")
+    timeout_seconds  = optional(number, 540)
+    min_instances    = optional(number, 0)
+    max_instances    = optional(number, 10)
+    ingress_settings = optional(string, "ALLOW_INTERNAL_ONLY")
+  })
+  description = <<-EOT
+    The submit function (submitBatchJob, one run per upload event).
+    memory: memory of an instance (it validates the input file as a stream).
+    timeout_seconds: 60-540 (the maximum of event-driven functions).
+    min_instances: instances kept warm (billed while idle); 0 scales to zero.
+    max_instances: uploads arriving together beyond this wait for Eventarc's retry.
+    ingress_settings: ALLOW_INTERNAL_ONLY still admits Eventarc of the same project; invocation always needs roles/run.invoker.
+  EOT
+  default     = {}
+  nullable    = false
+
   validation {
-    condition     = var.kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.kms_key_name))
-    error_message = "kms_key_name must be projects/P/locations/L/keyRings/R/cryptoKeys/K."
+    condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.submit_function.memory))
+    error_message = "submit_function.memory must look like 256Mi, 512M or 1Gi."
   }
-}
-
-variable "output_retention_days" {
-  type        = number
-  description = "Delete objects in the output bucket this many days after they were written. null: keep them."
-  default     = null
   validation {
-    condition     = var.output_retention_days == null || try(var.output_retention_days >= 1 && floor(var.output_retention_days) == var.output_retention_days, false)
-    error_message = "output_retention_days must be a whole number of days, at least 1, or null."
+    condition     = var.submit_function.timeout_seconds >= 60 && var.submit_function.timeout_seconds <= 540
+    error_message = "submit_function.timeout_seconds must be between 60 and 540."
   }
-}
-
-variable "force_destroy_buckets" {
-  type        = bool
-  description = "Let `terraform destroy` delete the input and output buckets even when they hold objects (prompts and results). Keep false unless tearing down on purpose."
-  default     = false
-}
-
-# --- Firestore ------------------------------------------------------------------------------------
-
-variable "create_firestore_database" {
-  type        = bool
-  description = "Create the (default) Firestore database in native mode. Leave false when the project already has one (a project has one (default) database, and its location can never change)."
-  default     = false
-}
-
-variable "firestore_location" {
-  type        = string
-  description = "Location of the (default) Firestore database when create_firestore_database is true (a region such as us-central1, or nam5 / eur3). null: the region variable."
-  default     = null
-  validation {
-    condition     = var.firestore_location == null || can(regex("^[a-z]+[a-z0-9-]*[0-9]$", var.firestore_location))
-    error_message = "firestore_location must be a Firestore location such as us-central1, nam5 or eur3."
-  }
-}
-
-variable "jobs_collection" {
-  type        = string
-  description = "Firestore collection of job records (JOBS_COLLECTION); the poller's composite index is declared on it."
-  default     = "batchJobs"
-  validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,100}$", var.jobs_collection))
-    error_message = "jobs_collection must be a collection id of letters, digits, _ and - (at most 100)."
-  }
-}
-
-# --- Pub/Sub --------------------------------------------------------------------------------------
-
-variable "completion_topic_retention" {
-  type        = string
-  description = "How long the completion topic keeps published messages (message_retention_duration), so that a subscription created or seeked later can replay them. Seconds with an s suffix, 600s to 2678400s (31 days)."
-  default     = "604800s"
   validation {
     condition = (
-      can(regex("^[0-9]+s$", var.completion_topic_retention))
-      && try(tonumber(trimsuffix(var.completion_topic_retention, "s")) >= 600 && tonumber(trimsuffix(var.completion_topic_retention, "s")) <= 2678400, false)
+      var.submit_function.min_instances >= 0
+      && var.submit_function.max_instances >= 1 && var.submit_function.max_instances <= 1000
+      && var.submit_function.min_instances <= var.submit_function.max_instances
     )
-    error_message = "completion_topic_retention must be between 600s and 2678400s."
+    error_message = "submit_function: max_instances must be between 1 and 1000, min_instances between 0 and max_instances."
+  }
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.submit_function.ingress_settings)
+    error_message = "submit_function.ingress_settings must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
   }
 }
 
-variable "create_example_subscription" {
-  type        = bool
-  description = "Create an example pull subscription on the completion topic (to try the pipeline with `gcloud pubsub subscriptions pull`)."
-  default     = false
-}
+variable "poll_function" {
+  type = object({
+    memory           = optional(string, "256Mi")
+    timeout_seconds  = optional(number, 180)
+    min_instances    = optional(number, 0)
+    max_instances    = optional(number, 2)
+    ingress_settings = optional(string, "ALLOW_INTERNAL_ONLY")
+  })
+  description = <<-EOT
+    The poll function (pollBatchJobs, called by Cloud Scheduler).
+    memory: memory of an instance.
+    timeout_seconds: above the poll's own time budget (POLL_TIME_BUDGET_SECONDS = 120 in shared/function-targets.ts, after which a run stops and leaves the rest to the next one), at most 3600.
+    min_instances: instances kept warm (billed while idle); 0 scales to zero.
+    max_instances: 2 lets an overlapping run answer instead of queueing (the poller is safe under overlap).
+    ingress_settings: ALLOW_INTERNAL_ONLY still admits Cloud Scheduler of the same project; ALLOW_ALL lets you call the poller from outside (invocation always needs roles/run.invoker).
+  EOT
+  default     = {}
+  nullable    = false
 
-# --- Functions ------------------------------------------------------------------------------------
-
-variable "runtime" {
-  type        = string
-  description = "Cloud Functions Node.js runtime of both functions. nodejs20 and older are decommissioned and refused."
-  default     = "nodejs22"
+  validation {
+    condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.poll_function.memory))
+    error_message = "poll_function.memory must look like 256Mi, 512M or 1Gi."
+  }
+  validation {
+    condition     = var.poll_function.timeout_seconds > 120 && var.poll_function.timeout_seconds <= 3600
+    error_message = "poll_function.timeout_seconds must be above 120 (the poll time budget) and at most 3600."
+  }
   validation {
     condition = (
-      can(regex("^nodejs[0-9]+$", var.runtime))
-      && !contains(["nodejs6", "nodejs8", "nodejs10", "nodejs12", "nodejs14", "nodejs16", "nodejs18", "nodejs20"], var.runtime)
+      var.poll_function.min_instances >= 0
+      && var.poll_function.max_instances >= 1 && var.poll_function.max_instances <= 100
+      && var.poll_function.min_instances <= var.poll_function.max_instances
     )
-    error_message = "runtime must be a Node.js runtime that still accepts deployments (nodejs22, nodejs24, ...); nodejs20 and older are decommissioned."
+    error_message = "poll_function: max_instances must be between 1 and 100, min_instances between 0 and max_instances."
+  }
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.poll_function.ingress_settings)
+    error_message = "poll_function.ingress_settings must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
   }
 }
 
-variable "ingress_settings" {
-  type        = string
-  description = "Ingress of both functions. ALLOW_INTERNAL_ONLY still admits Eventarc and Cloud Scheduler of the same project; ALLOW_ALL lets you call the poller from outside (invocation always needs roles/run.invoker)."
-  default     = "ALLOW_INTERNAL_ONLY"
+variable "build" {
+  type = object({
+    runtime            = optional(string, "nodejs22")
+    service_account    = optional(string)
+    grant_builder_role = optional(bool, false)
+  })
+  description = <<-EOT
+    How Cloud Build builds both functions.
+    runtime: Node.js runtime of both functions; nodejs20 and older are decommissioned and refused.
+    service_account: email of a service account of this project for the builds to run as. null: the project's default build service account (in projects created since mid-2024, the Compute Engine default service account).
+    grant_builder_role: grant roles/cloudbuild.builds.builder on the project to that account (service_account, or the Compute Engine default one). Needed where the default build account lacks it, e.g. organisations that disable automatic grants to default service accounts.
+  EOT
+  default     = {}
+  nullable    = false
+
   validation {
-    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress_settings)
-    error_message = "ingress_settings must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+    condition = (
+      can(regex("^nodejs[0-9]+$", var.build.runtime))
+      && !contains(["nodejs6", "nodejs8", "nodejs10", "nodejs12", "nodejs14", "nodejs16", "nodejs18", "nodejs20"], var.build.runtime)
+    )
+    error_message = "build.runtime must be a Node.js runtime that still accepts deployments (nodejs22, nodejs24, ...); nodejs20 and older are decommissioned."
+  }
+  validation {
+    condition     = var.build.service_account == null || can(regex("^[a-z0-9][a-z0-9-]{4,62}@[a-z0-9.-]+\\.gserviceaccount\\.com$", var.build.service_account))
+    error_message = "build.service_account must be the email of a service account of this project, or null."
   }
 }
 
-variable "build_service_account" {
-  type        = string
-  description = "Service account Cloud Build uses to build both functions (projects/P/serviceAccounts/EMAIL). null: the project's default build service account, which needs roles/cloudbuild.builds.builder."
-  default     = null
-  validation {
-    condition     = var.build_service_account == null || can(regex("^projects/[^/]+/serviceAccounts/[^/]+@[^/]+$", var.build_service_account))
-    error_message = "build_service_account must be projects/P/serviceAccounts/EMAIL."
-  }
-}
-
-variable "submit_memory" {
-  type        = string
-  description = "Memory of the submit function (validates the input file as a stream)."
-  default     = "512Mi"
-  validation {
-    condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.submit_memory))
-    error_message = "submit_memory must look like 256Mi, 512M or 1Gi."
-  }
-}
-
-variable "submit_timeout_seconds" {
-  type        = number
-  description = "Timeout of the submit function, in seconds (event-driven functions allow at most 540)."
-  default     = 540
-  validation {
-    condition     = var.submit_timeout_seconds >= 60 && var.submit_timeout_seconds <= 540
-    error_message = "submit_timeout_seconds must be between 60 and 540."
-  }
-}
-
-variable "submit_max_instances" {
-  type        = number
-  description = "Maximum instances of the submit function (uploads arriving together beyond this wait for Eventarc's retry)."
-  default     = 10
-  validation {
-    condition     = var.submit_max_instances >= 1 && var.submit_max_instances <= 1000
-    error_message = "submit_max_instances must be between 1 and 1000."
-  }
-}
-
-variable "poll_memory" {
-  type        = string
-  description = "Memory of the poll function."
-  default     = "256Mi"
-  validation {
-    condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.poll_memory))
-    error_message = "poll_memory must look like 256Mi, 512M or 1Gi."
-  }
-}
-
-variable "poll_timeout_seconds" {
-  type        = number
-  description = "Timeout of the poll function, in seconds. Must exceed the poll's own time budget (POLL_TIME_BUDGET_SECONDS = 120 in shared/function-targets.ts), after which a run stops and leaves the rest to the next one."
-  default     = 180
-  validation {
-    condition     = var.poll_timeout_seconds > 120 && var.poll_timeout_seconds <= 3600
-    error_message = "poll_timeout_seconds must be above 120 (the poll time budget) and at most 3600."
-  }
-}
-
-variable "poll_max_instances" {
-  type        = number
-  description = "Maximum instances of the poll function (2 lets an overlapping run answer instead of queueing; the poller is safe under overlap)."
-  default     = 2
-  validation {
-    condition     = var.poll_max_instances >= 1 && var.poll_max_instances <= 100
-    error_message = "poll_max_instances must be between 1 and 100."
-  }
-}
-
-# --- Function configuration (CONTRACT §2) ---------------------------------------------------------
-
-variable "vertex_location" {
-  type        = string
-  description = "VERTEX_LOCATION: region of the batch jobs (global uses the global endpoint). Keep it equal to the bucket location where the model allows."
-  default     = "us-central1"
-  validation {
-    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$|^global$", var.vertex_location))
-    error_message = "vertex_location must be a region such as us-central1, or global."
-  }
-}
-
-variable "anthropic_location" {
-  type        = string
-  description = "ANTHROPIC_LOCATION: region of batch jobs for publishers/anthropic models."
-  default     = "us-east5"
-  validation {
-    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$|^global$", var.anthropic_location))
-    error_message = "anthropic_location must be a region such as us-east5."
-  }
-}
-
-variable "default_model" {
-  type        = string
-  description = "DEFAULT_MODEL: model for input files that do not name one in their `model` metadata."
-  default     = "publishers/google/models/gemini-2.5-flash"
-  validation {
-    condition     = length(trimspace(var.default_model)) > 0
-    error_message = "default_model must not be empty."
-  }
-}
-
-variable "input_prefix" {
-  type        = string
-  description = "INPUT_PREFIX: only objects of the input bucket whose name starts with it are inputs (empty: the whole bucket), e.g. incoming/."
-  default     = ""
-  validation {
-    condition     = !startswith(var.input_prefix, "/")
-    error_message = "input_prefix is an object name prefix and must not start with /."
-  }
-}
-
-variable "max_event_age_seconds" {
-  type        = number
-  description = "MAX_EVENT_AGE_SECONDS: an upload event older than this is logged and dropped instead of retried (Eventarc retries for up to 24 hours)."
-  default     = 86400
-  validation {
-    condition     = var.max_event_age_seconds >= 60 && floor(var.max_event_age_seconds) == var.max_event_age_seconds
-    error_message = "max_event_age_seconds must be a whole number of seconds, at least 60."
-  }
-}
-
-variable "log_level" {
-  type        = string
-  description = "LOG_LEVEL of both functions: debug, info, warning or error."
-  default     = "info"
-  validation {
-    condition     = contains(["debug", "info", "warning", "error"], var.log_level)
-    error_message = "log_level must be debug, info, warning or error."
-  }
-}
-
-variable "anthropic_max_concurrent_jobs" {
-  type        = number
-  description = "ANTHROPIC_MAX_CONCURRENT_JOBS: Claude batch jobs running at once (Vertex's default quota is 4 per project); more inputs wait in the queue and are submitted first-in first-out. 0: no limit."
-  default     = 4
-  validation {
-    condition     = var.anthropic_max_concurrent_jobs >= 0 && floor(var.anthropic_max_concurrent_jobs) == var.anthropic_max_concurrent_jobs
-    error_message = "anthropic_max_concurrent_jobs must be a whole number, 0 for no limit."
-  }
-}
-
-variable "max_job_age_hours" {
-  type        = number
-  description = "MAX_JOB_AGE_HOURS: cancel and announce a job still unfinished after this many hours. 0 (default): off; Vertex itself expires jobs queued for 72 hours."
-  default     = 0
-  validation {
-    condition     = var.max_job_age_hours >= 0
-    error_message = "max_job_age_hours must be 0 (off) or a positive number of hours."
-  }
+variable "grant_pubsub_token_creator" {
+  type        = bool
+  description = "Grant the Pub/Sub service agent roles/iam.serviceAccountTokenCreator on the Eventarc trigger's service account, so that it can mint the identity tokens of event deliveries. Only projects whose Pub/Sub service agent was created on or before 2021-04-08 need it; Google grants it in newer ones."
+  default     = false
+  nullable    = false
 }
 
 # --- Cloud Scheduler ------------------------------------------------------------------------------
 
 variable "poll_schedule" {
-  type        = string
-  description = "Cron schedule (5 fields) of the poll run."
-  default     = "*/5 * * * *"
+  type = object({
+    cron                     = optional(string, "*/5 * * * *")
+    time_zone                = optional(string, "Etc/UTC")
+    attempt_deadline_seconds = optional(number, 180)
+    retry_count              = optional(number, 1)
+  })
+  description = <<-EOT
+    When Cloud Scheduler runs the poll.
+    cron: 5-field cron schedule.
+    time_zone: tz database name in which cron is read.
+    attempt_deadline_seconds: how long Cloud Scheduler waits for a run to answer; above the poll's time budget (120 s), at most 1800; keep it at least poll_function.timeout_seconds.
+    retry_count: retries of a failed run before the next scheduled one (0-5).
+  EOT
+  default     = {}
+  nullable    = false
+
   validation {
-    condition     = can(regex("^\\S+( \\S+){4}$", var.poll_schedule))
-    error_message = "poll_schedule must be a 5-field cron expression such as */5 * * * *."
+    condition     = can(regex("^\\S+( \\S+){4}$", var.poll_schedule.cron))
+    error_message = "poll_schedule.cron must be a 5-field cron expression such as */5 * * * *."
+  }
+  validation {
+    condition     = can(regex("^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", var.poll_schedule.time_zone))
+    error_message = "poll_schedule.time_zone must be a tz database name such as Etc/UTC or Europe/Berlin."
+  }
+  validation {
+    condition     = var.poll_schedule.attempt_deadline_seconds > 120 && var.poll_schedule.attempt_deadline_seconds <= 1800
+    error_message = "poll_schedule.attempt_deadline_seconds must be above 120 (the poll time budget) and at most 1800."
+  }
+  validation {
+    condition     = var.poll_schedule.retry_count >= 0 && var.poll_schedule.retry_count <= 5
+    error_message = "poll_schedule.retry_count must be between 0 and 5."
   }
 }
 
-variable "time_zone" {
-  type        = string
-  description = "Time zone (tz database name) in which poll_schedule is read."
-  default     = "Etc/UTC"
+# --- Storage, Firestore, Pub/Sub -----------------------------------------------------------------
+
+variable "buckets" {
+  type = object({
+    location              = optional(string)
+    kms_key_name          = optional(string)
+    output_retention_days = optional(number)
+    force_destroy         = optional(bool, false)
+  })
+  description = <<-EOT
+    The input, output and source buckets.
+    location: a region such as us-central1, or a multi-region such as US. null: the region variable. The Eventarc trigger listens in this location.
+    kms_key_name: Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K, in the buckets' location) used as the default encryption key of the three buckets; the Cloud Storage service agent is granted its use. null: Google-managed keys. Not yet passed to the Vertex AI jobs (see README).
+    output_retention_days: delete objects in the output bucket this many days after they were written. null: keep them.
+    force_destroy: let `terraform destroy` delete the input and output buckets even when they hold objects (prompts and results). Keep false unless tearing down on purpose.
+  EOT
+  default     = {}
+  nullable    = false
+
   validation {
-    condition     = can(regex("^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", var.time_zone))
-    error_message = "time_zone must be a tz database name such as Etc/UTC or Europe/Berlin."
+    condition     = var.buckets.location == null || can(regex("^[A-Za-z]+[A-Za-z0-9-]*[A-Za-z0-9]$", var.buckets.location))
+    error_message = "buckets.location must be a Cloud Storage location such as us-central1, US or EU."
+  }
+  validation {
+    condition     = var.buckets.kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.buckets.kms_key_name))
+    error_message = "buckets.kms_key_name must be projects/P/locations/L/keyRings/R/cryptoKeys/K."
+  }
+  validation {
+    condition     = var.buckets.output_retention_days == null || try(var.buckets.output_retention_days >= 1 && floor(var.buckets.output_retention_days) == var.buckets.output_retention_days, false)
+    error_message = "buckets.output_retention_days must be a whole number of days, at least 1, or null."
   }
 }
 
-variable "scheduler_attempt_deadline_seconds" {
-  type        = number
-  description = "How long Cloud Scheduler waits for a poll run to answer. Must exceed the poll's time budget (120 s) and should not be below poll_timeout_seconds; Cloud Scheduler allows 15-1800."
-  default     = 180
+variable "firestore" {
+  type = object({
+    create_database = optional(bool, false)
+    location        = optional(string)
+    jobs_collection = optional(string, "batchJobs")
+  })
+  description = <<-EOT
+    The job records.
+    create_database: create the (default) Firestore database in native mode. Leave false when the project already has one (a project has one (default) database, and its location can never change).
+    location: location of that database (a region such as us-central1, or nam5 / eur3). null: the region variable.
+    jobs_collection: JOBS_COLLECTION, the collection of job records; the poller's composite index is declared on it.
+  EOT
+  default     = {}
+  nullable    = false
+
   validation {
-    condition     = var.scheduler_attempt_deadline_seconds > 120 && var.scheduler_attempt_deadline_seconds <= 1800
-    error_message = "scheduler_attempt_deadline_seconds must be above 120 (the poll time budget) and at most 1800."
+    condition     = var.firestore.location == null || can(regex("^[a-z]+[a-z0-9-]*[0-9]$", var.firestore.location))
+    error_message = "firestore.location must be a Firestore location such as us-central1, nam5 or eur3."
+  }
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,100}$", var.firestore.jobs_collection))
+    error_message = "firestore.jobs_collection must be a collection id of letters, digits, _ and - (at most 100)."
   }
 }
 
-variable "scheduler_retry_count" {
-  type        = number
-  description = "How many times Cloud Scheduler retries a failed poll run before waiting for the next scheduled one."
-  default     = 1
+variable "pubsub" {
+  type = object({
+    message_retention_duration  = optional(string, "604800s")
+    create_example_subscription = optional(bool, false)
+  })
+  description = <<-EOT
+    The completion topic.
+    message_retention_duration: how long the topic keeps published messages, so that a subscription created or seeked later can replay them; 600s to 2678400s (31 days).
+    create_example_subscription: create an example pull subscription on the topic (to try the pipeline with `gcloud pubsub subscriptions pull`).
+  EOT
+  default     = {}
+  nullable    = false
+
   validation {
-    condition     = var.scheduler_retry_count >= 0 && var.scheduler_retry_count <= 5
-    error_message = "scheduler_retry_count must be between 0 and 5."
+    condition = (
+      can(regex("^[0-9]+s$", var.pubsub.message_retention_duration))
+      && try(tonumber(trimsuffix(var.pubsub.message_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.pubsub.message_retention_duration, "s")) <= 2678400, false)
+    )
+    error_message = "pubsub.message_retention_duration must be between 600s and 2678400s."
   }
 }

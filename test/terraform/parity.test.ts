@@ -1,0 +1,348 @@
+/**
+ * Terraform against the code: the functions' environment is exactly the code's configuration
+ * names, each defaulted setting comes from the Terraform attribute of the same name whose default
+ * is the code's own default, entry points are the registered targets, the Firestore index is the
+ * poller's, and the poll's deadlines exceed its time budget. Names and defaults are read from
+ * shared/, never copied here.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  CONFIG_VARIABLE_NAMES,
+  ConfigError,
+  loadConfig,
+  type Config,
+} from '../../shared/config.js';
+import { FUNCTION_TARGETS, POLL_TIME_BUDGET_SECONDS } from '../../shared/function-targets.js';
+import { OUTSTANDING_JOBS_INDEX } from '../../shared/job-index.js';
+import {
+  addressesIn,
+  astOf,
+  block,
+  defaultOf,
+  functionFor,
+  functionsOf,
+  isObject,
+  loadModule,
+  lowerBounds,
+  objectAttributes,
+  refs,
+  replaceIn,
+  sameSet,
+  str,
+  validations,
+  type Check,
+  type FunctionInfo,
+  type Json,
+  type JsonObject,
+  type TfModule,
+} from './tf-module.js';
+
+/** Settings the code cannot run without, and the resource (or input) Terraform takes each from. */
+const FROM_RESOURCES: Record<string, string> = {
+  GOOGLE_CLOUD_PROJECT: 'var.project_id',
+  OUTPUT_URI_PREFIX: 'google_storage_bucket.output',
+  COMPLETION_TOPIC: 'google_pubsub_topic.completion',
+};
+
+/** The names loadConfig reports as required when the environment is empty. */
+function requiredByCode(): string[] {
+  try {
+    loadConfig({});
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      return err.problems.filter((p) => p.endsWith(': is required')).map((p) => p.split(':')[0]!);
+    }
+    throw err;
+  }
+  throw new Error('loadConfig accepted an empty environment');
+}
+
+/** The code's defaults: the configuration with only the required settings given. */
+const CODE_DEFAULTS: Config = loadConfig({
+  GOOGLE_CLOUD_PROJECT: 'my-project-id',
+  OUTPUT_URI_PREFIX: 'gs://my-output-bucket',
+  COMPLETION_TOPIC: 'completions',
+});
+
+/** A value as an environment variable: lists comma-separated, like the code reads them. */
+function asEnv(v: unknown): string {
+  return Array.isArray(v) ? v.map(String).join(',') : String(v);
+}
+
+async function environmentOf(m: TfModule, fn: FunctionInfo): Promise<JsonObject | undefined> {
+  const raw = block(fn.body.service_config)?.environment_variables;
+  if (isObject(raw)) return raw;
+  const addresses = await addressesIn(raw);
+  const local = addresses.length === 1 ? /^local\.(.+)$/.exec(addresses[0]!)?.[1] : undefined;
+  const env = local === undefined ? undefined : m.locals[local];
+  return isObject(env) ? env : undefined;
+}
+
+/** Each function's environment is exactly CONFIG_VARIABLE_NAMES plus LOG_EXECUTION_ID=true. */
+const checkEnvironmentNames: Check = async (m) => {
+  const expected = [...CONFIG_VARIABLE_NAMES, 'LOG_EXECUTION_ID'];
+  const problems: string[] = [];
+  const maps = new Set<string>();
+  for (const fn of functionsOf(m)) {
+    maps.add(JSON.stringify(block(fn.body.service_config)?.environment_variables ?? null));
+    const env = await environmentOf(m, fn);
+    if (env === undefined) {
+      problems.push(`${fn.address}: environment_variables must be a map or one local map`);
+      continue;
+    }
+    problems.push(...sameSet(`${fn.address} environment`, Object.keys(env), expected));
+    if (env.LOG_EXECUTION_ID !== 'true')
+      problems.push(`${fn.address}: LOG_EXECUTION_ID must be "true"`);
+  }
+  if (maps.size > 1) problems.push('the two functions do not share one environment map');
+  return problems;
+};
+
+/**
+ * Required settings come from the module's own resources; every other one from the attribute
+ * named like it (MAX_QUEUE_HOURS ← var.<object>.max_queue_hours) whose default is the code's, and
+ * a list attribute is joined with commas.
+ */
+const checkEnvironmentSources: Check = async (m) => {
+  const fn = functionsOf(m)[0];
+  const env = fn === undefined ? undefined : await environmentOf(m, fn);
+  if (env === undefined) return ['no environment map'];
+  const problems = sameSet(
+    'settings the code requires',
+    requiredByCode(),
+    Object.keys(FROM_RESOURCES),
+  );
+  for (const [name, value] of Object.entries(env)) {
+    if (name === 'LOG_EXECUTION_ID') continue;
+    const source = FROM_RESOURCES[name];
+    if (source !== undefined) {
+      if (!(await addressesIn(value)).includes(source))
+        problems.push(`${name} must come from ${source}`);
+      // The code reads OUTPUT_URI_PREFIX as gs://bucket[/prefix].
+      if (name === 'OUTPUT_URI_PREFIX' && !str(value).startsWith('gs://'))
+        problems.push(`${name} must start with gs://`);
+      continue;
+    }
+    const found = await refs(value);
+    const ref = found.find((r) => r.split('.').at(-1) === name.toLowerCase());
+    if (found.length !== 1 || ref === undefined || !/^var\.\w+\.\w+$/.test(ref)) {
+      problems.push(
+        `${name} must be set from one attribute var.<object>.${name.toLowerCase()} (refers to ${found.join(', ') || 'nothing'})`,
+      );
+      continue;
+    }
+    const [, variable, attr] = ref.split('.') as [string, string, string];
+    const attribute = (await objectAttributes(m.variable[variable]))?.get(attr);
+    const tfDefault = await defaultOf(m, ref);
+    if (attribute === undefined || tfDefault === undefined) {
+      problems.push(`${name}: ${ref} is not a declared attribute`);
+      continue;
+    }
+    if (!attribute.optional)
+      problems.push(`${name}: ${ref} must be optional() with the code's default`);
+    const codeDefault = asEnv(CODE_DEFAULTS[name as keyof Config]);
+    if (asEnv(tfDefault) !== codeDefault) {
+      problems.push(
+        `${name}: Terraform's default ${JSON.stringify(asEnv(tfDefault))} is not the code's ${JSON.stringify(codeDefault)}`,
+      );
+    }
+    if (attribute.type.startsWith('list(')) {
+      const ast = await astOf(value);
+      const [separator, list] = ast?.type === 'function' ? ast.children : [];
+      const joined =
+        ast?.type === 'function' &&
+        ast.meta.name === 'join' &&
+        separator?.meta.value === '","' &&
+        list?.meta.value === ref;
+      if (!joined) problems.push(`${name}: a list must be set as join(",", ${ref})`);
+    }
+  }
+  return problems;
+};
+
+/** Each entry point is a registered target, and each target is deployed exactly once. */
+const checkEntryPoints: Check = async (m) => {
+  const targets: readonly string[] = Object.values(FUNCTION_TARGETS);
+  const deployed = functionsOf(m).map((f) => f.entryPoint ?? '(none)');
+  return [
+    ...deployed
+      .filter((t) => !targets.includes(t))
+      .map((t) => `entry point ${t} is not a registered target`),
+    ...targets
+      .filter((t) => deployed.filter((d) => d === t).length !== 1)
+      .map((t) => `target ${t} must be deployed once`),
+  ];
+};
+
+/** The poller's composite index, on the collection the functions are told to use. */
+const checkIndex: Check = async (m) => {
+  const fn = functionsOf(m)[0];
+  const env = fn === undefined ? undefined : await environmentOf(m, fn);
+  const collection = JSON.stringify(await refs(env?.JOBS_COLLECTION));
+  const expected = JSON.stringify(OUTSTANDING_JOBS_INDEX.fields.map((f) => [f.fieldPath, f.order]));
+  const indexes = Object.values(m.resource.google_firestore_index ?? {});
+  let matches = 0;
+  for (const index of indexes) {
+    const fields = (Array.isArray(index.fields) ? index.fields : []).filter(isObject);
+    if (
+      index.query_scope === OUTSTANDING_JOBS_INDEX.queryScope &&
+      JSON.stringify(fields.map((f) => [f.field_path, f.order])) === expected &&
+      JSON.stringify(await refs(index.collection)) === collection
+    ) {
+      matches += 1;
+    }
+  }
+  return matches === 1
+    ? []
+    : [`expected one index ${expected} on the JOBS_COLLECTION collection, found ${matches}`];
+};
+
+/** A deadline: its default (or literal) exceeds the budget, and so must its validation. */
+async function exceedsBudget(
+  m: TfModule,
+  what: string,
+  raw: Json | undefined,
+): Promise<[number | undefined, string[]]> {
+  const budget = POLL_TIME_BUDGET_SECONDS;
+  const literal =
+    typeof raw === 'number'
+      ? raw
+      : typeof raw === 'string'
+        ? /^(\d+)s?$/.exec(raw)?.[1]
+        : undefined;
+  if (literal !== undefined) {
+    const n = Number(literal);
+    return [
+      n,
+      n > budget ? [] : [`${what} (${n} s) must exceed the poll time budget (${budget} s)`],
+    ];
+  }
+  const [ref, ...others] = await refs(raw);
+  const variable = ref?.split('.')[1];
+  const value = ref === undefined ? undefined : await defaultOf(m, ref);
+  if (
+    ref === undefined ||
+    others.length > 0 ||
+    variable === undefined ||
+    typeof value !== 'number'
+  ) {
+    return [undefined, [`${what} must be a number or one variable with a default`]];
+  }
+  const problems =
+    value > budget
+      ? []
+      : [`${what}: default ${value} s must exceed the poll time budget (${budget} s)`];
+  const bounds = (
+    await Promise.all(validations(m.variable[variable]).map((c) => lowerBounds(c, ref)))
+  ).flat();
+  if (!bounds.some((b) => (b.strict ? b.n >= budget : b.n > budget))) {
+    problems.push(`${what}: the validation of ${ref} must refuse ${budget} s and less`);
+  }
+  return [value, problems];
+}
+
+/** The poll's timeout and Cloud Scheduler's attempt deadline both exceed POLL_TIME_BUDGET_SECONDS. */
+const checkPollBudget: Check = async (m) => {
+  const poll = functionFor(m, FUNCTION_TARGETS.poll);
+  const job = Object.values(m.resource.google_cloud_scheduler_job ?? {})[0];
+  const [timeout, a] = await exceedsBudget(
+    m,
+    'poll timeout',
+    block(poll?.body.service_config)?.timeout_seconds,
+  );
+  const [deadline, b] = await exceedsBudget(m, 'scheduler attempt_deadline', job?.attempt_deadline);
+  const order =
+    timeout !== undefined && deadline !== undefined && deadline < timeout
+      ? [
+          `the scheduler's attempt deadline (${deadline} s) is shorter than the poll timeout (${timeout} s)`,
+        ]
+      : [];
+  return [...a, ...b, ...order];
+};
+
+const CHECKS = {
+  environmentNames: checkEnvironmentNames,
+  environmentSources: checkEnvironmentSources,
+  entryPoints: checkEntryPoints,
+  index: checkIndex,
+  pollBudget: checkPollBudget,
+} satisfies Record<string, Check>;
+
+const MUTATIONS: {
+  what: string;
+  check: keyof typeof CHECKS;
+  edit: ReturnType<typeof replaceIn>;
+  report: RegExp;
+}[] = [
+  {
+    what: 'an environment variable renamed',
+    check: 'environmentNames',
+    edit: replaceIn('locals.tf', 'MAX_QUEUE_HOURS     ', 'MAX_QUEUE_HOUR      '),
+    report: /missing MAX_QUEUE_HOURS/,
+  },
+  {
+    what: 'a default that is not the code’s',
+    check: 'environmentSources',
+    edit: replaceIn(
+      'variables.tf',
+      'max_job_age_hours             = optional(number, 96)',
+      'max_job_age_hours             = optional(number, 0)',
+    ),
+    report: /MAX_JOB_AGE_HOURS: Terraform's default "0" is not the code's "96"/,
+  },
+  {
+    what: 'a setting fed from another attribute',
+    check: 'environmentSources',
+    edit: replaceIn('locals.tf', '= var.pipeline.log_level', '= var.pipeline.default_model'),
+    report: /LOG_LEVEL must be set from one attribute/,
+  },
+  {
+    what: 'a list not joined with commas',
+    check: 'environmentSources',
+    edit: replaceIn(
+      'locals.tf',
+      'join(",", var.pipeline.allowed_models)',
+      'join(";", var.pipeline.allowed_models)',
+    ),
+    report: /ALLOWED_MODELS: a list must be set as join/,
+  },
+  {
+    what: 'a poll timeout that is the budget itself',
+    check: 'pollBudget',
+    edit: replaceIn(
+      'variables.tf',
+      'timeout_seconds  = optional(number, 180)',
+      'timeout_seconds  = optional(number, 120)',
+    ),
+    report: /poll timeout: default 120 s must exceed/,
+  },
+  {
+    what: 'a validation that admits a poll timeout below the budget',
+    check: 'pollBudget',
+    edit: replaceIn(
+      'variables.tf',
+      'var.poll_function.timeout_seconds > 120',
+      'var.poll_function.timeout_seconds >= 60',
+    ),
+    report: /validation of var\.poll_function\.timeout_seconds must refuse/,
+  },
+];
+
+describe('terraform: parity with the code', () => {
+  let model: TfModule;
+  beforeAll(async () => {
+    model = await loadModule();
+  });
+
+  it.each(Object.keys(CHECKS) as (keyof typeof CHECKS)[])(
+    '%s: no problem in the module',
+    async (name) => {
+      expect(await CHECKS[name](model)).toEqual([]);
+    },
+  );
+
+  it.each(MUTATIONS)('$check catches $what', async ({ check, edit, report }) => {
+    const problems = await CHECKS[check](await loadModule(edit));
+    expect(problems.join('\n')).toMatch(report);
+  });
+});

@@ -1,0 +1,307 @@
+/**
+ * The Terraform module in terraform/, read without Terraform: @cdktf/hcl2json parses each .tf file
+ * into JSON, and its expression parser answers what an expression refers to, its syntax tree, and
+ * the value of a literal. The tests' checks are `(module) => problems`; a mutation edits the text
+ * of one file before parsing, so that each key check is proven able to fail.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  getExpressionAst,
+  getReferencesInExpression,
+  parse,
+  type TFExpressionSyntaxTree,
+} from '@cdktf/hcl2json';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const TF_DIR = path.join(ROOT, 'terraform');
+
+export type Json = null | boolean | number | string | Json[] | JsonObject;
+export interface JsonObject {
+  [key: string]: Json;
+}
+export type Ast = TFExpressionSyntaxTree.ExpressionType;
+
+/** Every .tf file's blocks merged, keyed the way Terraform addresses them. */
+export interface TfModule {
+  /** File name → source text (after any mutation). */
+  text: Record<string, string>;
+  variable: Record<string, JsonObject>;
+  locals: JsonObject;
+  resource: Record<string, Record<string, JsonObject>>;
+  data: Record<string, Record<string, JsonObject>>;
+  output: Record<string, JsonObject>;
+}
+
+export type Check = (m: TfModule) => Promise<string[]>;
+
+export function isObject(v: Json | undefined): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** hcl2json answers `any`: prove it is plain JSON before anything reads it. */
+function toJson(v: unknown): Json {
+  if (v === null || ['boolean', 'number', 'string'].includes(typeof v)) return v as Json;
+  if (Array.isArray(v)) return v.map(toJson);
+  if (typeof v === 'object') {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJson(x)]));
+  }
+  throw new Error(`not JSON: ${typeof v}`);
+}
+
+/** A value as text for messages and comparisons: strings as they are, anything else as JSON. */
+export function str(v: Json | undefined): string {
+  return typeof v === 'string' ? v : JSON.stringify(v ?? null);
+}
+
+/** A block as hcl2json writes it (a list of bodies), as its first body. */
+export function block(v: Json | undefined): JsonObject | undefined {
+  const first = Array.isArray(v) ? v[0] : v;
+  return isObject(first) ? first : undefined;
+}
+
+/** Parses the module; `edit` may rewrite a file's text first (it must change it). */
+export async function loadModule(edit?: (file: string, text: string) => string): Promise<TfModule> {
+  const m: TfModule = { text: {}, variable: {}, locals: {}, resource: {}, data: {}, output: {} };
+  const files = readdirSync(TF_DIR).filter((f) => f.endsWith('.tf'));
+  for (const file of files.sort()) {
+    const text = readFileSync(path.join(TF_DIR, file), 'utf8');
+    m.text[file] = edit ? edit(file, text) : text;
+    const json = toJson(await parse(file, m.text[file]));
+    if (!isObject(json)) throw new Error(`${file}: hcl2json did not answer an object`);
+    for (const body of Array.isArray(json.locals) ? json.locals : []) {
+      if (isObject(body)) Object.assign(m.locals, body);
+    }
+    for (const kind of ['variable', 'output'] as const) {
+      for (const [name, v] of Object.entries(isObject(json[kind]) ? json[kind] : {})) {
+        const body = block(v);
+        if (body) m[kind][name] = body;
+      }
+    }
+    for (const kind of ['resource', 'data'] as const) {
+      for (const [type, named] of Object.entries(isObject(json[kind]) ? json[kind] : {})) {
+        for (const [name, v] of Object.entries(isObject(named) ? named : {})) {
+          const body = block(v);
+          if (body) (m[kind][type] ??= {})[name] = body;
+        }
+      }
+    }
+  }
+  return m;
+}
+
+/** An edit of one file's text before parsing. */
+export type Edit = (file: string, text: string) => string;
+
+/** Replaces `from` in `target`; `from` must occur, or the mutation would silently test nothing. */
+export function replaceIn(target: string, from: string, to: string): Edit {
+  return (file, text) => {
+    if (file !== target) return text;
+    if (!text.includes(from)) throw new Error(`mutation: ${target} has no ${JSON.stringify(from)}`);
+    return text.replace(from, to);
+  };
+}
+
+/** Deletes the block that opens with the line `header` (up to its closing `}` line). */
+export function removeBlock(target: string, header: string): Edit {
+  return (file, text) => {
+    if (file !== target) return text;
+    const start = text.indexOf(`${header}\n`);
+    const end = text.indexOf('\n}\n', start);
+    if (start < 0 || end < 0) throw new Error(`mutation: ${target} has no block ${header}`);
+    return text.slice(0, start) + text.slice(end + 3);
+  };
+}
+
+/** Appends text to `target`. */
+export function appendTo(target: string, addition: string): Edit {
+  return (file, text) => (file === target ? `${text}\n${addition}\n` : text);
+}
+
+// --- Expressions ---------------------------------------------------------------------------------
+
+const referenceCache = new Map<string, Promise<string[]>>();
+
+/**
+ * What a value refers to, as hcl2json's own parser reads it: `var.pipeline.log_level`,
+ * `google_storage_bucket.output.name`, … (index steps end a reference). Literals refer to nothing.
+ */
+export async function refs(v: Json | undefined): Promise<string[]> {
+  if (typeof v === 'string') {
+    if (!v.includes('${')) return [];
+    let found = referenceCache.get(v);
+    if (!found) {
+      found = getReferencesInExpression('module.tf', v).then((r) => r.map((x) => x.value));
+      referenceCache.set(v, found);
+    }
+    return found;
+  }
+  if (Array.isArray(v)) return (await Promise.all(v.map(refs))).flat();
+  if (isObject(v)) return (await Promise.all(Object.values(v).map(refs))).flat();
+  return [];
+}
+
+const BUILTIN_ROOTS = new Set(['each', 'count', 'self', 'path', 'terraform']);
+
+/** The declaration a reference needs: `var.x`, `local.x`, `data.t.n`, `t.n`; else undefined. */
+export function addressOf(ref: string): string | undefined {
+  const [root, a, b] = ref.split('.');
+  if (root === undefined || a === undefined || BUILTIN_ROOTS.has(root)) return undefined;
+  if (root === 'var' || root === 'local' || root === 'module') return `${root}.${a}`;
+  if (root === 'data') return b === undefined ? undefined : `data.${a}.${b}`;
+  return root.includes('_') ? `${root}.${a}` : undefined;
+}
+
+/** The declarations a value refers to. */
+export async function addressesIn(v: Json | undefined): Promise<string[]> {
+  return [...new Set((await refs(v)).map(addressOf).filter((a) => a !== undefined))];
+}
+
+const astCache = new Map<string, Promise<Ast | null>>();
+
+/** The syntax tree of an expression's source (memoised: the checks ask for the same ones often). */
+function expressionAst(source: string): Promise<Ast | null> {
+  let ast = astCache.get(source);
+  if (!ast) {
+    ast = getExpressionAst('module.tf', source);
+    astCache.set(source, ast);
+  }
+  return ast;
+}
+
+/** The syntax tree of a `${…}` expression (the whole string must be one interpolation). */
+export async function astOf(v: Json | undefined): Promise<Ast | undefined> {
+  if (typeof v !== 'string' || !v.startsWith('${') || !v.endsWith('}')) return undefined;
+  return (await expressionAst(v.slice(2, -1))) ?? undefined;
+}
+
+/** The value of a literal written in HCL (`"512Mi"`, `540`, `[]`, `null`), parsed by hcl2json. */
+export async function literal(source: string): Promise<Json> {
+  const json = toJson(await parse('literal.tf', `locals {\n  v = ${source}\n}\n`));
+  const body = isObject(json) && Array.isArray(json.locals) ? json.locals[0] : undefined;
+  if (!isObject(body) || !('v' in body)) throw new Error(`not a literal: ${source}`);
+  return body.v ?? null;
+}
+
+/** Source text of a node (hcl2json keeps each node's text in meta.value). */
+function sourceOf(node: Ast | undefined): string | undefined {
+  return node === undefined || !('meta' in node) ? undefined : node.meta.value;
+}
+
+// --- Object variables ----------------------------------------------------------------------------
+
+export interface Attribute {
+  /** Type expression, e.g. `string`, `list(string)`. */
+  type: string;
+  /** False for an attribute a caller must set (not wrapped in optional()). */
+  optional: boolean;
+  /** `optional(type, default)`: the default; `optional(type)` or required: null. */
+  default: Json;
+}
+
+/**
+ * The attributes of an `object({…})` variable, with their optional() defaults, or undefined when
+ * the variable is not an object.
+ */
+export async function objectAttributes(
+  variable: JsonObject | undefined,
+): Promise<Map<string, Attribute> | undefined> {
+  const ast = await astOf(variable?.type);
+  if (ast?.type !== 'function' || ast.meta.name !== 'object') return undefined;
+  const object = ast.children.find((c) => c.type === 'object');
+  if (object?.type !== 'object') return undefined;
+  const attributes = new Map<string, Attribute>();
+  for (const [name, source] of Object.entries(object.meta.items)) {
+    const item = await expressionAst(source);
+    if (item?.type === 'function' && item.meta.name === 'optional') {
+      const [type, fallback] = item.children;
+      const fallbackSource = sourceOf(fallback);
+      attributes.set(name, {
+        type: sourceOf(type) ?? '',
+        optional: true,
+        default: fallbackSource === undefined ? null : await literal(fallbackSource),
+      });
+    } else {
+      attributes.set(name, { type: source, optional: false, default: null });
+    }
+  }
+  return attributes;
+}
+
+/** The default of `var.x` or of `var.x.attr`; undefined when there is none to know. */
+export async function defaultOf(m: TfModule, ref: string): Promise<Json | undefined> {
+  const [root, name, attr] = ref.split('.');
+  if (root !== 'var' || name === undefined) return undefined;
+  const variable = m.variable[name];
+  if (attr === undefined) return variable?.default;
+  return (await objectAttributes(variable))?.get(attr)?.default;
+}
+
+/** Every `lhs > n` / `lhs >= n` bound in a validation condition, on the given path. */
+export async function lowerBounds(
+  condition: Json | undefined,
+  lhs: string,
+): Promise<{ n: number; strict: boolean }[]> {
+  const bounds: { n: number; strict: boolean }[] = [];
+  const visit = (node: Ast): void => {
+    if (node.type === 'binaryOp' && node.meta.lhsExpression.trim() === lhs) {
+      const strict = node.meta.operator === 'greaterThan';
+      if (strict || node.meta.operator === 'greaterThanOrEqual') {
+        bounds.push({ n: Number(node.meta.rhsExpression), strict });
+      }
+    }
+    node.children.forEach(visit);
+  };
+  const ast = await astOf(condition);
+  if (ast) visit(ast);
+  return bounds;
+}
+
+/** All validation conditions of a variable. */
+export function validations(variable: JsonObject | undefined): Json[] {
+  const v = variable?.validation;
+  return (Array.isArray(v) ? v : [v]).filter(isObject).map((x) => x.condition ?? null);
+}
+
+// --- The module's own names ----------------------------------------------------------------------
+
+export const FUNCTION_TYPE = 'google_cloudfunctions2_function';
+
+export interface FunctionInfo {
+  address: string;
+  body: JsonObject;
+  entryPoint: string | undefined;
+}
+
+export function functionsOf(m: TfModule): FunctionInfo[] {
+  return Object.entries(m.resource[FUNCTION_TYPE] ?? {}).map(([name, body]) => {
+    const entry = block(body.build_config)?.entry_point;
+    return {
+      address: `${FUNCTION_TYPE}.${name}`,
+      body,
+      entryPoint: typeof entry === 'string' ? entry : undefined,
+    };
+  });
+}
+
+export function functionFor(m: TfModule, entryPoint: string): FunctionInfo | undefined {
+  return functionsOf(m).find((f) => f.entryPoint === entryPoint);
+}
+
+/** Every resource as [type, address, body]. */
+export function allResources(m: TfModule): [string, string, JsonObject][] {
+  return Object.entries(m.resource).flatMap(([type, named]) =>
+    Object.entries(named).map(([n, b]): [string, string, JsonObject] => [type, `${type}.${n}`, b]),
+  );
+}
+
+/** `what: missing x` / `what: unexpected y` between two lists. */
+export function sameSet(what: string, actual: readonly string[], expected: readonly string[]) {
+  const a = new Set(actual);
+  const e = new Set(expected);
+  return [
+    ...[...e].filter((x) => !a.has(x)).map((x) => `${what}: missing ${x}`),
+    ...[...a].filter((x) => !e.has(x)).map((x) => `${what}: unexpected ${x}`),
+  ];
+}
