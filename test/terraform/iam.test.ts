@@ -3,7 +3,6 @@
  * its reason written beside it in iam.tf; every workload on its own service account; the two
  * grants only some projects need exist only when their variable is set.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_TARGETS } from '../../shared/function-targets.js';
 import { authoritativeIam, grantsOf } from './grants.js';
 import {
@@ -12,14 +11,14 @@ import {
   appendTo,
   block,
   defaultOf,
+  describeChecks,
   functionFor,
-  loadModule,
   removeBlock,
   replaceIn,
   sameSet,
   type Check,
-  type Edit,
-  type TfModule,
+  type Json,
+  type Mutation,
 } from './tf-module.js';
 
 /**
@@ -102,31 +101,20 @@ const checkIdentities: Check = async (m) => {
   const submit = functionFor(m, FUNCTION_TARGETS.submit)?.body;
   const poll = functionFor(m, FUNCTION_TARGETS.poll)?.body;
   const job = Object.values(m.resource.google_cloud_scheduler_job ?? {})[0];
-  const identities: [string, unknown, string][] = [
-    [
-      'submit function',
-      block(submit?.service_config)?.service_account_email,
-      'google_service_account.submit',
-    ],
-    [
-      'poll function',
-      block(poll?.service_config)?.service_account_email,
-      'google_service_account.poll',
-    ],
-    [
-      'Eventarc trigger',
-      block(submit?.event_trigger)?.service_account_email,
-      'google_service_account.trigger',
-    ],
+  const identities: [string, Json | undefined, string][] = [
+    ['submit function', block(submit?.service_config)?.service_account_email, 'submit'],
+    ['poll function', block(poll?.service_config)?.service_account_email, 'poll'],
+    ['Eventarc trigger', block(submit?.event_trigger)?.service_account_email, 'trigger'],
     [
       'scheduler OIDC token',
       block(block(job?.http_target)?.oidc_token)?.service_account_email,
-      'google_service_account.scheduler',
+      'scheduler',
     ],
   ];
   const problems: string[] = [];
-  for (const [who, value, expected] of identities) {
-    const actual = await addressesIn(typeof value === 'string' ? value : undefined);
+  for (const [who, value, account] of identities) {
+    const expected = `google_service_account.${account}`;
+    const actual = await addressesIn(value);
     if (actual.join() !== expected)
       problems.push(`${who} runs as ${actual.join() || 'the default'}, not ${expected}`);
   }
@@ -147,7 +135,7 @@ resource "google_storage_bucket_iam_member" "poll_reads_output" {
   member = "serviceAccount:\${google_service_account.poll.email}"
 }`;
 
-const MUTATIONS: { what: string; check: keyof typeof CHECKS; edit: Edit; report: RegExp }[] = [
+const MUTATIONS: Mutation<keyof typeof CHECKS>[] = [
   {
     what: "the poll SA's read of the output bucket added back",
     check: 'grants',
@@ -162,16 +150,6 @@ const MUTATIONS: { what: string; check: keyof typeof CHECKS; edit: Edit; report:
       'resource "google_storage_bucket_iam_member" "vertex_reads_output" {',
     ),
     report: /missing Vertex AI service agent \| roles\/storage\.objectViewer \| output bucket/,
-  },
-  {
-    what: 'the input read widened to the project',
-    check: 'grants',
-    edit: replaceIn(
-      'iam.tf',
-      'resource "google_storage_bucket_iam_member" "submit_reads_input" {\n  bucket = google_storage_bucket.input.name',
-      'resource "google_project_iam_member" "submit_reads_input" {\n  project = var.project_id',
-    ),
-    report: /unexpected submit SA \| roles\/storage\.objectViewer \| project/,
   },
   {
     what: 'the Cloud Build grant made unconditional',
@@ -197,21 +175,4 @@ const MUTATIONS: { what: string; check: keyof typeof CHECKS; edit: Edit; report:
   },
 ];
 
-describe('terraform: IAM', () => {
-  let model: TfModule;
-  beforeAll(async () => {
-    model = await loadModule();
-  });
-
-  it.each(Object.keys(CHECKS) as (keyof typeof CHECKS)[])(
-    '%s: no problem in the module',
-    async (name) => {
-      expect(await CHECKS[name](model)).toEqual([]);
-    },
-  );
-
-  it.each(MUTATIONS)('$check catches $what', async ({ check, edit, report }) => {
-    const problems = await CHECKS[check](await loadModule(edit));
-    expect(problems.join('\n')).toMatch(report);
-  });
-});
+describeChecks('terraform: IAM', CHECKS, MUTATIONS);

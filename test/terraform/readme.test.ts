@@ -1,24 +1,22 @@
 /**
  * terraform/README.md cannot drift from the module: its inputs table has one row per variable with
  * the type and default (for an object, every attribute with its default), its outputs table one
- * row per output, its IAM table exactly the grants; and variables.tf describes every attribute.
+ * row per output, its IAM table exactly the grants.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
 import { grantsOf } from './grants.js';
 import {
   appendTo,
+  describeChecks,
   literal,
-  loadModule,
   objectAttributes,
   replaceIn,
   sameSet,
   str,
   TF_DIR,
   type Check,
-  type Edit,
-  type TfModule,
+  type Mutation,
 } from './tf-module.js';
 
 const README = readFileSync(path.join(TF_DIR, 'README.md'), 'utf8');
@@ -85,20 +83,6 @@ const checkInputs: Check = async (m) => {
   return problems;
 };
 
-/** variables.tf describes each attribute of an object variable on a line `attr: …`. */
-const checkDescriptions: Check = async (m) => {
-  const problems: string[] = [];
-  for (const [name, variable] of Object.entries(m.variable)) {
-    const lines = str(variable.description ?? '').split('\n');
-    for (const attr of (await objectAttributes(variable))?.keys() ?? []) {
-      if (!lines.some((l) => l.startsWith(`${attr}: `))) {
-        problems.push(`var.${name}: the description has no line for ${attr}`);
-      }
-    }
-  }
-  return problems;
-};
-
 const checkOutputs: Check = async (m) =>
   sameSet(
     'outputs table',
@@ -121,12 +105,11 @@ const checkIam: Check = async (m) => {
 
 const CHECKS = {
   inputs: checkInputs,
-  descriptions: checkDescriptions,
   outputs: checkOutputs,
   iam: checkIam,
 } satisfies Record<string, Check>;
 
-const MUTATIONS: { what: string; check: keyof typeof CHECKS; edit: Edit; report: RegExp }[] = [
+const MUTATIONS: Mutation<keyof typeof CHECKS>[] = [
   {
     what: 'a changed default',
     check: 'inputs',
@@ -148,12 +131,6 @@ const MUTATIONS: { what: string; check: keyof typeof CHECKS; edit: Edit; report:
     report: /poll_schedule attributes: missing paused/,
   },
   {
-    what: 'an undescribed attribute',
-    check: 'descriptions',
-    edit: replaceIn('variables.tf', '    retry_count: retries', '    retries: retries'),
-    report: /var\.poll_schedule: the description has no line for retry_count/,
-  },
-  {
     what: 'a grant the table does not list',
     check: 'iam',
     edit: appendTo(
@@ -164,18 +141,4 @@ const MUTATIONS: { what: string; check: keyof typeof CHECKS; edit: Edit; report:
   },
 ];
 
-describe('terraform: README', () => {
-  let model: TfModule;
-  beforeAll(async () => {
-    model = await loadModule();
-  });
-
-  it.each(Object.keys(CHECKS) as (keyof typeof CHECKS)[])('%s: no problem', async (name) => {
-    expect(await CHECKS[name](model)).toEqual([]);
-  });
-
-  it.each(MUTATIONS)('$check catches $what', async ({ check, edit, report }) => {
-    const problems = await CHECKS[check](await loadModule(edit));
-    expect(problems.join('\n')).toMatch(report);
-  });
-});
+describeChecks('terraform: README', CHECKS, MUTATIONS);

@@ -13,6 +13,7 @@ import {
   parse,
   type TFExpressionSyntaxTree,
 } from '@cdktf/hcl2json';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const TF_DIR = path.join(ROOT, 'terraform');
@@ -142,15 +143,17 @@ export async function refs(v: Json | undefined): Promise<string[]> {
   return [];
 }
 
-const BUILTIN_ROOTS = new Set(['each', 'count', 'self', 'path', 'terraform']);
-
-/** The declaration a reference needs: `var.x`, `local.x`, `data.t.n`, `t.n`; else undefined. */
+/**
+ * The declaration a reference needs: `var.x`, `local.x`, `data.t.n`, or a resource `t.n` (its type
+ * named after this module's providers); undefined for `each.value`, `path.module`, `dynamic`
+ * iterators and the like.
+ */
 export function addressOf(ref: string): string | undefined {
   const [root, a, b] = ref.split('.');
-  if (root === undefined || a === undefined || BUILTIN_ROOTS.has(root)) return undefined;
-  if (root === 'var' || root === 'local' || root === 'module') return `${root}.${a}`;
+  if (root === undefined || a === undefined) return undefined;
+  if (root === 'var' || root === 'local') return `${root}.${a}`;
   if (root === 'data') return b === undefined ? undefined : `data.${a}.${b}`;
-  return root.includes('_') ? `${root}.${a}` : undefined;
+  return /^(google|archive)_/.test(root) ? `${root}.${a}` : undefined;
 }
 
 /** The declarations a value refers to. */
@@ -194,9 +197,7 @@ function sourceOf(node: Ast | undefined): string | undefined {
 export interface Attribute {
   /** Type expression, e.g. `string`, `list(string)`. */
   type: string;
-  /** False for an attribute a caller must set (not wrapped in optional()). */
-  optional: boolean;
-  /** `optional(type, default)`: the default; `optional(type)` or required: null. */
+  /** `optional(type, default)`: the default; `optional(type)`, or a required attribute: null. */
   default: Json;
 }
 
@@ -214,17 +215,13 @@ export async function objectAttributes(
   const attributes = new Map<string, Attribute>();
   for (const [name, source] of Object.entries(object.meta.items)) {
     const item = await expressionAst(source);
-    if (item?.type === 'function' && item.meta.name === 'optional') {
-      const [type, fallback] = item.children;
-      const fallbackSource = sourceOf(fallback);
-      attributes.set(name, {
-        type: sourceOf(type) ?? '',
-        optional: true,
-        default: fallbackSource === undefined ? null : await literal(fallbackSource),
-      });
-    } else {
-      attributes.set(name, { type: source, optional: false, default: null });
-    }
+    const optional = item?.type === 'function' && item.meta.name === 'optional';
+    const [type, fallback] = optional ? item.children : [];
+    const fallbackSource = sourceOf(fallback);
+    attributes.set(name, {
+      type: sourceOf(type) ?? source,
+      default: fallbackSource === undefined ? null : await literal(fallbackSource),
+    });
   }
   return attributes;
 }
@@ -238,51 +235,21 @@ export async function defaultOf(m: TfModule, ref: string): Promise<Json | undefi
   return (await objectAttributes(variable))?.get(attr)?.default;
 }
 
-/** Every `lhs > n` / `lhs >= n` bound in a validation condition, on the given path. */
-export async function lowerBounds(
-  condition: Json | undefined,
-  lhs: string,
-): Promise<{ n: number; strict: boolean }[]> {
-  const bounds: { n: number; strict: boolean }[] = [];
-  const visit = (node: Ast): void => {
-    if (node.type === 'binaryOp' && node.meta.lhsExpression.trim() === lhs) {
-      const strict = node.meta.operator === 'greaterThan';
-      if (strict || node.meta.operator === 'greaterThanOrEqual') {
-        bounds.push({ n: Number(node.meta.rhsExpression), strict });
-      }
-    }
-    node.children.forEach(visit);
-  };
-  const ast = await astOf(condition);
-  if (ast) visit(ast);
-  return bounds;
-}
-
-/** All validation conditions of a variable. */
-export function validations(variable: JsonObject | undefined): Json[] {
-  const v = variable?.validation;
-  return (Array.isArray(v) ? v : [v]).filter(isObject).map((x) => x.condition ?? null);
-}
-
 // --- The module's own names ----------------------------------------------------------------------
-
-export const FUNCTION_TYPE = 'google_cloudfunctions2_function';
 
 export interface FunctionInfo {
   address: string;
   body: JsonObject;
-  entryPoint: string | undefined;
+  entryPoint: string;
 }
 
+/** The Cloud Functions of the module, with their entry points. */
 export function functionsOf(m: TfModule): FunctionInfo[] {
-  return Object.entries(m.resource[FUNCTION_TYPE] ?? {}).map(([name, body]) => {
-    const entry = block(body.build_config)?.entry_point;
-    return {
-      address: `${FUNCTION_TYPE}.${name}`,
-      body,
-      entryPoint: typeof entry === 'string' ? entry : undefined,
-    };
-  });
+  return Object.entries(m.resource.google_cloudfunctions2_function ?? {}).map(([name, body]) => ({
+    address: `google_cloudfunctions2_function.${name}`,
+    body,
+    entryPoint: str(block(body.build_config)?.entry_point),
+  }));
 }
 
 export function functionFor(m: TfModule, entryPoint: string): FunctionInfo | undefined {
@@ -304,4 +271,40 @@ export function sameSet(what: string, actual: readonly string[], expected: reado
     ...[...e].filter((x) => !a.has(x)).map((x) => `${what}: missing ${x}`),
     ...[...a].filter((x) => !e.has(x)).map((x) => `${what}: unexpected ${x}`),
   ];
+}
+
+// --- Running checks --------------------------------------------------------------------------------
+
+/** A mistake, the check that must catch it, and what its report must say. */
+export interface Mutation<K extends string> {
+  what: string;
+  check: K;
+  edit: Edit;
+  report: RegExp;
+}
+
+/**
+ * Each check must find no problem in the module, and each mutation must make its check report
+ * the mistake: a check that cannot fail would prove nothing.
+ */
+export function describeChecks<K extends string>(
+  title: string,
+  checks: Record<K, Check>,
+  mutations: Mutation<K>[],
+): void {
+  describe(title, () => {
+    let model: TfModule;
+    beforeAll(async () => {
+      model = await loadModule();
+    });
+
+    it.each(Object.keys(checks) as K[])('%s: no problem in the module', async (name) => {
+      expect(await checks[name](model)).toEqual([]);
+    });
+
+    it.each(mutations)('$check catches $what', async ({ check, edit, report }) => {
+      const problems = await checks[check](await loadModule(edit));
+      expect(problems.join('\n')).toMatch(report);
+    });
+  });
 }

@@ -2,40 +2,26 @@
  * Wiring: what connects to what. Every reference names a declaration (no `terraform validate`
  * here); uploads of the input bucket trigger the submit function, retried; Cloud Scheduler calls
  * the poll function with an OIDC token for it; both functions are built from the staged artifact,
- * named by its hash, as the chosen build account; no identity has a key.
+ * named by its hash, as the chosen build account.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_TARGETS } from '../../shared/function-targets.js';
 import {
-  addressOf,
   addressesIn,
+  addressOf,
   allResources,
   block,
+  describeChecks,
   functionFor,
   functionsOf,
   isObject,
-  loadModule,
   objectAttributes,
   refs,
   replaceIn,
   str,
   type Check,
-  type Edit,
   type Json,
-  type TfModule,
+  type Mutation,
 } from './tf-module.js';
-
-/** Labels of `dynamic` blocks: their iterators (`encryption.value`) are not declarations. */
-function dynamicLabels(v: Json | undefined, into = new Set<string>()): Set<string> {
-  if (Array.isArray(v)) v.forEach((x) => dynamicLabels(x, into));
-  else if (isObject(v)) {
-    for (const [key, x] of Object.entries(v)) {
-      if (key === 'dynamic' && isObject(x)) Object.keys(x).forEach((label) => into.add(label));
-      dynamicLabels(x, into);
-    }
-  }
-  return into;
-}
 
 /**
  * Every reference names a declaration, and `var.x.attr` an attribute of object variable x.
@@ -52,12 +38,11 @@ const checkReferences: Check = async (m) => {
     ...Object.entries(m.output).map(([n, b]): [string, Json] => [`output.${n}`, b]),
   ];
   const declared = new Set(places.map(([address]) => address));
-  const iterators = dynamicLabels(places.map(([, v]) => v));
   const problems: string[] = [];
   for (const [where, value] of places) {
     for (const ref of await refs(value)) {
       const address = addressOf(ref);
-      if (address === undefined || iterators.has(ref.split('.')[0] ?? '')) continue;
+      if (address === undefined) continue;
       if (!declared.has(address)) {
         problems.push(`${where}: ${ref} refers to ${address}, which is not declared`);
         continue;
@@ -181,25 +166,15 @@ const checkBuildAccount: Check = async (m) => {
   return problems;
 };
 
-/** No identity has a key to leak: every one is a service account Google signs for. */
-const checkNoKeys: Check = async (m) =>
-  allResources(m)
-    .filter(
-      ([type]) =>
-        type === 'google_service_account_key' || type === 'google_service_account_id_token',
-    )
-    .map(([, address]) => `${address}: no service account keys or minted tokens in the module`);
-
 const CHECKS = {
   references: checkReferences,
   trigger: checkTrigger,
   scheduler: checkScheduler,
   source: checkSource,
   buildAccount: checkBuildAccount,
-  noKeys: checkNoKeys,
 } satisfies Record<string, Check>;
 
-const MUTATIONS: { what: string; check: keyof typeof CHECKS; edit: Edit; report: RegExp }[] = [
+const MUTATIONS: Mutation<keyof typeof CHECKS>[] = [
   {
     what: 'a misspelt attribute',
     check: 'references',
@@ -228,21 +203,4 @@ const MUTATIONS: { what: string; check: keyof typeof CHECKS; edit: Edit; report:
   },
 ];
 
-describe('terraform: wiring', () => {
-  let model: TfModule;
-  beforeAll(async () => {
-    model = await loadModule();
-  });
-
-  it.each(Object.keys(CHECKS) as (keyof typeof CHECKS)[])(
-    '%s: no problem in the module',
-    async (name) => {
-      expect(await CHECKS[name](model)).toEqual([]);
-    },
-  );
-
-  it.each(MUTATIONS)('$check catches $what', async ({ check, edit, report }) => {
-    const problems = await CHECKS[check](await loadModule(edit));
-    expect(problems.join('\n')).toMatch(report);
-  });
-});
+describeChecks('terraform: wiring', CHECKS, MUTATIONS);
