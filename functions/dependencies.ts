@@ -17,6 +17,9 @@ import type {
 import type { PollDeps } from './poll-batch-jobs/handler.js';
 import type { SubmitDeps } from './submit-batch-job/handler.js';
 
+/** How long a Cloud Storage request waits for an answer (the client's default is 60 s). */
+const STORAGE_REQUEST_TIMEOUT_MS = 15_000;
+
 /** Replacements for the default adapters (the offline stack's in-memory job store). */
 export interface DependencyOverrides {
   jobs?: JobStore;
@@ -53,12 +56,13 @@ export function createDependencies(
 
   const jobStore = once(async (): Promise<JobStore> => {
     if (overrides.jobs) return overrides.jobs;
-    const [{ Firestore }, { createFirestoreJobStore }] = await Promise.all([
+    const [{ Firestore }, { createFirestoreJobStore, firestoreClientConfig }] = await Promise.all([
       import('@google-cloud/firestore'),
       import('../shared/adapters/firestore-job-store.js'),
     ]);
+    // Every job store operation is bounded (15 s by default), and so is each RPC of the client.
     return createFirestoreJobStore(
-      new Firestore({ projectId: config.GOOGLE_CLOUD_PROJECT }),
+      new Firestore({ projectId: config.GOOGLE_CLOUD_PROJECT, ...firestoreClientConfig() }),
       config.JOBS_COLLECTION,
     );
   });
@@ -81,6 +85,7 @@ export function createDependencies(
     } else {
       auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
     }
+    // Bounded: 20 s per request, 25 s for a read with its retries (the client's defaults).
     return createVertexClient({ project: config.GOOGLE_CLOUD_PROJECT, auth, emulatorHost });
   });
 
@@ -89,7 +94,13 @@ export function createDependencies(
       import('@google-cloud/storage'),
       import('../shared/adapters/gcs-objects.js'),
     ]);
-    const storage = new Storage({ projectId: config.GOOGLE_CLOUD_PROJECT });
+    // `timeout` bounds the wait for each answer's headers (not the body of a long read: the
+    // reader's stall timeout watches that); the retries of a write or copy are cut by the
+    // writer's deadline.
+    const storage = new Storage({
+      projectId: config.GOOGLE_CLOUD_PROJECT,
+      timeout: STORAGE_REQUEST_TIMEOUT_MS,
+    });
     return { reader: createGcsObjectReader(storage), reports: createGcsObjectWriter(storage) };
   });
 

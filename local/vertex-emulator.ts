@@ -91,6 +91,12 @@ export type VertexOp = 'create' | 'get' | 'list' | 'cancel' | 'delete';
  *   processed and its last successful row is turned into a failed one), CANCELLED (runs, then
  *   CANCELLING → CANCELLED without output).
  * - `{latencyMs}`: added to every `/v1/...` request until reset (`0` removes it; the last one wins).
+ * - `{refuseList: true}`: every `list` request answers 400 INVALID_ARGUMENT (with `message`, or
+ *   Google's generic one) until reset or `{refuseList: false}`; the last one wins. With
+ *   `maxOrTerms` and/or `hyphenatedLabelKeys`, only the lists whose filter has more than
+ *   `maxOrTerms` terms joined by OR, or names a label key containing `-` (`labels.job-id=…`), are
+ *   refused. The service documents no such limits; this lets a test check that callers do not
+ *   depend on `list` alone.
  */
 export type VertexFault =
   | {
@@ -107,7 +113,13 @@ export type VertexFault =
       /** The error message of a forced FAILED job. */
       message?: string;
     }
-  | { latencyMs: number };
+  | { latencyMs: number }
+  | {
+      refuseList: boolean;
+      maxOrTerms?: number;
+      hyphenatedLabelKeys?: boolean;
+      message?: string;
+    };
 
 /** Options of {@link startVertexEmulator}. */
 export interface VertexEmulatorOptions {
@@ -610,6 +622,31 @@ function compileRestriction(field: string, op: Comparator, arg: string, filter: 
   throw invalid(`Invalid filter "${filter}": unsupported field '${field}'.`);
 }
 
+/** An injected refusal of `list` calls (see {@link VertexFault}). */
+type ListRefusal = Extract<VertexFault, { refuseList: boolean }>;
+
+/**
+ * True when `refusal` refuses a list with this filter: always without conditions, else when the
+ * filter has more than `maxOrTerms` OR-joined terms or (with `hyphenatedLabelKeys`) names a label
+ * key containing `-`. A filter that does not even tokenize is left to the filter's own checks.
+ */
+function refusesList(refusal: ListRefusal, filter: string): boolean {
+  if (refusal.maxOrTerms === undefined && !refusal.hyphenatedLabelKeys) return true;
+  let tokens: Token[];
+  try {
+    tokens = tokenize(filter);
+  } catch {
+    return false;
+  }
+  const words = tokens.flatMap((t) => (t.kind === 'word' ? [t.value] : []));
+  const orTerms = words.filter((w) => w === 'OR').length + 1;
+  if (refusal.maxOrTerms !== undefined && orTerms > refusal.maxOrTerms) return true;
+  return (
+    refusal.hyphenatedLabelKeys === true &&
+    words.some((w) => w.startsWith('labels.') && w.slice('labels.'.length).includes('-'))
+  );
+}
+
 /**
  * Compiles a list filter. Grammar (AIP-160, where OR binds tighter than AND):
  * `expression = sequence {AND sequence}`, `sequence = factor {factor}` (juxtaposition is AND),
@@ -905,6 +942,12 @@ const faultSchema = z.union([
     message: z.string().optional(),
   }),
   z.strictObject({ latencyMs: z.number().int().nonnegative() }),
+  z.strictObject({
+    refuseList: z.boolean(),
+    maxOrTerms: z.number().int().positive().optional(),
+    hyphenatedLabelKeys: z.boolean().optional(),
+    message: z.string().optional(),
+  }),
 ]);
 
 /** Validates a fault (for the HTTP control endpoint and {@link VertexEmulator.inject}). */
@@ -949,6 +992,7 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
   let requestFaults: { fault: RequestFault; left: number }[] = [];
   let outcomeFaults: { fault: Outcome; left: number }[] = [];
   let latencyMs = 0;
+  let listRefusal: ListRefusal | undefined;
   const latencyTimers = new Map<NodeJS.Timeout, () => void>();
   const stateWaiters = new Map<string, StateWaiter[]>();
   let idleWaiters: (() => void)[] = [];
@@ -1415,6 +1459,8 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
     const fault = parseVertexFault(input);
     if ('latencyMs' in fault) {
       latencyMs = fault.latencyMs;
+    } else if ('refuseList' in fault) {
+      listRefusal = fault.refuseList ? fault : undefined;
     } else if ('outcome' in fault) {
       outcomeFaults.push({ fault, left: fault.times ?? 1 });
     } else {
@@ -1449,6 +1495,7 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
     requestFaults = [];
     outcomeFaults = [];
     latencyMs = 0;
+    listRefusal = undefined;
     for (const op of Object.keys(requests) as VertexOp[]) requests[op] = 0;
     checkIdle();
   }
@@ -1574,6 +1621,9 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
         return;
       }
       case 'list':
+        if (listRefusal && refusesList(listRefusal, url.searchParams.get('filter') ?? '')) {
+          throw invalid(listRefusal.message ?? DEFAULT_FAULT_MESSAGES[400] ?? 'Invalid argument.');
+        }
         send(res, 200, listJobs(project, location, url.searchParams));
         return;
       case 'get':

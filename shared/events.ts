@@ -163,13 +163,44 @@ export function buildCompletionEvent(record: JobRecord, publishTime: Date): Comp
   return CompletionEventSchema.parse(event);
 }
 
-/** The attributes of an event. */
+/**
+ * The most bytes (UTF-8) of one Pub/Sub attribute value; keys may have 256. The service refuses a
+ * longer one with INVALID_ARGUMENT (the emulators do not), which would make the event unpublishable
+ * on every attempt (https://cloud.google.com/pubsub/quotas#resource_limits).
+ */
+export const MAX_ATTRIBUTE_VALUE_BYTES = 1024;
+
+/** Ends a value that was cut to fit an attribute. */
+export const TRUNCATION_MARKER = '…';
+
+/**
+ * `value` if it fits in `maxBytes` bytes of UTF-8; otherwise its longest prefix that fits together
+ * with {@link TRUNCATION_MARKER}, cut between characters (never inside one).
+ */
+export function capUtf8(value: string, maxBytes: number = MAX_ATTRIBUTE_VALUE_BYTES): string {
+  if (Buffer.byteLength(value, 'utf8') <= maxBytes) return value;
+  const room = maxBytes - Buffer.byteLength(TRUNCATION_MARKER, 'utf8');
+  let used = 0;
+  let end = 0;
+  for (const char of value) {
+    const bytes = Buffer.byteLength(char, 'utf8');
+    if (used + bytes > room) break;
+    used += bytes;
+    end += char.length;
+  }
+  return `${value.slice(0, end)}${TRUNCATION_MARKER}`;
+}
+
+/**
+ * The attributes of an event, every value capped at {@link MAX_ATTRIBUTE_VALUE_BYTES} bytes (the
+ * data keeps the full values).
+ */
 export function eventAttributes(event: CompletionEvent): EventAttributes {
   return {
     eventType: event.eventType,
-    state: event.state,
-    jobId: event.jobId,
-    model: event.model,
+    state: capUtf8(event.state),
+    jobId: capUtf8(event.jobId),
+    model: capUtf8(event.model),
     schemaVersion: '1',
   };
 }

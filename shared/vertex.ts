@@ -1,6 +1,6 @@
 /**
  * Vertex AI batch prediction: the request we send, the job we read back, and its state model
- * (FACTS.md "Vertex AI batch prediction").
+ * (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.batchPredictionJobs).
  */
 
 /** All 12 Vertex job states. */
@@ -65,23 +65,45 @@ export interface VertexBatchJob {
   updateTime?: string;
 }
 
-/** Label marking a job as ours. */
-export const OWNER_LABEL = 'batch-courier';
+/**
+ * Label marking a job as ours. Label keys may hold `-`, but the keys appear in `list` filters too,
+ * where `-` is also AIP-160's negation operator (https://google.aip.dev/160): underscores keep the
+ * filter unambiguous.
+ */
+export const OWNER_LABEL = 'batch_courier';
 /** Its value: the label schema version. */
 export const OWNER_LABEL_VALUE = 'v1';
 /** Label carrying the job id, used to find a job whose create answer was lost. */
-export const JOB_ID_LABEL = 'job-id';
+export const JOB_ID_LABEL = 'job_id';
+
+/**
+ * At most this many job ids in one `list` filter (ORed `labels.job_id="…"` terms). The API
+ * documents `labels.key=value` with `AND`/`OR` but no limit on filter length or terms
+ * (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.batchPredictionJobs/list):
+ * a short filter stays far from any undocumented limit, a refused one costs little (its jobs are
+ * read with `get` instead), and 10 ids still divide the calls of a large poll run by ten.
+ */
+export const MAX_IDS_PER_LIST = 10;
 
 /** The labels of one of our jobs. */
 export function jobLabels(jobId: string): Record<string, string> {
   return { [OWNER_LABEL]: OWNER_LABEL_VALUE, [JOB_ID_LABEL]: jobId };
 }
 
-/** The `list` filter that finds the job(s) created for these job ids. */
+/**
+ * The `list` filter that finds the job(s) created for these job ids (at most
+ * {@link MAX_IDS_PER_LIST} of them per call). Never the only way to find a job: when a `list`
+ * fails, read the jobs by name with `get`.
+ */
 export function jobIdFilter(jobIds: readonly string[]): string {
-  const terms = jobIds.map((id) => `labels.${JOB_ID_LABEL}="${id}"`);
+  const terms = jobIds.map((id) => `labels.${JOB_ID_LABEL}=${quoteFilterValue(id)}`);
   const ids = terms.length === 1 ? terms[0] : `(${terms.join(' OR ')})`;
-  return `labels.${OWNER_LABEL}="${OWNER_LABEL_VALUE}" AND ${ids}`;
+  return `labels.${OWNER_LABEL}=${quoteFilterValue(OWNER_LABEL_VALUE)} AND ${ids}`;
+}
+
+/** A string literal of a filter (AIP-160): double quotes, with `\` and `"` escaped. */
+function quoteFilterValue(value: string): string {
+  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
 /** The create request for one input. */

@@ -2,52 +2,142 @@
  * The Firestore {@link JobStore}. Conditional updates use a `lastUpdateTime` precondition (an
  * optimistic check-and-set) rather than transactions: the change is computed from the document as
  * read and written only if nobody wrote it since; on contention it is read and computed again.
+ *
+ * Every operation has a deadline (the client's own retries of an unreachable Firestore last 60 s
+ * and more), and every failure is classified: TransientError `JOBS.UNAVAILABLE` (retry later),
+ * `JOBS.CONFLICT` (contention that outlasted the retries), or PermanentError `JOBS.INVALID` (a
+ * request Firestore will always refuse; the message says what to check).
  */
-import { FieldPath, type Firestore, type DocumentSnapshot } from '@google-cloud/firestore';
-import { TransientError } from '../errors.js';
+import firestoreModule, {
+  FieldPath,
+  type DocumentSnapshot,
+  type Firestore,
+  type GrpcStatus,
+} from '@google-cloud/firestore';
+import { BatchCourierError, PermanentError, TransientError } from '../errors.js';
 import type { JobRecord, JobStatus } from '../jobs.js';
 import type { JobStore, OutstandingPage } from '../ports.js';
 import { decodeCursor, encodeCursor } from './memory-job-store.js';
 
-const NOT_FOUND = 5;
-const ALREADY_EXISTS = 6;
-const FAILED_PRECONDITION = 9;
-const TRANSIENT_CODES = new Set([1, 2, 4, 8, 10, 13, 14]);
+/** How long one job store operation may take by default, retries and contention included. */
+export const DEFAULT_FIRESTORE_DEADLINE_MS = 15_000;
+
+/** Conditional writes attempted before contention is reported as `JOBS.CONFLICT`. */
 const MAX_ATTEMPTS = 20;
 
+/** Options of {@link createFirestoreJobStore}. */
+export interface FirestoreJobStoreOptions {
+  /**
+   * How long one operation (`update` with its contention loop, a transaction, a query) may take
+   * before it rejects with TransientError `JOBS.UNAVAILABLE`. Default
+   * {@link DEFAULT_FIRESTORE_DEADLINE_MS}.
+   */
+  deadlineMs?: number;
+}
+
+/** The gRPC status codes, as the Firestore client exports them (loaded on first use). */
+function grpcStatus(): typeof GrpcStatus {
+  return firestoreModule.GrpcStatus;
+}
+
+/**
+ * Client settings that bound each RPC of the Firestore client itself by `deadlineMs` (its defaults
+ * are 60 s per attempt and 600 s in all): pass them to `new Firestore({...})`. The job store's
+ * own deadline is what callers rely on; this keeps abandoned calls from lingering.
+ */
+export function firestoreClientConfig(deadlineMs: number = DEFAULT_FIRESTORE_DEADLINE_MS): {
+  clientConfig: Record<string, unknown>;
+} {
+  const bounded = { timeout_millis: deadlineMs, retry_params_name: 'bounded' };
+  const methods = [
+    'GetDocument',
+    'ListDocuments',
+    'CreateDocument',
+    'UpdateDocument',
+    'DeleteDocument',
+    'BatchGetDocuments',
+    'BeginTransaction',
+    'Commit',
+    'Rollback',
+    'RunQuery',
+    'RunAggregationQuery',
+    'BatchWrite',
+  ];
+  return {
+    clientConfig: {
+      interfaces: {
+        'google.firestore.v1.Firestore': {
+          retry_params: {
+            bounded: {
+              initial_retry_delay_millis: 100,
+              retry_delay_multiplier: 1.3,
+              max_retry_delay_millis: Math.min(5_000, deadlineMs),
+              initial_rpc_timeout_millis: deadlineMs,
+              rpc_timeout_multiplier: 1,
+              max_rpc_timeout_millis: deadlineMs,
+              total_timeout_millis: deadlineMs,
+            },
+          },
+          methods: Object.fromEntries(methods.map((m) => [m, bounded])),
+        },
+      },
+    },
+  };
+}
+
 /** Creates a job store over one Firestore collection. */
-export function createFirestoreJobStore(db: Firestore, collection: string): JobStore {
+export function createFirestoreJobStore(
+  db: Firestore,
+  collection: string,
+  options: FirestoreJobStoreOptions = {},
+): JobStore {
+  const deadlineMs = options.deadlineMs ?? DEFAULT_FIRESTORE_DEADLINE_MS;
   const col = db.collection(collection);
   // Capacity slots live beside the records, in their own collection.
   const slots = db.collection(`${collection}-slots`);
-  const wrap = async <T>(op: () => Promise<T>): Promise<T> => {
-    try {
-      return await op();
-    } catch (err) {
-      throw mapError(err);
-    }
+  const tooLate = (what: string): TransientError =>
+    new TransientError(
+      'JOBS.UNAVAILABLE',
+      `Firestore did not answer within ${formatSeconds(deadlineMs)} (${what}); it is unreachable or overloaded`,
+    );
+
+  /**
+   * Runs one operation under the deadline, its failure classified. `live()` turns false when the
+   * deadline has passed: loops stop starting new attempts nobody waits for.
+   */
+  const run = <T>(what: string, op: (live: () => boolean) => Promise<T>): Promise<T> => {
+    let expired = false;
+    const live = (): boolean => !expired;
+    const work = op(live).catch((err: unknown) => {
+      throw mapFirestoreError(err, what);
+    });
+    return withDeadline(work, deadlineMs, () => {
+      expired = true;
+      return tooLate(what);
+    });
   };
 
   return {
     createIfAbsent: (record) =>
-      wrap(async () => {
+      run(`create ${record.jobId}`, async () => {
         const ref = col.doc(record.jobId);
         try {
           await ref.create(record);
           return { created: true, record };
         } catch (err) {
-          if (grpcCode(err) !== ALREADY_EXISTS) throw err;
+          if (grpcCode(err) !== grpcStatus().ALREADY_EXISTS) throw err;
         }
         const snap = await ref.get();
         return { created: false, record: toRecord(snap) ?? record };
       }),
 
-    get: (jobId) => wrap(async () => toRecord(await col.doc(jobId).get())),
+    get: (jobId) => run(`get ${jobId}`, async () => toRecord(await col.doc(jobId).get())),
 
     update: (jobId, change) =>
-      wrap(async () => {
+      run(`update ${jobId}`, async (live) => {
         const ref = col.doc(jobId);
         for (let attempt = 1; ; attempt++) {
+          if (!live()) throw tooLate(`update ${jobId}`);
           const snap = await ref.get();
           const current = toRecord(snap);
           if (!current || !snap.updateTime) return undefined;
@@ -59,7 +149,18 @@ export function createFirestoreJobStore(db: Firestore, collection: string): JobS
             await ref.update({ ...next }, { lastUpdateTime: snap.updateTime });
             return next;
           } catch (err) {
-            if (grpcCode(err) !== FAILED_PRECONDITION || attempt >= MAX_ATTEMPTS) throw err;
+            const code = grpcCode(err);
+            // NOT_FOUND: deleted since the read; the next read says so.
+            if (code !== grpcStatus().FAILED_PRECONDITION && code !== grpcStatus().NOT_FOUND) {
+              throw err;
+            }
+            if (attempt >= MAX_ATTEMPTS) {
+              throw new TransientError(
+                'JOBS.CONFLICT',
+                `Firestore update ${jobId}: the record kept changing under ${MAX_ATTEMPTS} attempts (contention); retry later`,
+                { cause: err },
+              );
+            }
             await new Promise((r) =>
               setTimeout(r, Math.min(200, 5 * 2 ** attempt) * Math.random()),
             );
@@ -68,7 +169,7 @@ export function createFirestoreJobStore(db: Firestore, collection: string): JobS
       }),
 
     countWaiting: (queue) =>
-      wrap(async () => {
+      run(`count waiting in ${queue}`, async () => {
         // Two equality filters: served by Firestore's automatic single-field indexes.
         const snap = await col
           .where('queue', '==', queue)
@@ -79,10 +180,11 @@ export function createFirestoreJobStore(db: Firestore, collection: string): JobS
       }),
 
     reserveSlot: (pool, jobId, capacity) =>
-      wrap(() =>
+      run(`reserve a slot of ${pool} for ${jobId}`, (live) =>
         // Why a transaction: concurrent submissions read the same slots; only one of them may
         // take a free slot, the others see it taken (and the capacity is never exceeded).
         db.runTransaction(async (tx) => {
+          if (!live()) throw tooLate(`reserve a slot of ${pool} for ${jobId}`);
           const refs = Array.from({ length: capacity }, (_, i) => slots.doc(slotId(pool, i)));
           const snaps = await tx.getAll(...refs);
           const holders = snaps.map((s) => (s.exists ? (s.get('jobId') as string) : undefined));
@@ -103,20 +205,23 @@ export function createFirestoreJobStore(db: Firestore, collection: string): JobS
       ),
 
     releaseSlot: (pool, jobId) =>
-      wrap(async () => {
+      run(`release the slot of ${pool} held by ${jobId}`, async () => {
         const snap = await slots.where('pool', '==', pool).where('jobId', '==', jobId).get();
         // The precondition: a slot given to another job meanwhile is not freed by mistake.
         await Promise.all(
           snap.docs.map((d) =>
             d.ref.delete({ lastUpdateTime: d.updateTime }).catch((err: unknown) => {
-              if (grpcCode(err) !== FAILED_PRECONDITION && grpcCode(err) !== NOT_FOUND) throw err;
+              const code = grpcCode(err);
+              if (code !== grpcStatus().FAILED_PRECONDITION && code !== grpcStatus().NOT_FOUND) {
+                throw err;
+              }
             }),
           ),
         );
       }),
 
     listOutstanding: (limit, cursor) =>
-      wrap(async (): Promise<OutstandingPage> => {
+      run('list outstanding records', async (): Promise<OutstandingPage> => {
         // Served by the composite index (outstanding ASC, createTime ASC) of shared/job-index.ts.
         let query = col
           .where('outstanding', '==', true)
@@ -147,15 +252,90 @@ function toRecord(snap: DocumentSnapshot): JobRecord | undefined {
   return snap.exists ? (snap.data() as JobRecord) : undefined;
 }
 
-function grpcCode(err: unknown): number | undefined {
+/** The gRPC status code of a Firestore error, if it carries one. */
+function grpcCode(err: unknown): GrpcStatus | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'number' ? code : undefined;
 }
 
-function mapError(err: unknown): unknown {
+function formatSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(ms < 1000 ? 1 : 0))} s`;
+}
+
+/**
+ * Waits for `work` at most `ms`; then rejects with `onTimeout()`. The timer is cleared either way,
+ * and a rejection of the abandoned `work` is swallowed (never unhandled).
+ */
+function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  work.catch(() => undefined);
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+}
+
+/** What to check when Firestore refuses a request for good, by gRPC code name. */
+const PERMANENT_HINTS: Readonly<Record<string, string>> = {
+  INVALID_ARGUMENT:
+    'Firestore refused the request as malformed: check JOBS_COLLECTION (a collection id) and the record fields',
+  PERMISSION_DENIED:
+    "the function's service account may not use Firestore: grant it roles/datastore.user on the project",
+  UNAUTHENTICATED:
+    "the function's credentials were refused: check its service account and that the Firestore API is enabled",
+  NOT_FOUND:
+    'the Firestore database or document was not found: create the (default) database in Native mode in this project',
+  FAILED_PRECONDITION:
+    'Firestore refused a precondition: a query may need its composite index (deploy terraform/firestore.tf), or the database is in Datastore mode',
+  ALREADY_EXISTS: 'the document exists already',
+  OUT_OF_RANGE: 'a query cursor or value is out of range',
+  UNIMPLEMENTED: 'the operation is not supported by this Firestore database (Datastore mode?)',
+  DATA_LOSS: 'Firestore reported unrecoverable data loss',
+};
+
+/** Codes after which the same request may succeed: the service is down, slow or overloaded. */
+const UNAVAILABLE_CODE_NAMES: ReadonlySet<string> = new Set([
+  'CANCELLED',
+  'UNKNOWN',
+  'DEADLINE_EXCEEDED',
+  'RESOURCE_EXHAUSTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+]);
+
+/**
+ * Classifies a Firestore failure by its gRPC code: ABORTED (transaction contention) →
+ * TransientError `JOBS.CONFLICT`; CANCELLED, UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
+ * INTERNAL, UNAVAILABLE → TransientError `JOBS.UNAVAILABLE`; every other code → PermanentError
+ * `JOBS.INVALID` saying what to check. Our own errors pass unchanged, and so does an error without
+ * a gRPC code (not a Firestore answer).
+ */
+export function mapFirestoreError(err: unknown, what: string): unknown {
+  if (err instanceof BatchCourierError) return err;
   const code = grpcCode(err);
-  if (code !== undefined && TRANSIENT_CODES.has(code)) {
-    return new TransientError('JOBS.UNAVAILABLE', 'Firestore is unavailable', { cause: err });
+  if (code === undefined) return err;
+  const status = grpcStatus();
+  const name = status[code] ?? `code ${String(code)}`;
+  const detail = err instanceof Error ? err.message : String(err);
+  const options = { cause: err };
+  if (code === status.ABORTED) {
+    return new TransientError(
+      'JOBS.CONFLICT',
+      `Firestore ${what}: ${name} (contention with concurrent changes; retry later): ${detail}`,
+      options,
+    );
   }
-  return err;
+  if (UNAVAILABLE_CODE_NAMES.has(name)) {
+    return new TransientError(
+      'JOBS.UNAVAILABLE',
+      `Firestore ${what}: ${name} (unavailable; retry later): ${detail}`,
+      options,
+    );
+  }
+  const hint = PERMANENT_HINTS[name] ?? 'Firestore refused the request';
+  return new PermanentError(
+    'JOBS.INVALID',
+    `Firestore ${what}: ${name}: ${hint}: ${detail}`,
+    options,
+  );
 }

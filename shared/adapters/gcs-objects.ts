@@ -1,13 +1,45 @@
 /**
  * Cloud Storage: the {@link ObjectReader} streams one exact generation of an object; the
- * {@link ObjectWriter} writes rejection reports.
+ * {@link ObjectWriter} writes rejection reports and copies one exact generation.
+ *
+ * Every call is bounded: a read fails when no bytes arrive for a while (a stall timeout, not a
+ * total one: reading a 1 GB input takes long, but it never stops moving), a write or a copy when
+ * it has not finished in time (the client's own retries would last up to 10 minutes).
  */
 import type { Storage } from '@google-cloud/storage';
-import { PermanentError, TransientError } from '../errors.js';
+import { BatchCourierError, PermanentError, TransientError } from '../errors.js';
 import type { ObjectReader, ObjectWriter } from '../ports.js';
 
+/** Default of {@link GcsReaderOptions.stallTimeoutMs}. */
+export const DEFAULT_READ_STALL_TIMEOUT_MS = 15_000;
+/** Default of {@link GcsWriterOptions.deadlineMs}. */
+export const DEFAULT_WRITE_DEADLINE_MS = 20_000;
+
+/** Options of {@link createGcsObjectReader}. */
+export interface GcsReaderOptions {
+  /**
+   * A read that receives no bytes for this long (before the first chunk or between two) fails
+   * with TransientError `STORAGE.UNAVAILABLE`. Default {@link DEFAULT_READ_STALL_TIMEOUT_MS}.
+   */
+  stallTimeoutMs?: number;
+}
+
+/** Options of {@link createGcsObjectWriter}. */
+export interface GcsWriterOptions {
+  /**
+   * A write or a copy not finished after this long fails with TransientError
+   * `STORAGE.UNAVAILABLE`. Default {@link DEFAULT_WRITE_DEADLINE_MS}. A copy within one location
+   * and storage class is a single rewrite call whatever the object's size.
+   */
+  deadlineMs?: number;
+}
+
 /** Creates a reader over a `Storage` client (which honours `STORAGE_EMULATOR_HOST`). */
-export function createGcsObjectReader(storage: Storage): ObjectReader {
+export function createGcsObjectReader(
+  storage: Storage,
+  options: GcsReaderOptions = {},
+): ObjectReader {
+  const stallMs = options.stallTimeoutMs ?? DEFAULT_READ_STALL_TIMEOUT_MS;
   return {
     async *read(bucket, name, generation) {
       const uri = `gs://${bucket}/${name}#${generation}`;
@@ -15,8 +47,22 @@ export function createGcsObjectReader(storage: Storage): ObjectReader {
         .bucket(bucket)
         .file(name, { generation: Number(generation) })
         .createReadStream();
+      const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
       try {
-        for await (const chunk of stream) yield chunk as Buffer;
+        for (;;) {
+          // Only the wait for the next chunk counts, not the time the consumer spends on one.
+          const next = await withDeadline(
+            chunks.next(),
+            stallMs,
+            () =>
+              new TransientError(
+                'STORAGE.UNAVAILABLE',
+                `could not read ${uri}: Cloud Storage sent no bytes for ${formatSeconds(stallMs)}`,
+              ),
+          );
+          if (next.done) return;
+          yield next.value;
+        }
       } catch (err) {
         throw mapStorageError(err, uri);
       } finally {
@@ -40,24 +86,53 @@ const isStatus = (err: unknown, status: number): boolean => {
 };
 
 /** Creates a writer of small objects over a `Storage` client. */
-export function createGcsObjectWriter(storage: Storage): ObjectWriter {
+export function createGcsObjectWriter(
+  storage: Storage,
+  options: GcsWriterOptions = {},
+): ObjectWriter {
+  const deadlineMs = options.deadlineMs ?? DEFAULT_WRITE_DEADLINE_MS;
+  const tooLate = (what: string) => () =>
+    new TransientError(
+      'STORAGE.UNAVAILABLE',
+      `could not ${what}: Cloud Storage did not answer within ${formatSeconds(deadlineMs)}`,
+    );
   return {
     async copy(source, destinationUri) {
       const [bucket, name] = splitUri(destinationUri);
       const from = `gs://${source.bucket}/${source.name}#${source.generation}`;
+      const file = storage
+        .bucket(source.bucket)
+        .file(source.name, { generation: Number(source.generation) });
       try {
         // `generation` on the source file sends `sourceGeneration`: exactly the validated bytes are
         // copied, never a newer upload of the same name. Create only: a copy made by an earlier
         // attempt of this job is the same generation's bytes, so it is kept (412).
-        await storage
-          .bucket(source.bucket)
-          .file(source.name, { generation: Number(source.generation) })
-          .copy(storage.bucket(bucket).file(name), {
+        await withDeadline(
+          file.copy(storage.bucket(bucket).file(name), {
             preconditionOpts: { ifGenerationMatch: 0 },
-          });
+          }),
+          deadlineMs,
+          tooLate(`copy ${from} to ${destinationUri}`),
+        );
       } catch (err) {
         if (isStatus(err, 412)) return;
-        throw mapStorageError(err, from);
+        if (isStatus(err, 404)) {
+          // A 404 names no side: the source generation, or the destination bucket. Only the first
+          // is the input's fault; ask which (a failed check is treated as unknown: retried).
+          const exists = await withDeadline(file.exists(), deadlineMs, tooLate(`read ${from}`))
+            .then(([e]) => e)
+            .catch(() => undefined);
+          if (exists !== false) {
+            throw new TransientError(
+              'STORAGE.UNAVAILABLE',
+              exists
+                ? `could not copy ${from} to ${destinationUri}: the destination bucket was not found (check OUTPUT_URI_PREFIX)`
+                : `could not copy ${from} to ${destinationUri}: Cloud Storage answered 404`,
+              { cause: err, status: 404 },
+            );
+          }
+        }
+        throw mapStorageError(err, from, 'copy');
       }
     },
     async write(uri, content, contentType) {
@@ -65,23 +140,35 @@ export function createGcsObjectWriter(storage: Storage): ObjectWriter {
       try {
         // Create only (the function may hold objectCreator, which cannot overwrite): the report of
         // one object generation is the same on every delivery, so an existing one is kept.
-        await storage
-          .bucket(m[0])
-          .file(m[1])
-          .save(content, {
-            resumable: false,
-            contentType,
-            preconditionOpts: { ifGenerationMatch: 0 },
-          });
+        await withDeadline(
+          storage
+            .bucket(m[0])
+            .file(m[1])
+            .save(content, {
+              resumable: false,
+              contentType,
+              preconditionOpts: { ifGenerationMatch: 0 },
+            }),
+          deadlineMs,
+          tooLate(`write ${uri}`),
+        );
       } catch (err) {
         if (isStatus(err, 412)) return;
+        if (err instanceof BatchCourierError) throw err;
         throw new TransientError('STORAGE.UNAVAILABLE', `could not write ${uri}`, { cause: err });
       }
     },
   };
 }
 
-function mapStorageError(err: unknown, uri: string): Error {
+/**
+ * Classifies a failed read or copy of one generation: 404 → PermanentError `INPUT.NOT_FOUND`
+ * (replaced or deleted); 403 → TransientError `STORAGE.PERMISSION_DENIED` (a missing or still
+ * propagating grant, not a bad input); anything else → TransientError `STORAGE.UNAVAILABLE`.
+ * Our own errors (a stall) pass unchanged.
+ */
+export function mapStorageError(err: unknown, uri: string, op: 'read' | 'copy' = 'read'): Error {
+  if (err instanceof BatchCourierError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   if (code === 404) {
     return new PermanentError(
@@ -94,9 +181,26 @@ function mapStorageError(err: unknown, uri: string): Error {
     // Not a bad input: an IAM grant is missing or still propagating after a deploy. Retried.
     return new TransientError(
       'STORAGE.PERMISSION_DENIED',
-      `no permission to read ${uri}: grant the function's service account roles/storage.objectViewer on the input bucket (and roles/storage.objectCreator on the output bucket); new grants can take a few minutes to apply`,
+      `no permission to ${op} ${uri}: grant the function's service account roles/storage.objectViewer on the input bucket (and roles/storage.objectCreator on the output bucket); new grants can take a few minutes to apply`,
       { cause: err, status: 403 },
     );
   }
-  return new TransientError('STORAGE.UNAVAILABLE', `could not read ${uri}`, { cause: err });
+  return new TransientError('STORAGE.UNAVAILABLE', `could not ${op} ${uri}`, { cause: err });
+}
+
+function formatSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(ms < 1000 ? 1 : 0))} s`;
+}
+
+/**
+ * Waits for `work` at most `ms`; then rejects with `onTimeout()`. The timer is cleared either way,
+ * and a rejection of the abandoned `work` is swallowed (never unhandled).
+ */
+function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  work.catch(() => undefined);
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }

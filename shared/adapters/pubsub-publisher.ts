@@ -1,13 +1,32 @@
 /**
- * The Pub/Sub {@link EventPublisher}: JSON data plus the attributes of CONTRACT §5. The topic is
- * never created here: Terraform owns it.
+ * The Pub/Sub {@link EventPublisher}: JSON data plus the event's attributes (`eventType`, `state`,
+ * `jobId`, `model`, `schemaVersion`), each value capped to the 1,024 bytes Pub/Sub accepts. The
+ * topic is never created here: Terraform owns it.
  */
+import { createRequire } from 'node:module';
 import type { PubSub } from '@google-cloud/pubsub';
 import { PermanentError, TransientError } from '../errors.js';
 import { eventAttributes, type CompletionEvent } from '../events.js';
 import type { EventPublisher } from '../ports.js';
 
-const PERMANENT_CODES = new Set([3, 5, 7, 9, 16]);
+/**
+ * The gRPC status codes, from the google-gax that `@google-cloud/pubsub` itself uses (resolved
+ * from its location: google-gax is its dependency, not ours).
+ */
+const pubsubEntry = createRequire(import.meta.url).resolve('@google-cloud/pubsub');
+const { Status } = createRequire(pubsubEntry)('google-gax') as typeof import('google-gax');
+
+/** Codes after which the same publish can never succeed: retrying cannot help. */
+export const PERMANENT_PUBLISH_CODES: ReadonlySet<number> = new Set([
+  Status.INVALID_ARGUMENT, // e.g. an attribute over 1,024 bytes, a message over 10 MB
+  Status.NOT_FOUND, // the topic does not exist
+  Status.PERMISSION_DENIED,
+  Status.FAILED_PRECONDITION,
+  Status.OUT_OF_RANGE,
+  Status.UNIMPLEMENTED,
+  Status.UNAUTHENTICATED,
+]);
+
 /** How long one publish may take, retries included. */
 export const PUBLISH_TIMEOUT_MS = 10_000;
 
@@ -28,13 +47,22 @@ export function createPubSubPublisher(pubsub: PubSub, topic: string): EventPubli
           attributes: eventAttributes(event),
         });
       } catch (err) {
-        const code = (err as { code?: unknown } | null)?.code;
-        const message = `publish to ${topic} failed: ${err instanceof Error ? err.message : String(err)}`;
-        if (typeof code === 'number' && PERMANENT_CODES.has(code)) {
-          throw new PermanentError('EVENTS.INVALID', message, { cause: err });
-        }
-        throw new TransientError('EVENTS.UNAVAILABLE', message, { cause: err });
+        throw mapPublishError(err, topic);
       }
     },
   };
+}
+
+/**
+ * A failed publish: PermanentError `EVENTS.INVALID` for the codes of
+ * {@link PERMANENT_PUBLISH_CODES} and for a message the client refuses before sending it (a
+ * TypeError); TransientError `EVENTS.UNAVAILABLE` otherwise (UNAVAILABLE, DEADLINE_EXCEEDED, …).
+ */
+export function mapPublishError(err: unknown, topic: string): Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = `publish to ${topic} failed: ${err instanceof Error ? err.message : String(err)}`;
+  if ((typeof code === 'number' && PERMANENT_PUBLISH_CODES.has(code)) || err instanceof TypeError) {
+    return new PermanentError('EVENTS.INVALID', message, { cause: err });
+  }
+  return new TransientError('EVENTS.UNAVAILABLE', message, { cause: err });
 }

@@ -1,11 +1,19 @@
 /**
- * Vertex AI batch prediction jobs over REST with google-auth-library (FACTS.md). Regional,
- * `global` and emulator endpoints; every failure mapped to PermanentError or TransientError.
+ * Vertex AI batch prediction jobs over REST with google-auth-library
+ * (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.batchPredictionJobs).
+ * Regional, `global` and emulator endpoints; every failure mapped to PermanentError or
+ * TransientError; every call bounded in time: one request by `timeoutMs`, a read with its retries
+ * by `totalTimeoutMs`.
  */
 import type { gaxios } from 'google-auth-library';
 import { PermanentError, TransientError, type ErrorCode } from '../errors.js';
 import type { VertexJobPage, VertexJobs } from '../ports.js';
 import type { BatchJobRequest, VertexBatchJob } from '../vertex.js';
+
+/** Default of {@link VertexClientOptions.timeoutMs}. */
+export const DEFAULT_VERTEX_REQUEST_TIMEOUT_MS = 20_000;
+/** Default of {@link VertexClientOptions.totalTimeoutMs}. */
+export const DEFAULT_VERTEX_TOTAL_TIMEOUT_MS = 25_000;
 
 /** What the client needs of an auth client: `GoogleAuth`, `AuthClient` and `OAuth2Client` all fit. */
 export interface RequestClient {
@@ -20,8 +28,16 @@ export interface VertexClientOptions {
   auth: RequestClient;
   /** `host:port` of an emulator (plain HTTP); unset in production. */
   emulatorHost?: string | undefined;
-  /** Per-request timeout (default 60 s). */
+  /**
+   * How long one request may wait for its answer (default {@link DEFAULT_VERTEX_REQUEST_TIMEOUT_MS}).
+   * A create or a cancel is one request.
+   */
   timeoutMs?: number;
+  /**
+   * How long a read (`get`, `list`) may take with its retries of 429, 5xx and unanswered requests
+   * (default {@link DEFAULT_VERTEX_TOTAL_TIMEOUT_MS}).
+   */
+  totalTimeoutMs?: number;
 }
 
 /** The base URL of the Vertex AI API for a location. */
@@ -40,44 +56,87 @@ export function locationOfJob(name: string): string {
   return location;
 }
 
+/** Reads are retried on these answers (and on no answer at all). */
+const isRetriedStatus = (status: number): boolean => status === 429 || status >= 500;
+/** Attempts of one read at most (the first and three retries). */
+const READ_ATTEMPTS = 4;
+
 /** Creates the Vertex client. */
 export function createVertexClient(options: VertexClientOptions): VertexJobs {
-  const timeout = options.timeoutMs ?? 60_000;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_VERTEX_REQUEST_TIMEOUT_MS;
+  const totalMs = Math.max(timeoutMs, options.totalTimeoutMs ?? DEFAULT_VERTEX_TOTAL_TIMEOUT_MS);
   const base = (location: string): string => vertexEndpoint(location, options.emulatorHost);
   const collection = (location: string): string =>
     `${base(location)}/v1/projects/${encodeURIComponent(options.project)}/locations/${location}/batchPredictionJobs`;
 
-  // Safe to retry: reads. A create is never retried here (it has no request id, a retry could
-  // start a second billed job); the submit use case looks for the job by label instead.
-  const readRetry = {
-    retry: 3,
-    noResponseRetries: 2,
-    httpMethodsToRetry: ['GET'],
-    statusCodesToRetry: [
-      [429, 429],
-      [500, 599],
-    ],
-  };
-
-  async function call<T>(opts: gaxios.GaxiosOptions, what: string): Promise<T> {
+  /** One request, aborted (and rejected) after `ms`. Never retried by the HTTP client. */
+  async function once<T>(opts: gaxios.GaxiosOptions, ms: number, what: string): Promise<T> {
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const answered = options.auth.request<T>({
+      responseType: 'json',
+      ...opts,
+      // Our own bound, not gaxios' `timeout`: it covers getting a token too, and a retry of
+      // gaxios would drop it.
+      signal: abort.signal,
+      retry: false,
+    });
+    answered.catch(() => undefined);
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        reject(
+          new TransientError(
+            'VERTEX.UNAVAILABLE',
+            `Vertex AI ${what}: no answer within ${formatSeconds(ms)}`,
+          ),
+        );
+      }, ms);
+    });
     try {
-      const res = await options.auth.request<T>({ timeout, responseType: 'json', ...opts });
-      return res.data;
+      return (await Promise.race([answered, expired])).data;
     } catch (err) {
       throw mapVertexError(err, what);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * A read: retried with backoff on 429, 5xx and no answer, each attempt given at most
+   * `timeoutMs`, the whole sequence at most `totalMs`. (A create is never retried here: it has no
+   * request id, a retry could start a second billed job; the submit use case looks for the job by
+   * label instead.)
+   */
+  async function read<T>(opts: gaxios.GaxiosOptions, what: string): Promise<T> {
+    const deadline = Date.now() + totalMs;
+    for (let attempt = 1; ; attempt++) {
+      const left = deadline - Date.now();
+      try {
+        return await once<T>(opts, Math.min(timeoutMs, left), what);
+      } catch (err) {
+        const status = (err as { status?: number }).status;
+        const retried =
+          err instanceof TransientError && (status === undefined || isRetriedStatus(status));
+        const pause = Math.min(4000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+        // Another attempt only when it can still get a useful share of the time left.
+        if (!retried || attempt >= READ_ATTEMPTS || deadline - Date.now() - pause < 1000) throw err;
+        await new Promise((r) => setTimeout(r, pause));
+      }
     }
   }
 
   return {
-    create: (location, request: BatchJobRequest) =>
-      call<VertexBatchJob>(
-        { url: collection(location), method: 'POST', data: request, retry: false },
+    create: async (location, request: BatchJobRequest) =>
+      once<VertexBatchJob>(
+        { url: collection(location), method: 'POST', data: request },
+        timeoutMs,
         'create batch prediction job',
       ),
 
-    get: (name) =>
-      call<VertexBatchJob>(
-        { url: `${base(locationOfJob(name))}/v1/${name}`, method: 'GET', retryConfig: readRetry },
+    get: async (name) =>
+      read<VertexBatchJob>(
+        { url: `${base(locationOfJob(name))}/v1/${name}`, method: 'GET' },
         `get ${name}`,
       ),
 
@@ -86,8 +145,8 @@ export function createVertexClient(options: VertexClientOptions): VertexJobs {
       if (filter) params.filter = filter;
       if (pageSize) params.pageSize = String(pageSize);
       if (pageToken) params.pageToken = pageToken;
-      const data = await call<{ batchPredictionJobs?: VertexBatchJob[]; nextPageToken?: string }>(
-        { url: collection(location), method: 'GET', params, retryConfig: readRetry },
+      const data = await read<{ batchPredictionJobs?: VertexBatchJob[]; nextPageToken?: string }>(
+        { url: collection(location), method: 'GET', params },
         'list batch prediction jobs',
       );
       return {
@@ -97,17 +156,17 @@ export function createVertexClient(options: VertexClientOptions): VertexJobs {
     },
 
     cancel: async (name) => {
-      await call<unknown>(
-        {
-          url: `${base(locationOfJob(name))}/v1/${name}:cancel`,
-          method: 'POST',
-          data: {},
-          retry: false,
-        },
+      await once<unknown>(
+        { url: `${base(locationOfJob(name))}/v1/${name}:cancel`, method: 'POST', data: {} },
+        timeoutMs,
         `cancel ${name}`,
       );
     },
   };
+}
+
+function formatSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(ms < 1000 ? 1 : 0))} s`;
 }
 
 /** Maps an HTTP failure to the error hierarchy: 429/5xx/network → transient; 400/403/404 → permanent. */

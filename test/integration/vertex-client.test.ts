@@ -9,7 +9,14 @@ import { OAuth2Client } from 'google-auth-library';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVertexClient, vertexEndpoint } from '../../shared/adapters/vertex-rest-client.js';
 import { PermanentError, TransientError } from '../../shared/errors.js';
-import { buildBatchJobRequest, jobIdFilter } from '../../shared/vertex.js';
+import {
+  buildBatchJobRequest,
+  JOB_ID_LABEL,
+  jobIdFilter,
+  jobLabels,
+  MAX_IDS_PER_LIST,
+  OWNER_LABEL,
+} from '../../shared/vertex.js';
 import {
   startVertexEmulator,
   type BlobStore,
@@ -33,6 +40,8 @@ let server: Server;
 let host: string;
 const seen: Seen[] = [];
 let answer: { status: number; body: unknown } = { status: 200, body: {} };
+/** Answers given before `answer`, one per request. */
+const queued: { status: number; body: unknown }[] = [];
 
 beforeAll(async () => {
   server = createServer((req: IncomingMessage, res) => {
@@ -45,8 +54,9 @@ beforeAll(async () => {
         auth: req.headers.authorization,
         body,
       });
-      res.writeHead(answer.status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(answer.body));
+      const next = queued.shift() ?? answer;
+      res.writeHead(next.status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(next.body));
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -144,7 +154,7 @@ describe('Vertex REST client', () => {
     expect(page).toEqual({ jobs: [{ name: 'a' }], nextPageToken: 'n2' });
     const url = new URL(seen[0]!.url, 'http://x');
     expect(url.searchParams.get('filter')).toBe(
-      'labels.batch-courier="v1" AND (labels.job-id="a" OR labels.job-id="b")',
+      'labels.batch_courier="v1" AND (labels.job_id="a" OR labels.job_id="b")',
     );
     expect(url.searchParams.get('pageSize')).toBe('50');
     expect(url.searchParams.get('pageToken')).toBe('t1');
@@ -190,6 +200,60 @@ describe('Vertex REST client', () => {
       emulatorHost: host,
     });
     await expect(client.create('us-central1', request)).rejects.toBeInstanceOf(TransientError);
+  });
+
+  it('deadline: a get is retried after 503 and 429, and a 404 is not retried', async () => {
+    const rpc = (status: number, name: string) => ({
+      status,
+      body: { error: { code: status, message: name, status: name } },
+    });
+    const client = createVertexClient({
+      project: 'demo-project',
+      auth: staticAuth(),
+      emulatorHost: host,
+    });
+    const job = 'projects/1/locations/us-central1/batchPredictionJobs/7';
+    seen.length = 0;
+    queued.push(rpc(503, 'UNAVAILABLE'), rpc(429, 'RESOURCE_EXHAUSTED'));
+    answer = { status: 200, body: { name: job, state: 'JOB_STATE_RUNNING' } };
+    await expect(client.get(job)).resolves.toMatchObject({ state: 'JOB_STATE_RUNNING' });
+    expect(seen).toHaveLength(3);
+
+    seen.length = 0;
+    answer = rpc(404, 'NOT_FOUND');
+    await expect(client.get(job)).rejects.toMatchObject({ code: 'VERTEX.NOT_FOUND' });
+    expect(seen).toHaveLength(1);
+  });
+
+  it('list: a filter the service refuses is PermanentError VERTEX.INVALID_ARGUMENT, not retried', async () => {
+    seen.length = 0;
+    answer = {
+      status: 400,
+      body: { error: { code: 400, message: 'Invalid filter.', status: 'INVALID_ARGUMENT' } },
+    };
+    const client = createVertexClient({
+      project: 'demo-project',
+      auth: staticAuth(),
+      emulatorHost: host,
+    });
+    const err = await client
+      .list('us-central1', { filter: jobIdFilter(['a']) })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect(err).toMatchObject({ code: 'VERTEX.INVALID_ARGUMENT', status: 400 });
+    expect(seen).toHaveLength(1);
+  });
+
+  it('list: label keys in filters use underscores only, and at most MAX_IDS_PER_LIST ids are meant for one call', () => {
+    expect(OWNER_LABEL).toBe('batch_courier');
+    expect(JOB_ID_LABEL).toBe('job_id');
+    expect(jobLabels('x')).toEqual({ batch_courier: 'v1', job_id: 'x' });
+    expect(MAX_IDS_PER_LIST).toBe(10);
+    const filter = jobIdFilter(Array.from({ length: MAX_IDS_PER_LIST }, (_, i) => `id-${i}`));
+    expect(filter.match(/ OR /g)).toHaveLength(MAX_IDS_PER_LIST - 1);
+    // Keys carry no '-' (AIP-160 negation); values are quoted, so a '-' inside them is harmless.
+    for (const [, key] of filter.matchAll(/labels\.([^=]+)=/g)) expect(key).toMatch(/^[a-z_]+$/);
+    expect(jobIdFilter(['a"b\\c'])).toContain('labels.job_id="a\\"b\\\\c"');
   });
 
   it('an unreachable endpoint is transient', async () => {
@@ -247,6 +311,36 @@ describe('Vertex REST client against the builtin Vertex emulator', () => {
     await expect(client.get(created.name.replace(/\d+$/, '1'))).rejects.toMatchObject({
       code: 'VERTEX.NOT_FOUND',
     });
+  });
+
+  it('list: the emulator refusing list answers 400 over the wire: PermanentError VERTEX.INVALID_ARGUMENT; get still works', async () => {
+    const client = createVertexClient({
+      project: 'demo-project',
+      auth: staticAuth(),
+      emulatorHost: emulator.host,
+    });
+    const created = await client.create('us-central1', {
+      ...request,
+      displayName: 'refused-list',
+      labels: jobLabels('refused-list'),
+    });
+    emulator.inject({ refuseList: true, maxOrTerms: 3 });
+    const few = await client.list('us-central1', { filter: jobIdFilter(['refused-list']) });
+    expect(few.jobs.map((j) => j.name)).toEqual([created.name]);
+    const many = jobIdFilter(['refused-list', 'b', 'c', 'd']);
+    await expect(client.list('us-central1', { filter: many })).rejects.toMatchObject({
+      code: 'VERTEX.INVALID_ARGUMENT',
+      status: 400,
+    });
+    emulator.inject({ refuseList: true });
+    await expect(
+      client.list('us-central1', { filter: jobIdFilter(['refused-list']) }),
+    ).rejects.toBeInstanceOf(PermanentError);
+    await expect(client.get(created.name)).resolves.toMatchObject({ name: created.name });
+    emulator.inject({ refuseList: false });
+    await expect(
+      client.list('us-central1', { filter: jobIdFilter(['refused-list']) }),
+    ).resolves.toMatchObject({ jobs: [{ name: created.name }] });
   });
 
   it('a 429 from the emulator is RESOURCE_EXHAUSTED', async () => {

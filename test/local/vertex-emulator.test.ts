@@ -113,7 +113,7 @@ function jobBody(overrides: Json = {}): Json {
       predictionsFormat: 'jsonl',
       gcsDestination: { outputUriPrefix: `gs://acme-out/results/${id}/` },
     },
-    labels: { 'batch-courier': 'v1', 'job-id': id },
+    labels: { batch_courier: 'v1', job_id: id },
     ...overrides,
   };
 }
@@ -227,7 +227,7 @@ describe('vertex emulator', () => {
     expect(created.state).toBe('JOB_STATE_PENDING');
     expect(created.createTime).toMatch(RFC3339_MICROS);
     expect(created.updateTime).toBe(created.createTime);
-    expect(created.labels).toEqual({ 'batch-courier': 'v1', 'job-id': 'reviews-1' });
+    expect(created.labels).toEqual({ batch_courier: 'v1', job_id: 'reviews-1' });
     expect(created.displayName).toBe('reviews-1');
     expect(created.model).toBe(GEMINI);
     for (const field of ['startTime', 'endTime', 'completionStats', 'outputInfo', 'error']) {
@@ -459,7 +459,10 @@ describe('vertex emulator', () => {
   it('lists newest first, filtered by labels, state, displayName and createTime', async () => {
     const { emu } = await start({ timing: MANUAL });
     const a = await create(emu, { displayName: 'a' });
-    const b = await create(emu, { displayName: 'b', labels: { 'job-id': 'b', team: 'x' } });
+    const b = await create(emu, {
+      displayName: 'b',
+      labels: { job_id: 'b', team: 'x', 'old-key': 'b' },
+    });
     const c = await create(emu, { displayName: 'c' });
     await emu.advance(a.name);
     await emu.advance(a.name); // a: FAILED (no input object)
@@ -478,10 +481,14 @@ describe('vertex emulator', () => {
     expect(all.body).not.toHaveProperty('nextPageToken');
 
     const cases: [string, string[]][] = [
-      ['labels.job-id="b"', ['b']],
-      ['labels.job-id=b', ['b']],
+      ['labels.job_id="b"', ['b']],
+      ['labels.job_id=b', ['b']],
+      ['labels.job_id="b" OR labels.job_id="c"', ['c', 'b']],
+      ['labels.batch_courier="v1" AND (labels.job_id="a" OR labels.job_id="c")', ['c', 'a']],
+      // Hyphenated keys still work here (the service's handling of them is not documented).
+      ['labels.old-key="b"', ['b']],
       ['labels.team:*', ['b']],
-      ['labels.batch-courier:*', ['c', 'a']],
+      ['labels.batch_courier:*', ['c', 'a']],
       ['state="JOB_STATE_FAILED"', ['a']],
       ['state=JOB_STATE_PENDING', ['c']],
       ['state!="JOB_STATE_PENDING"', ['b', 'a']],
@@ -493,7 +500,7 @@ describe('vertex emulator', () => {
       [`createTime>="${b.createTime}"`, ['c', 'b']],
       [`createTime<"${b.createTime}"`, ['a']],
       [`create_time<="${b.createTime}"`, ['b', 'a']],
-      ['labels.batch-courier="v1" AND (state="JOB_STATE_FAILED" OR displayName="c")', ['c', 'a']],
+      ['labels.batch_courier="v1" AND (state="JOB_STATE_FAILED" OR displayName="c")', ['c', 'a']],
       ['NOT (displayName="a" OR displayName="b")', ['c']],
       ['displayName="zzz"', []],
     ];
@@ -532,7 +539,7 @@ describe('vertex emulator', () => {
   it('pages with pageSize and nextPageToken, omitting the token on the last page', async () => {
     const { emu } = await start({ timing: MANUAL });
     for (const name of ['j1', 'j2', 'j3', 'j4', 'j5']) await create(emu, { displayName: name });
-    const filter = encodeURIComponent('labels.batch-courier="v1"');
+    const filter = encodeURIComponent('labels.batch_courier="v1"');
     const seen: string[][] = [];
     let token: string | undefined;
     do {
@@ -623,9 +630,9 @@ describe('vertex emulator', () => {
     const { emu } = await start({ timing: MANUAL });
     const job = await create(emu, {
       model: `projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash`,
-      labels: { k: 'a'.repeat(63), 'job-id': 'x_1-2' },
+      labels: { k: 'a'.repeat(63), 'job-id': 'x_1-2', job_id: 'x_1-2' },
     });
-    expect(job.labels).toEqual({ k: 'a'.repeat(63), 'job-id': 'x_1-2' });
+    expect(job.labels).toEqual({ k: 'a'.repeat(63), 'job-id': 'x_1-2', job_id: 'x_1-2' });
     const bare = await create(emu, { displayName: 'bare', labels: undefined });
     expect(bare).not.toHaveProperty('labels');
   });
@@ -788,7 +795,7 @@ describe('vertex emulator', () => {
       const found = await call(
         emu,
         'GET',
-        `${jobsPath()}?filter=${encodeURIComponent('labels.job-id="lost"')}`,
+        `${jobsPath()}?filter=${encodeURIComponent('labels.job_id="lost"')}`,
       );
       expect(listNames(found)).toEqual(['lost']);
       await create(emu, { displayName: 'next' });
@@ -801,7 +808,7 @@ describe('vertex emulator', () => {
       emu.inject({ outcome: 'FAILED', match: { displayName: 'doomed' }, message: 'boom' });
       const other = await create(emu, { displayName: 'other' });
       const doomed = await create(emu, { displayName: 'doomed' });
-      const again = await create(emu, { displayName: 'doomed', labels: { 'job-id': 'doomed-2' } });
+      const again = await create(emu, { displayName: 'doomed', labels: { job_id: 'doomed-2' } });
       await emu.whenIdle();
       expect((await get(emu, other.name)).state).toBe('JOB_STATE_SUCCEEDED');
       const failed = await get(emu, doomed.name);
@@ -814,7 +821,7 @@ describe('vertex emulator', () => {
     it('forces EXPIRED straight from PENDING, matching a label value', async () => {
       const { emu } = await start({ timing: FAST });
       emu.inject({ outcome: 'EXPIRED', match: { labelValue: 'old' }, times: 1 });
-      const job = await create(emu, { displayName: 'x', labels: { 'job-id': 'old' } });
+      const job = await create(emu, { displayName: 'x', labels: { job_id: 'old' } });
       const expired = await emu.waitForState(job.name, 'JOB_STATE_EXPIRED');
       expect(expired).not.toHaveProperty('startTime');
       expect(expired.endTime).toMatch(RFC3339_MICROS);
@@ -844,6 +851,66 @@ describe('vertex emulator', () => {
       expect(cancelled.state).toBe('JOB_STATE_CANCELLED');
       expect(cancelled.error?.code).toBe(1);
       expect(cancelled.startTime).toMatch(RFC3339_MICROS);
+    });
+
+    it('list: refuseList answers 400 INVALID_ARGUMENT to every list until turned off; other requests work', async () => {
+      const { emu } = await start({ timing: MANUAL });
+      const job = await create(emu, { displayName: 'r' });
+      emu.inject({ refuseList: true });
+      for (const filter of ['', 'labels.job_id="r"']) {
+        const res = await call(emu, 'GET', `${jobsPath()}?filter=${encodeURIComponent(filter)}`);
+        expect(res.status).toBe(400);
+        expect(googleError(res)).toMatchObject({
+          code: 400,
+          status: 'INVALID_ARGUMENT',
+          message: 'Request contains an invalid argument.',
+        });
+      }
+      expect(emu.requests.list).toBe(2);
+      expect((await call(emu, 'GET', `/v1/${job.name}`)).status).toBe(200);
+      emu.inject({ refuseList: false });
+      expect(listNames(await call(emu, 'GET', jobsPath()))).toEqual(['r']);
+    });
+
+    it('list: refuseList with maxOrTerms and hyphenatedLabelKeys refuses only such filters', async () => {
+      const { emu } = await start({ timing: MANUAL });
+      await create(emu, { displayName: 'a' });
+      emu.inject({ refuseList: true, maxOrTerms: 2, hyphenatedLabelKeys: true, message: 'nope' });
+      const list = (filter: string) =>
+        call(emu, 'GET', `${jobsPath()}?filter=${encodeURIComponent(filter)}`);
+      const cases: [string, number][] = [
+        ['labels.job_id="a"', 200],
+        ['labels.job_id="a" OR labels.job_id="b"', 200],
+        ['labels.job_id="a" OR labels.job_id="b" OR labels.job_id="c"', 400],
+        ['labels.batch_courier="v1" AND (labels.job_id="a" OR labels.job_id="b")', 200],
+        ['labels.job-id="a"', 400],
+        ['labels.batch-courier:*', 400],
+        ['displayName="job-id"', 200],
+      ];
+      for (const [filter, status] of cases) {
+        const res = await list(filter);
+        expect(res.status, filter).toBe(status);
+        if (status === 400) expect(googleError(res).message).toBe('nope');
+      }
+    });
+
+    it('list: refuseList is injected over HTTP too, and reset clears it', async () => {
+      const { emu } = await start({ timing: MANUAL });
+      const injected = await call(emu, 'POST', '/emulator/v1/faults', {
+        refuseList: true,
+        maxOrTerms: 10,
+      });
+      expect(injected.status).toBe(200);
+      const eleven = Array.from({ length: 11 }, (_, i) => `labels.job_id="j${i}"`).join(' OR ');
+      const filter = encodeURIComponent(eleven);
+      expect((await call(emu, 'GET', `${jobsPath()}?filter=${filter}`)).status).toBe(400);
+      const bad = await call(emu, 'POST', '/emulator/v1/faults', {
+        refuseList: true,
+        maxOrTerms: 0,
+      });
+      expect(bad.status).toBe(400);
+      expect((await call(emu, 'POST', '/emulator/v1/reset', {})).status).toBe(200);
+      expect((await call(emu, 'GET', `${jobsPath()}?filter=${filter}`)).status).toBe(200);
     });
 
     it('adds latency to API requests until reset', async () => {

@@ -4,9 +4,13 @@ import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import {
   buildCompletionEvent,
+  capUtf8,
   completionEventJsonSchema,
   CompletionEventSchema,
+  eventAttributes,
   eventIdFor,
+  MAX_ATTRIBUTE_VALUE_BYTES,
+  TRUNCATION_MARKER,
 } from '../../shared/events.js';
 import { completedRecord } from '../records.js';
 
@@ -106,5 +110,55 @@ describe('completion event schema', () => {
     expect(again.eventId).toBe(SAMPLES.succeeded.eventId);
     expect(SAMPLES.failed.eventId).not.toBe(SAMPLES.succeeded.eventId);
     expect(eventIdFor('a', 'JOB_STATE_SUCCEEDED')).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
+
+describe('attribute limit: Pub/Sub attributes', () => {
+  const bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
+  /** True when `s` has no lone surrogate (a character cut in two). */
+  const wellFormed = (s: string): boolean =>
+    !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+
+  it('attribute limit: a 5,000-character multibyte model is capped at 1,024 bytes, marked, never split', () => {
+    const model = 'モデル😀é'.repeat(1000); // 5,000 code points, 3+3+3+4+2 bytes each round
+    const event = buildCompletionEvent(
+      completedRecord({ status: 'REJECTED', model, vertexJob: null }),
+      new Date('2026-11-26T10:05:00Z'),
+    );
+    expect(event.model).toBe(model); // the data keeps the whole value
+    const attributes = eventAttributes(event);
+    expect(bytes(attributes.model)).toBeLessThanOrEqual(MAX_ATTRIBUTE_VALUE_BYTES);
+    expect(bytes(attributes.model)).toBeGreaterThan(MAX_ATTRIBUTE_VALUE_BYTES - 8);
+    expect(attributes.model.endsWith(TRUNCATION_MARKER)).toBe(true);
+    expect(model.startsWith(attributes.model.slice(0, -TRUNCATION_MARKER.length))).toBe(true);
+    expect(wellFormed(attributes.model)).toBe(true);
+    for (const [key, value] of Object.entries(attributes)) {
+      expect(bytes(key)).toBeLessThanOrEqual(256);
+      expect(bytes(value)).toBeLessThanOrEqual(MAX_ATTRIBUTE_VALUE_BYTES);
+    }
+  });
+
+  it('attribute limit: values that fit are unchanged', () => {
+    expect(eventAttributes(SAMPLES.succeeded)).toEqual({
+      eventType: 'job.completed',
+      state: 'JOB_STATE_SUCCEEDED',
+      jobId: 'customer-reviews-0123456789abcdef',
+      model: 'publishers/google/models/gemini-2.5-flash',
+      schemaVersion: '1',
+    });
+    const exact = 'é'.repeat(512); // 1,024 bytes
+    expect(capUtf8(exact)).toBe(exact);
+  });
+
+  it.each([
+    ['ASCII', 'a', 1024 - 3],
+    ['2-byte', 'é', 510],
+    ['3-byte', '語', 340],
+    ['4-byte (a surrogate pair)', '😀', 255],
+  ])('attribute limit: %s characters are cut between characters', (_what, char, kept) => {
+    const capped = capUtf8(char.repeat(2000));
+    expect(capped).toBe(char.repeat(kept) + TRUNCATION_MARKER);
+    expect(bytes(capped)).toBeLessThanOrEqual(MAX_ATTRIBUTE_VALUE_BYTES);
+    expect(wellFormed(capped)).toBe(true);
   });
 });

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { deriveJobId } from '../../shared/job-id.js';
-import { normalizeModel, providerOf } from '../../shared/models.js';
+import { MAX_MODEL_NAME_LENGTH, normalizeModel, providerOf } from '../../shared/models.js';
 
 const VALID_ID = /^[a-z][a-z0-9_-]{0,62}$/;
 
@@ -103,4 +103,52 @@ describe('normalizeModel', () => {
       );
     },
   );
+
+  /** The message of the error `normalizeModel` throws for `input`. */
+  const refusal = (input: string): string => {
+    try {
+      normalizeModel(input);
+    } catch (err) {
+      expect(err).toMatchObject({ code: 'INPUT.UNKNOWN_MODEL' });
+      return (err as Error).message;
+    }
+    throw new Error(`accepted: ${input}`);
+  };
+
+  it('model name: refuses a 5,000-character name, quoting only its first 64 characters', () => {
+    const name = `gemini-${'x'.repeat(4993)}`;
+    const message = refusal(name);
+    expect(message).toContain(`"${name.slice(0, 64)}"… (5000 characters)`);
+    expect(message).not.toContain(name.slice(0, 65));
+    expect(message).toContain(`longer than ${MAX_MODEL_NAME_LENGTH} characters`);
+    expect(message.length).toBeLessThan(400);
+  });
+
+  it('model name: accepts names up to the limit, refuses one character more', () => {
+    const id = 'g'.repeat(MAX_MODEL_NAME_LENGTH - 'google/'.length);
+    expect(normalizeModel(`google/${id}`)).toBe(`publishers/google/models/${id}`);
+    expect(refusal(`google/${id}g`)).toMatch(/longer than 256 characters/);
+  });
+
+  it.each([
+    ['multibyte characters', 'gemini-2.5-flash-日本語'],
+    ['an emoji', 'gemini-😀'],
+    ['a newline inside', 'gemini-2.5\nflash'],
+    ['a quote', 'gemini"2.5'],
+    ['a NUL', 'gemini\u00002.5'],
+  ])('model name: refuses %s, naming the characters allowed', (_what, name) => {
+    expect(refusal(name)).toMatch(/may only contain ASCII letters, digits/);
+  });
+
+  it('model name: a long multibyte name is quoted without splitting a character, control characters escaped', () => {
+    const name = `${'日本語😀\n'.repeat(1000)}`;
+    const message = refusal(name);
+    const quoted = /^model (".*?")… \((\d+) characters\)/.exec(message);
+    expect(quoted).not.toBeNull();
+    const excerpt = JSON.parse(quoted![1]!) as string;
+    expect([...excerpt]).toHaveLength(64);
+    expect(excerpt).toBe([...name].slice(0, 64).join(''));
+    expect(excerpt.at(-1)).not.toMatch(/[\uD800-\uDBFF]$/); // no lone high surrogate
+    expect(message).not.toContain('\n');
+  });
 });
