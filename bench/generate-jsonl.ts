@@ -3,6 +3,8 @@
  * short prompts, a tail of long ones up to ~50 KB), text with occasional non-ASCII (é, 日本語,
  * emoji) and JSON escapes, in one provider's line format, written as a stream and reproducible from
  * a seed. A file is for one provider, as a job has one model: to cover both, make one file each.
+ * Hostile but valid variants: every line of one (large) size (`lineBytes`), and a long run of
+ * trailing blank lines (`trailingBlankLines`).
  */
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
@@ -12,23 +14,32 @@ import type { Provider } from '../shared/models.js';
 
 /** Options of {@link generateJsonl}. */
 export interface GenerateOptions {
-  /** Exact size of the file in bytes (at least {@link MIN_LINE_BYTES}). */
+  /** Exact size of the requests in bytes (at least {@link MIN_LINE_BYTES}). */
   bytes: number;
   /** Whose line format to write (default `google`). */
   provider?: Provider;
   /** Same seed, same options → the same bytes. */
   seed: number;
+  /**
+   * Every line this many bytes, newline included (the last one takes what is left), instead of
+   * the mixed sizes: long lines that span many read chunks.
+   */
+  lineBytes?: number;
+  /** Blank lines (`\n`) appended after the requests; the file is that many bytes longer. */
+  trailingBlankLines?: number;
 }
 
 /** What was written. */
 export interface GenerateResult {
+  /** Size of the file, trailing blank lines included. */
   bytes: number;
+  /** Requests (non-blank lines). */
   lines: number;
 }
 
-/** Shortest and longest line, newline included. */
+/** Shortest line, and longest line of the mixed sizes, newline included. */
 export const MIN_LINE_BYTES = 256;
-export const MAX_LINE_BYTES = 51_200;
+export const MAX_MIXED_LINE_BYTES = 51_200;
 
 /**
  * Line sizes: a share of lines and a log-uniform size range each. Mostly short (median ~900 B), with
@@ -37,7 +48,7 @@ export const MAX_LINE_BYTES = 51_200;
 const SIZE_BUCKETS: readonly { share: number; min: number; max: number }[] = [
   { share: 0.55, min: MIN_LINE_BYTES, max: 1_024 },
   { share: 0.25, min: 1_024, max: 10_240 },
-  { share: 0.2, min: 10_240, max: MAX_LINE_BYTES },
+  { share: 0.2, min: 10_240, max: MAX_MIXED_LINE_BYTES },
 ];
 
 /** Shortest text in a slot, so that no content is ever empty. */
@@ -152,8 +163,24 @@ function lastAtMost(array: Uint32Array, value: number): number {
   return lo;
 }
 
-/** JSON string contents (without quotes) of exactly `bytes` UTF-8 bytes. */
+/**
+ * JSON string contents (without quotes) of exactly `bytes` UTF-8 bytes; longer than half the pool,
+ * it is several slices of it (each cut at fragment boundaries, so the joins are clean).
+ */
 function text(corpus: Corpus, rng: Random, bytes: number): string {
+  const most = CORPUS_BYTES / 2;
+  if (bytes > most) {
+    const slices: string[] = [];
+    let left = bytes;
+    for (; left > most; left -= most) slices.push(slice(corpus, rng, most));
+    slices.push(slice(corpus, rng, left));
+    return slices.join('');
+  }
+  return slice(corpus, rng, bytes);
+}
+
+/** A slice of the pool of exactly `bytes` (at most half the pool) UTF-8 bytes. */
+function slice(corpus: Corpus, rng: Random, bytes: number): string {
   const { byteAt, charAt } = corpus;
   const total = byteAt[byteAt.length - 1] ?? 0;
   const start = Math.floor(rng() * (lastAtMost(byteAt, total - bytes) + 1));
@@ -289,8 +316,9 @@ function line(provider: Provider, corpus: Corpus, rng: Random, n: number, size: 
 }
 
 /**
- * Writes a valid JSONL file of exactly `options.bytes` bytes to `path` (through `path.tmp`, renamed
- * when complete, so an interrupted run never leaves a plausible-looking file). Gemini lines sometimes
+ * Writes a valid JSONL file of exactly `options.bytes` bytes of requests (plus any trailing blank
+ * lines) to `path` (through `path.tmp`, renamed when complete, so an interrupted run never leaves a
+ * plausible-looking file). Gemini lines sometimes
  * carry a `systemInstruction`, a multi-turn conversation or a `fileData` part; Anthropic lines have
  * unique `custom_id`s (`req-1`, `req-2`, …) and sometimes a conversation or content blocks.
  */
@@ -301,6 +329,9 @@ export async function generateJsonl(
   const provider = options.provider ?? 'google';
   if (options.bytes < MIN_LINE_BYTES) {
     throw new Error(`a file needs at least ${MIN_LINE_BYTES} bytes`);
+  }
+  if (options.lineBytes !== undefined && options.lineBytes < 2 * MIN_LINE_BYTES) {
+    throw new Error(`lineBytes must be at least ${2 * MIN_LINE_BYTES}`);
   }
   const rng = mulberry32(options.seed);
   const corpus = buildCorpus(rng);
@@ -317,10 +348,14 @@ export async function generateJsonl(
     if (!ok) await once(out, 'drain'); // rejects when the stream fails
   };
   try {
+    const longest = options.lineBytes ?? MAX_MIXED_LINE_BYTES;
     while (written < options.bytes) {
       const left = options.bytes - written;
       // The last line takes what is left; the one before leaves room for a legal last line.
-      const size = left <= MAX_LINE_BYTES ? left : Math.min(lineSize(rng), left - MIN_LINE_BYTES);
+      const size =
+        left <= longest
+          ? left
+          : Math.min(options.lineBytes ?? lineSize(rng), left - MIN_LINE_BYTES);
       lines++;
       batch.push(line(provider, corpus, rng, lines, size));
       written += size;
@@ -328,15 +363,21 @@ export async function generateJsonl(
       if (batchBytes >= WRITE_BATCH_BYTES) await flush();
     }
     await flush();
+    const blanks = Buffer.alloc(WRITE_BATCH_BYTES, 0x0a);
+    for (let left = options.trailingBlankLines ?? 0; left > 0; left -= blanks.length) {
+      const ok = out.write(left >= blanks.length ? blanks : blanks.subarray(0, left));
+      if (!ok) await once(out, 'drain');
+    }
     out.end();
     await finished(out);
   } catch (err) {
     out.destroy();
     throw err;
   }
-  if (out.bytesWritten !== options.bytes) {
-    throw new Error(`generator bug: wrote ${out.bytesWritten} bytes, wanted ${options.bytes}`);
+  const total = options.bytes + (options.trailingBlankLines ?? 0);
+  if (out.bytesWritten !== total) {
+    throw new Error(`generator bug: wrote ${out.bytesWritten} bytes, wanted ${total}`);
   }
   await rename(tmp, path);
-  return { bytes: written, lines };
+  return { bytes: total, lines };
 }

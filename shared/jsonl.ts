@@ -21,6 +21,12 @@ export const MAX_INPUT_BYTES = 1_000_000_000;
  * `INPUT.LINE_TOO_LONG` and the rest of the file is not read.
  */
 export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+/**
+ * Lines of at least this many bytes are parsed by {@link parseJsonSkeleton} rather than
+ * `JSON.parse`: decoding a line of megabytes into one string and parsing it costs ~3 times its
+ * size in short-lived memory, which made the peak of a file of 8 MiB lines ~210 MiB.
+ */
+export const SKELETON_MIN_BYTES = 1 << 20;
 /** Longest excerpt of a bad line kept in a report (never a whole prompt). */
 export const EXCERPT_CHARS = 40;
 
@@ -84,9 +90,7 @@ const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 /**
  * Validates a JSONL byte stream. Never throws for bad content (only for a failing stream); keeps
- * one line (at most {@link MAX_LINE_BYTES}, plus one read chunk) in memory. Chunks are kept by
- * reference until their line ends: the source must not reuse a chunk's memory after yielding it
- * (Node streams never do).
+ * one line (at most {@link MAX_LINE_BYTES}, plus one read chunk) in memory.
  */
 export async function validateJsonl(
   source: AsyncIterable<Uint8Array>,
@@ -114,9 +118,23 @@ export async function validateJsonl(
   // the offsets of as many more as can still be reported: never one entry per blank line.
   let firstBlank: { line: number; offset: number } | undefined;
   let moreBlankOffsets: number[] = [];
-  // The pieces of a line that began in an earlier chunk, joined once when its newline arrives.
-  let pieces: Buffer[] = [];
-  let piecesLength = 0;
+  // The start of a line that began in an earlier chunk. One buffer, grown geometrically (so each
+  // byte is copied a bounded number of times) up to the longest allowed line, and reused: a long
+  // line costs no allocation of its size, and no garbage of its size, every time it comes.
+  let carry = Buffer.alloc(0);
+  let carryLength = 0;
+  const keep = (bytes: Buffer): void => {
+    const need = carryLength + bytes.length;
+    if (need > carry.length) {
+      const grown = Buffer.allocUnsafe(
+        Math.min(Math.max(need, 2 * carry.length, 1 << 16), MAX_LINE_BYTES + 1),
+      );
+      carry.copy(grown, 0, 0, carryLength);
+      carry = grown;
+    }
+    bytes.copy(carry, carryLength);
+    carryLength = need;
+  };
   let lineStart = 0;
 
   const fail = (
@@ -154,8 +172,7 @@ export async function validateJsonl(
       excerptOf(head, 0),
     );
     halted = true;
-    pieces = [];
-    piecesLength = 0;
+    carryLength = 0;
   };
 
   const checkLine = (raw: Buffer, offset: number): void => {
@@ -201,11 +218,9 @@ export async function validateJsonl(
       );
       return;
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(line.toString('utf8'));
-    } catch (err) {
-      const column = parseErrorColumn(err);
+    const parsed = parseLine(line);
+    if (!('value' in parsed)) {
+      const column = parsed.column;
       fail(
         'INPUT.INVALID_JSONL',
         lineNo,
@@ -215,6 +230,7 @@ export async function validateJsonl(
       );
       return;
     }
+    const value = parsed.value;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       fail(
         'INPUT.INVALID_JSONL',
@@ -260,17 +276,16 @@ export async function validateJsonl(
     while (nl !== -1) {
       const part = chunk.subarray(start, nl);
       let line = part;
-      if (piecesLength > 0) {
-        const length = piecesLength + part.length;
-        const head = pieces[0] ?? part;
-        if (overLimit(length, part.length > 0 ? part[part.length - 1] : lastByte(pieces))) {
-          tooLong(head, lineStart);
+      if (carryLength > 0) {
+        const length = carryLength + part.length;
+        const last = part.length > 0 ? part[part.length - 1] : carry[carryLength - 1];
+        if (overLimit(length, last)) {
+          tooLong(carry.subarray(0, carryLength), lineStart);
           break;
         }
-        pieces.push(part);
-        line = Buffer.concat(pieces, length);
-        pieces = [];
-        piecesLength = 0;
+        keep(part);
+        line = carry.subarray(0, carryLength);
+        carryLength = 0;
       } else if (overLimit(part.length, part[part.length - 1])) {
         tooLong(part, lineStart);
         break;
@@ -283,25 +298,22 @@ export async function validateJsonl(
     }
     if (stopped()) break;
     if (start < chunk.length) {
-      // Kept by reference, not copied (the chunk is not reused), and joined once at the newline.
       const rest = chunk.subarray(start);
-      pieces.push(rest);
-      piecesLength += rest.length;
       // Stop as soon as the line cannot fit, rather than buffering the rest of it. One byte
       // over is still fine when it is the CR of a CRLF.
-      if (overLimit(piecesLength, rest[rest.length - 1])) {
-        tooLong(pieces[0] ?? rest, lineStart);
+      if (overLimit(carryLength + rest.length, rest[rest.length - 1])) {
+        tooLong(carryLength > 0 ? carry.subarray(0, carryLength) : rest, lineStart);
         break;
       }
+      keep(rest);
     }
   }
 
   const complete = !stopped();
-  if (complete && piecesLength > 0) {
+  if (complete && carryLength > 0) {
     // The last line has no final newline: fine when it is complete JSON.
     const before = errors.length;
-    checkLine(Buffer.concat(pieces, piecesLength), lineStart);
-    pieces = [];
+    checkLine(carry.subarray(0, carryLength), lineStart);
     const last = errors[errors.length - 1];
     if (errors.length > before && last?.message.startsWith('is not valid JSON')) {
       last.message += ': the last line has no final newline; was the file truncated?';
@@ -324,11 +336,6 @@ export async function validateJsonl(
  */
 function overLimit(length: number, last: number | undefined): boolean {
   return length > MAX_LINE_BYTES && !(length === MAX_LINE_BYTES + 1 && last === CR);
-}
-
-function lastByte(pieces: Buffer[]): number | undefined {
-  const last = pieces[pieces.length - 1];
-  return last?.[last.length - 1];
 }
 
 function isBlank(line: Buffer): boolean {
@@ -374,6 +381,210 @@ function firstInvalidUtf8(line: Buffer): number {
     i += need;
   }
   return i;
+}
+
+/** A line's JSON value, or the 1-based column of its first syntax error (when known). */
+function parseLine(line: Buffer): { value: unknown } | { column: number | undefined } {
+  if (line.length >= SKELETON_MIN_BYTES) {
+    const parsed = parseJsonSkeleton(line);
+    return 'value' in parsed ? parsed : { column: parsed.errorAt + 1 };
+  }
+  try {
+    return { value: JSON.parse(line.toString('utf8')) };
+  } catch (err) {
+    return { column: parseErrorColumn(err) };
+  }
+}
+
+/** Strings longer than this many bytes (as written) are kept by {@link parseJsonSkeleton} as a prefix. */
+export const SKELETON_STRING_BYTES = 4096;
+
+type Container = unknown[] | Record<string, unknown>;
+
+/**
+ * Parses JSON from bytes (valid UTF-8) exactly as `JSON.parse` accepts it (RFC 8259: the same
+ * syntax errors, duplicate keys keep the last value, `"__proto__"` is an ordinary key), except
+ * that a string longer than `keepBytes` bytes as written becomes its first ~`keepBytes` bytes
+ * (decoded): what the line rules look at (roles, types, URIs, ids) is short, and a long prompt is
+ * checked without a copy of it being made. Iterative: any nesting depth, like `JSON.parse`.
+ * Returns the value, or the byte index of the first error.
+ */
+export function parseJsonSkeleton(
+  buf: Buffer,
+  keepBytes = SKELETON_STRING_BYTES,
+): { value: unknown } | { errorAt: number } {
+  const n = buf.length;
+  let i = 0;
+  const skipSpace = (): void => {
+    while (i < n) {
+      const b = buf[i];
+      if (b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) return;
+      i++;
+    }
+  };
+  /** The string starting at `i` (a quote); advances past it; undefined on a syntax error. */
+  const string = (): string | undefined => {
+    const open = i++;
+    const limit = open + 1 + keepBytes;
+    let cut = -1;
+    let escapes = false;
+    for (;;) {
+      if (i >= n) return undefined;
+      const b = buf[i] ?? 0;
+      // Remember the last character boundary within the kept part (not inside an escape or a
+      // multi-byte character), in case the string is longer than that.
+      if (i <= limit && (b & 0xc0) !== 0x80) cut = i;
+      if (b === 0x22) break;
+      if (b < 0x20) return undefined;
+      if (b === 0x5c) {
+        escapes = true;
+        const e = buf[i + 1];
+        if (e === 0x75) {
+          for (let k = i + 2; k < i + 6; k++) {
+            if (!isHexDigit(buf[k])) {
+              i = Math.min(k, n);
+              return undefined;
+            }
+          }
+          i += 6;
+        } else if (e !== undefined && SIMPLE_ESCAPES.has(e)) {
+          i += 2;
+        } else {
+          i++;
+          return undefined;
+        }
+        continue;
+      }
+      i++;
+    }
+    const close = i++;
+    const end = close - open - 1 <= keepBytes ? close : cut;
+    if (!escapes) return buf.toString('utf8', open + 1, end);
+    // Escapes are decoded by JSON.parse itself, on the (short) kept part.
+    return JSON.parse(`${buf.toString('utf8', open, end)}"`) as string;
+  };
+  const literal = (text: string, value: unknown): { value: unknown } | undefined => {
+    for (let k = 0; k < text.length; k++) {
+      if (buf[i + k] !== text.charCodeAt(k)) {
+        i += k;
+        return undefined;
+      }
+    }
+    i += text.length;
+    return { value };
+  };
+  const number = (): number | undefined => {
+    const start = i;
+    if (buf[i] === 0x2d) i++;
+    if (buf[i] === 0x30) i++;
+    else if (isDigit(buf[i]) && buf[i] !== 0x30) while (isDigit(buf[i])) i++;
+    else return undefined;
+    if (buf[i] === 0x2e) {
+      i++;
+      if (!isDigit(buf[i])) return undefined;
+      while (isDigit(buf[i])) i++;
+    }
+    if (buf[i] === 0x65 || buf[i] === 0x45) {
+      i++;
+      if (buf[i] === 0x2b || buf[i] === 0x2d) i++;
+      if (!isDigit(buf[i])) return undefined;
+      while (isDigit(buf[i])) i++;
+    }
+    return Number(buf.toString('latin1', start, i));
+  };
+  /** After `{` or `,` in an object: `"key" :`, stored as the frame's pending key. */
+  const keys: string[] = [];
+  const key = (): boolean => {
+    skipSpace();
+    if (buf[i] !== 0x22) return false;
+    const k = string();
+    if (k === undefined) return false;
+    skipSpace();
+    if (buf[i] !== 0x3a) return false;
+    i++;
+    keys[stack.length - 1] = k;
+    return true;
+  };
+  const stack: Container[] = [];
+  const error = (): { errorAt: number } => ({ errorAt: Math.min(i, n) });
+
+  for (;;) {
+    // A value is expected at i.
+    skipSpace();
+    const b = buf[i];
+    let value: unknown;
+    if (b === 0x7b || b === 0x5b) {
+      i++;
+      skipSpace();
+      const close = b === 0x7b ? 0x7d : 0x5d;
+      if (buf[i] === close) {
+        i++;
+        value = b === 0x7b ? {} : [];
+      } else {
+        stack.push(b === 0x7b ? {} : []);
+        if (b === 0x7b && !key()) return error();
+        continue;
+      }
+    } else if (b === 0x22) {
+      value = string();
+      if (value === undefined) return error();
+    } else if (b === 0x74 || b === 0x66 || b === 0x6e) {
+      const got =
+        b === 0x74
+          ? literal('true', true)
+          : b === 0x66
+            ? literal('false', false)
+            : literal('null', null);
+      if (!got) return error();
+      value = got.value;
+    } else {
+      value = number();
+      if (value === undefined) return error();
+    }
+    // A complete value: store it in its container, then close containers or go to the next one.
+    for (;;) {
+      const top = stack[stack.length - 1];
+      if (top === undefined) {
+        skipSpace();
+        return i === n ? { value } : error();
+      }
+      if (Array.isArray(top)) top.push(value);
+      else setOwn(top, keys[stack.length - 1] ?? '', value);
+      skipSpace();
+      const c = buf[i];
+      if (c === 0x2c) {
+        i++;
+        if (!Array.isArray(top) && !key()) return error();
+        break;
+      }
+      if (c !== (Array.isArray(top) ? 0x5d : 0x7d)) return error();
+      i++;
+      stack.pop();
+      value = top;
+    }
+  }
+}
+
+/** `"`, `\`, `/`, `b`, `f`, `n`, `r`, `t`: the one-character escapes of JSON. */
+const SIMPLE_ESCAPES: ReadonlySet<number> = new Set([
+  0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74,
+]);
+const isDigit = (b: number | undefined): boolean => b !== undefined && b >= 0x30 && b <= 0x39;
+const isHexDigit = (b: number | undefined): boolean =>
+  b !== undefined && (isDigit(b) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66));
+
+/** `obj[key] = value` as JSON.parse does it: `"__proto__"` is an own property, not the prototype. */
+function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(obj, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  } else {
+    obj[key] = value;
+  }
 }
 
 /** JSON.parse messages quote the input; keep only the position, so no content leaks into errors. */
