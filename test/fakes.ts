@@ -135,6 +135,8 @@ export function createFakeVertex(clock: () => Date = () => new Date()): VertexJo
   fail(op: Op, ...errors: Error[]): void;
   /** The next create makes the job but its answer is lost (a timeout). */
   loseNextCreateAnswer(): void;
+  /** Forgets every queued fault. */
+  clearFaults(): void;
   setState(name: string, patch: Partial<VertexBatchJob>): void;
   /** Adds a job directly (as if created earlier). */
   add(job: VertexBatchJob & { location: string }): void;
@@ -162,6 +164,10 @@ export function createFakeVertex(clock: () => Date = () => new Date()): VertexJo
     },
     loseNextCreateAnswer() {
       loseAnswer = true;
+    },
+    clearFaults() {
+      for (const op of Object.keys(faults) as Op[]) faults[op] = [];
+      loseAnswer = false;
     },
     setState(name, patch) {
       const job = jobs.get(name);
@@ -235,6 +241,7 @@ export function createFakeVertex(clock: () => Date = () => new Date()): VertexJo
 export function createFakePublisher(): EventPublisher & {
   events: CompletionEvent[];
   fail(...errors: Error[]): void;
+  clearFaults(): void;
 } {
   const events: CompletionEvent[] = [];
   const faults: Error[] = [];
@@ -242,6 +249,9 @@ export function createFakePublisher(): EventPublisher & {
     events,
     fail(...errors) {
       faults.push(...errors);
+    },
+    clearFaults() {
+      faults.length = 0;
     },
     async publish(event) {
       await Promise.resolve();
