@@ -81,7 +81,16 @@ export interface VertexJobPage {
 
 /** Vertex AI batch prediction jobs over REST. Errors are PermanentError or TransientError. */
 export interface VertexJobs {
-  create(location: string, request: BatchJobRequest): Promise<VertexBatchJob>;
+  /**
+   * Creates a job. With `notAfter`, the request is not sent once that time has passed (the
+   * caller's claim may have been taken over meanwhile: an instance frozen between its fence and
+   * this call must not create), and it is given no longer than until then to answer.
+   */
+  create(
+    location: string,
+    request: BatchJobRequest,
+    options?: { notAfter?: Date },
+  ): Promise<VertexBatchJob>;
   get(name: string): Promise<VertexBatchJob>;
   list(
     location: string,

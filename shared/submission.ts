@@ -68,6 +68,9 @@ export const PINNED_INPUT = 'input.jsonl';
 /** Name of the report written under the job's output prefix when an input is rejected. */
 export const REJECTION_REPORT = 'rejection.json';
 
+/** A create is not sent later than this before the claim renewed by the fence runs out. */
+const CREATE_MARGIN_MS = 60_000;
+
 /** How many times a failing `list` is tried before a create that may have been lost. */
 const LIST_TRIES = 3;
 
@@ -239,6 +242,9 @@ export async function runSubmission(
   const counted = await deps.jobs.update(jobId, toCreating(owner, deps.clock(), requestCount));
   if (!counted) throw lostClaim();
 
+  // The claim renewed by the fence must still be live when the request goes out: an instance
+  // frozen after its fence sends nothing once another worker may have taken over.
+  const notAfter = new Date(Date.parse(counted.lease?.until ?? '') - CREATE_MARGIN_MS);
   let job: VertexBatchJob;
   try {
     job = await deps.vertex.create(
@@ -249,6 +255,7 @@ export async function runSubmission(
         inputUri: pinnedInputUri(record),
         outputUriPrefix: record.outputUriPrefix,
       }),
+      { notAfter },
     );
   } catch (err) {
     if (err instanceof PermanentError) {
@@ -324,7 +331,11 @@ async function findByLabel(
  * Cancels every job labelled with this record's id except the recorded one: a worker that lost
  * its claim mid-create (a frozen instance) may have created a second job.
  */
-async function cancelStrays(record: JobRecord, kept: string, deps: SubmissionDeps): Promise<void> {
+export async function cancelStrays(
+  record: JobRecord,
+  kept: string,
+  deps: SubmissionDeps,
+): Promise<void> {
   const jobs = await listByLabel(record, deps);
   for (const stray of jobs.filter((j) => j.name !== kept)) {
     await cancelDuplicate(record, stray.name, kept, deps);

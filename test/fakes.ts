@@ -177,8 +177,11 @@ export function createFakeVertex(clock: () => Date = () => new Date()): VertexJo
     add(job) {
       jobs.set(job.name, job);
     },
-    async create(location, request) {
+    async create(location, request, options) {
       await Promise.resolve();
+      if (options?.notAfter && clock().getTime() >= options.notAfter.getTime()) {
+        throw new TransientError('DEADLINE.EXCEEDED', 'create not sent: the claim ran out');
+      }
       fault('create');
       creates.push({ location, request: structuredClone(request) });
       const name = `projects/510528649030/locations/${location}/batchPredictionJobs/${seq++}`;

@@ -12,6 +12,7 @@ import { BatchCourierError, PermanentError } from '../../shared/errors.js';
 import { POLL_TIME_BUDGET_SECONDS } from '../../shared/function-targets.js';
 import { logFields, type JobError, type JobRecord } from '../../shared/jobs.js';
 import {
+  cancelStrays,
   claimForSubmission,
   freeSlot,
   reject,
@@ -421,6 +422,16 @@ async function finish(record: JobRecord, outcome: TerminalFields, run: Run): Pro
     });
   }
   await freeSlot(record, deps);
+  // More than one create was sent for this input (a lost answer, a takeover): a stray job that
+  // landed after the submission's own check is cancelled before the outcome is announced.
+  if (written && record.createAttempts > 1 && record.vertexJob) {
+    await cancelStrays(record, record.vertexJob, deps).catch((err: unknown) =>
+      deps.log.warning('job.stray_check_failed', 'Could not check for a second job', {
+        ...logFields(record),
+        error: err,
+      }),
+    );
+  }
   if (await announce(record.jobId, run.owner, deps)) summary.published++;
 }
 

@@ -449,6 +449,34 @@ describe('item 10: fencing between claim and create', () => {
     expect(w.publisher.events[0]?.vertexJob).toBe(kept);
   });
 
+  it('an instance frozen between its fence and its create sends nothing after its claim ran out (found by the model-based test)', async () => {
+    const w = createWorld();
+    const name = 'inputs/frozen-at-create.jsonl';
+    const id = jobIdOf(name);
+    w.reader.put(BUCKET, name, GEN, GEMINI_LINES);
+    // The request is built and handed over, then the instance freezes before it goes out.
+    const create = w.vertex.create.bind(w.vertex);
+    let thaw!: () => void;
+    let frozen!: () => void;
+    const isFrozen = new Promise<void>((r) => (frozen = r));
+    w.vertex.create = async (location, request, options) => {
+      w.vertex.create = create;
+      frozen();
+      await new Promise<void>((r) => (thaw = r));
+      return create(location, request, options);
+    };
+    const first = handleStorageEvent(finalizeEvent({ name }), w.submitDeps);
+    await isFrozen;
+    w.clock.advance((SUBMIT_LEASE_SECONDS + STALE_SUBMITTING_SECONDS + 1) * 1000);
+    await pollBatchJobs(w.pollDeps);
+    expect(w.vertex.jobs.size).toBe(1);
+    thaw();
+    await expect(first).rejects.toMatchObject({ code: 'DEADLINE.EXCEEDED' });
+    expect(w.vertex.jobs.size).toBe(1); // nothing sent: no second job to cancel, none to miss
+    await settle(w);
+    await expectOneEventEach(w, [id]);
+  });
+
   it("the holder's sweep cancels a loser's job that appeared before the holder recorded its own", async () => {
     const w = createWorld();
     const name = 'inputs/sweep.jsonl';

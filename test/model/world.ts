@@ -97,7 +97,10 @@ export function createModelWorld(options: WorldOptions = {}) {
 
   // Observe creates and publishes on their way through, for the invariants.
   const create = vertex.create.bind(vertex);
-  vertex.create = async (location, request) => {
+  vertex.create = async (location, request, options) => {
+    if (options?.notAfter && clock().getTime() >= options.notAfter.getTime()) {
+      return create(location, request, options); // refused before anything is sent
+    }
     const claude = request.model.includes('/anthropic/');
     const live = new Set(
       [...vertex.jobs.values()]
@@ -114,7 +117,7 @@ export function createModelWorld(options: WorldOptions = {}) {
       request: structuredClone(request),
       claudeRunning: claude ? live.size : 0,
     });
-    return create(location, request);
+    return create(location, request, options);
   };
   const publish = publisher.publish.bind(publisher);
   publisher.publish = async (event) => {
@@ -242,7 +245,7 @@ export function createModelWorld(options: WorldOptions = {}) {
         copy: (s, d) => effect(() => reports.copy(s, d)),
       },
       vertex: {
-        create: (l, r) => effect(() => vertex.create(l, r)),
+        create: (l, r, o) => effect(() => vertex.create(l, r, o)),
         cancel: (n) => effect(() => vertex.cancel(n)),
         get: (n) => read(() => vertex.get(n)),
         list: (l, o) => read(() => vertex.list(l, o)),
