@@ -98,7 +98,9 @@ export function fileUriRule(config: Config, inputBucket: string): FileUriRule | 
   if (config.ALLOWED_FILE_URI_PREFIXES.includes('*')) return undefined;
   const prefixes =
     config.ALLOWED_FILE_URI_PREFIXES.length > 0
-      ? config.ALLOWED_FILE_URI_PREFIXES.map((p) => (/^gs:\/\/[^/]+$/.test(p) ? `${p}/` : p))
+      ? config.ALLOWED_FILE_URI_PREFIXES.map((p) =>
+          /^(gs|https):\/\/[^/]+$/.test(p) ? `${p}/` : p,
+        )
       : [`gs://${inputBucket}/`];
   return {
     test: (uri) => prefixes.some((p) => uri.startsWith(p)),

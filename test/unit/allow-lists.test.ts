@@ -66,4 +66,14 @@ describe('file URIs', () => {
     expect(rule.test('gs://acme-in/x.png')).toBe(false);
     expect(fileUriRule(testConfig({ ALLOWED_FILE_URI_PREFIXES: '*' }), 'acme-in')).toBeUndefined();
   });
+
+  it('a bare https host is a whole host, never a longer host name or a user@host trick', () => {
+    const rule = fileUriRule(
+      testConfig({ ALLOWED_FILE_URI_PREFIXES: 'https://cdn.acme.example' }),
+      'acme-in',
+    )!;
+    expect(rule.test('https://cdn.acme.example/a.png')).toBe(true);
+    expect(rule.test('https://cdn.acme.example.evil.com/a.png')).toBe(false);
+    expect(rule.test('https://cdn.acme.example@evil.com/a.png')).toBe(false);
+  });
 });
