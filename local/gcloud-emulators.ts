@@ -121,12 +121,17 @@ function killTree(child: ChildProcess): void {
   }
 }
 
-/** Starts the official Firestore emulator on a free loopback port. */
-export async function startFirestoreEmulator(): Promise<RunningEmulator> {
+/**
+ * Starts the official Firestore emulator on a loopback port: `port`, or a free one. (Starting it
+ * again on the port of a stopped one brings a Firestore "back" for outage tests; it starts empty.)
+ */
+export async function startFirestoreEmulator(
+  options: { port?: number } = {},
+): Promise<RunningEmulator> {
   const sdk = cloudSdkRoot();
   const launcher = sdk && firestoreLauncher(sdk);
   if (!launcher) throw new Error('the official Firestore emulator is not installed');
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   return startProcess('Firestore', launcher, ['start', '--host=127.0.0.1', `--port=${port}`], port);
 }
 

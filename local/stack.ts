@@ -56,11 +56,14 @@ export interface StackOptions {
   eventarcRetry?: { initialDelayMs?: number; maxDelayMs?: number; maxAttempts?: number };
 }
 
+/** The services {@link Stack.stopService} can stop. */
+export type StackService = 'vertex' | 'pubsub' | 'firestore';
+
 /** A running stack. */
 export interface Stack {
   /** Which Firestore and Pub/Sub are in use, for the banner and test output. */
   readonly services: { firestore: string; pubsub: string; storage: string; vertex: string };
-  /** The environment the functions run with (CONTRACT §2 names). */
+  /** The environment the functions run with (the variables Terraform sets, plus emulator hosts). */
   readonly env: Readonly<Record<string, string>>;
   readonly storage: Storage;
   readonly vertex: VertexEmulator;
@@ -81,12 +84,13 @@ export interface Stack {
   /** Resolves with the first event (already received or future) that matches. */
   waitForEvent(match: (e: CompletionEvent) => boolean, timeoutMs: number): Promise<CompletionEvent>;
   /**
-   * Stops a builtin service (an outage), and starts it again on the same port. A restarted
-   * emulator starts empty: the Vertex emulator forgets its jobs; the Pub/Sub topic and the
-   * stack's subscription are created again, as Terraform would have them.
+   * Stops a service (an outage), and starts it again on the same port: the Vertex emulator, the
+   * builtin Pub/Sub emulator, or the official Firestore emulator (not the in-memory job store). A
+   * restarted emulator starts empty: the Vertex emulator forgets its jobs, Firestore its records;
+   * the Pub/Sub topic and the stack's subscription are created again, as Terraform would have them.
    */
-  stopService(name: 'vertex' | 'pubsub'): Promise<void>;
-  startService(name: 'vertex' | 'pubsub'): Promise<void>;
+  stopService(name: StackService): Promise<void>;
+  startService(name: StackService): Promise<void>;
   /** Waits until Eventarc has nothing in flight. */
   deliveriesIdle(): Promise<void>;
   /** Eventarc's counters: delivered, retried, failed (dropped after its last attempt). */
@@ -143,6 +147,7 @@ async function start(
   let firestore: RunningEmulator | undefined;
   if (mode === 'gcloud') {
     firestore = await startFirestoreEmulator();
+    // The latest process: a stopped one's stop() does nothing.
     stops.push(() => firestore?.stop());
   }
   // Pub/Sub: builtin unless gcloud's is asked for explicitly.
@@ -349,6 +354,10 @@ async function start(
     },
     async stopService(name) {
       if (name === 'vertex') return vertex.close();
+      if (name === 'firestore') {
+        if (!firestore) throw new Error('the in-memory job store cannot be stopped');
+        return firestore.stop();
+      }
       if (!builtinPubSub) throw new Error('only the builtin Pub/Sub emulator can be stopped');
       await subscription?.close();
       await builtinPubSub.close();
@@ -360,6 +369,11 @@ async function start(
           port: vertexPort,
           timing: options.vertexTiming ?? {},
         });
+        return;
+      }
+      if (name === 'firestore') {
+        if (!firestore) throw new Error('the in-memory job store cannot be restarted');
+        firestore = await startFirestoreEmulator({ port: Number(firestore.host.split(':')[1]) });
         return;
       }
       if (!builtinPubSub) throw new Error('only the builtin Pub/Sub emulator can be restarted');

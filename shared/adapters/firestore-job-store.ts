@@ -10,9 +10,11 @@
  */
 import firestoreModule, {
   FieldPath,
+  type DocumentReference,
   type DocumentSnapshot,
   type Firestore,
   type GrpcStatus,
+  type Timestamp,
 } from '@google-cloud/firestore';
 import { BatchCourierError, PermanentError, TransientError } from '../errors.js';
 import type { JobRecord, JobStatus } from '../jobs.js';
@@ -119,10 +121,11 @@ export function createFirestoreJobStore(
 
   return {
     createIfAbsent: (record) =>
-      run(`create ${record.jobId}`, async () => {
+      run(`create ${record.jobId}`, async (live) => {
         const ref = col.doc(record.jobId);
         try {
-          await ref.create(record);
+          const written = await ref.create(record);
+          if (!live()) await releaseLateLease(ref, record, written.writeTime);
           return { created: true, record };
         } catch (err) {
           if (grpcCode(err) !== grpcStatus().ALREADY_EXISTS) throw err;
@@ -146,7 +149,10 @@ export function createFirestoreJobStore(
           try {
             // Why the precondition: two workers that read the same version cannot both write; the
             // loser re-reads and its change function decides again (e.g. the claim is now taken).
-            await ref.update({ ...next }, { lastUpdateTime: snap.updateTime });
+            const written = await ref.update({ ...next }, { lastUpdateTime: snap.updateTime });
+            if (!live() && next.lease && next.lease.owner !== current.lease?.owner) {
+              await releaseLateLease(ref, next, written.writeTime);
+            }
             return next;
           } catch (err) {
             const code = grpcCode(err);
@@ -238,6 +244,21 @@ export function createFirestoreJobStore(
         return { records, next: records.length === limit && last ? encodeCursor(last) : undefined };
       }),
   };
+}
+
+/**
+ * A write that lands after its caller was told it failed (the client keeps retrying a commit for
+ * minutes; it cannot be called back) must not leave a claim nobody will use: a lease it took is
+ * released at once, unless the record changed since. Without this, the next delivery would see
+ * the record claimed and acknowledge, and the input would wait until the poller finishes it.
+ */
+async function releaseLateLease(
+  ref: DocumentReference,
+  written: JobRecord,
+  writeTime: Timestamp,
+): Promise<void> {
+  if (!written.lease) return;
+  await ref.update({ lease: null }, { lastUpdateTime: writeTime }).catch(() => undefined);
 }
 
 /** A slot holder whose record is in another status has finished with it (its release was lost). */

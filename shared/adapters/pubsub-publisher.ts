@@ -27,7 +27,11 @@ export const PERMANENT_PUBLISH_CODES: ReadonlySet<number> = new Set([
   Status.UNAUTHENTICATED,
 ]);
 
-/** How long one publish may take, retries included. */
+/**
+ * How long one publish may take, retries included. Given to the client as its timeout, and
+ * enforced here too: with Pub/Sub refusing connections, the client's own retries overrun it
+ * (16–30 s measured).
+ */
 export const PUBLISH_TIMEOUT_MS = 10_000;
 
 /** Creates a publisher to `topic` (an id, or `projects/P/topics/T`). */
@@ -41,13 +45,34 @@ export function createPubSubPublisher(pubsub: PubSub, topic: string): EventPubli
   });
   return {
     async publish(event: CompletionEvent) {
+      let timer: NodeJS.Timeout | undefined;
       try {
-        return await handle.publishMessage({
+        const sent = handle.publishMessage({
           data: Buffer.from(JSON.stringify(event), 'utf8'),
           attributes: eventAttributes(event),
         });
+        // If the deadline wins, the abandoned publish may still succeed later: a duplicate with the
+        // same eventId (the record stays due and is announced again), which consumers dedupe.
+        sent.catch(() => undefined);
+        return await Promise.race([
+          sent,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () =>
+                reject(
+                  new TransientError(
+                    'EVENTS.UNAVAILABLE',
+                    `publish to ${topic} failed: no answer within ${PUBLISH_TIMEOUT_MS / 1000} s`,
+                  ),
+                ),
+              PUBLISH_TIMEOUT_MS,
+            );
+          }),
+        ]);
       } catch (err) {
         throw mapPublishError(err, topic);
+      } finally {
+        clearTimeout(timer);
       }
     },
   };
@@ -59,6 +84,7 @@ export function createPubSubPublisher(pubsub: PubSub, topic: string): EventPubli
  * TypeError); TransientError `EVENTS.UNAVAILABLE` otherwise (UNAVAILABLE, DEADLINE_EXCEEDED, …).
  */
 export function mapPublishError(err: unknown, topic: string): Error {
+  if (err instanceof PermanentError || err instanceof TransientError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const message = `publish to ${topic} failed: ${err instanceof Error ? err.message : String(err)}`;
   if ((typeof code === 'number' && PERMANENT_PUBLISH_CODES.has(code)) || err instanceof TypeError) {

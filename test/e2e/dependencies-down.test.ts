@@ -1,7 +1,8 @@
 /**
- * Dependencies down, on the offline stack: the Vertex and Pub/Sub emulators are stopped and
- * started again. Nothing is lost: the submit answers 500 and Eventarc retries it; the poller
- * answers 200, leaves the job due, and announces it on the next run.
+ * Dependencies down, on the offline stack: the Vertex, Pub/Sub and (where gcloud is installed)
+ * official Firestore emulators are stopped and started again. Nothing is lost: the submit answers
+ * 500 within 30 s and Eventarc retries it; the poller answers 200, leaves the job due, and
+ * announces it on the next run (or 500 within 30 s when the job store itself is down).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +40,33 @@ async function logged(logs: Record<string, unknown>[], event: string, count = 1)
 }
 
 describe('dependencies down', () => {
+  it('deadline: Firestore down: submit and poll answer 500 within 30 s; after the restart, one job and one event', async (ctx) => {
+    const logs: Record<string, unknown>[] = [];
+    const s = await start(logs);
+    if (!s.services.firestore.startsWith('official')) {
+      ctx.skip('the in-memory job store has no outage (no gcloud Firestore emulator)');
+    }
+    await s.stopService('firestore');
+    const started = performance.now();
+    await s.upload('inputs/reviews.jsonl', example);
+    // The first delivery's answer: 500 (Eventarc counts a retry) well before 30 s.
+    while (s.deliveryStats().retried < 1) await new Promise((r) => setTimeout(r, 50));
+    expect(performance.now() - started).toBeLessThan(30_000);
+    const pollStarted = performance.now();
+    await expect(s.poll()).rejects.toThrow(/answered 500.*JOBS\.UNAVAILABLE/);
+    expect(performance.now() - pollStarted).toBeLessThan(30_000);
+
+    await s.startService('firestore');
+    await s.deliveriesIdle();
+    expect(s.vertex.jobs()).toHaveLength(1);
+    await s.vertex.whenIdle();
+    await s.poll();
+    const event = await s.waitForEvent((e) => e.input.name === 'inputs/reviews.jsonl', 10_000);
+    expect(event).toMatchObject({ state: 'JOB_STATE_SUCCEEDED', stats: { successfulCount: 12 } });
+    await s.poll();
+    expect(s.events).toHaveLength(1);
+  }, 120_000);
+
   it('Vertex AI down during submit: 500s and Eventarc retries; after the restart, one job and one event', async () => {
     const logs: Record<string, unknown>[] = [];
     const s = await start(logs);

@@ -4,6 +4,8 @@
  * emulators everywhere, and the official Pub/Sub emulator where gcloud is installed.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PubSub } from '@google-cloud/pubsub';
@@ -11,8 +13,12 @@ import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createGcsObjectReader, createGcsObjectWriter } from '../../shared/adapters/gcs-objects.js';
 import { createPubSubPublisher } from '../../shared/adapters/pubsub-publisher.js';
-import { PermanentError } from '../../shared/errors.js';
-import { buildCompletionEvent, CompletionEventSchema } from '../../shared/events.js';
+import { PermanentError, TransientError } from '../../shared/errors.js';
+import {
+  buildCompletionEvent,
+  CompletionEventSchema,
+  MAX_ATTRIBUTE_VALUE_BYTES,
+} from '../../shared/events.js';
 import { startPubSubEmulator, type PubSubEmulator } from '../../local/pubsub-emulator.js';
 import { startStorageEmulator, type StorageEmulator } from '../../local/storage-emulator.js';
 import { completedRecord } from '../records.js';
@@ -60,6 +66,32 @@ function publisherSuite(name: string, host: () => string): void {
       expect(CompletionEventSchema.parse(data)).toEqual(event);
     });
 
+    it('attribute limit: a 5,000-character multibyte model goes out capped at 1,024 bytes, whole in the data', async () => {
+      const [topics] = await pubsub.getTopics();
+      const topicName = topics[0]!.name;
+      const [sub] = await pubsub.topic(topicName).createSubscription(`long-${Date.now()}`);
+      const model = 'modèle-日本-😀'.repeat(500);
+      const event = buildCompletionEvent(
+        completedRecord({ status: 'REJECTED', vertexJob: null, model }),
+        new Date(),
+      );
+      await createPubSubPublisher(pubsub, topicName).publish(event);
+      const [pulled] = await new (await import('@google-cloud/pubsub')).v1.SubscriberClient({
+        servicePath: host().split(':')[0],
+        port: Number(host().split(':')[1]),
+        sslCreds: (await import('@grpc/grpc-js')).credentials.createInsecure(),
+      }).pull({ subscription: sub.name, maxMessages: 10 });
+      const message = pulled.receivedMessages?.[0]?.message;
+      const attribute = message?.attributes?.model ?? '';
+      expect(Buffer.byteLength(attribute, 'utf8')).toBeLessThanOrEqual(MAX_ATTRIBUTE_VALUE_BYTES);
+      expect(attribute.endsWith('…')).toBe(true);
+      expect(model.startsWith(attribute.slice(0, -1))).toBe(true);
+      const data = JSON.parse(Buffer.from(message!.data as Uint8Array).toString('utf8')) as {
+        model: string;
+      };
+      expect(data.model).toBe(model);
+    });
+
     it('a topic that does not exist is a permanent error (the topic is never created here)', async () => {
       const publisher = createPubSubPublisher(pubsub, 'no-such-topic');
       await expect(
@@ -92,6 +124,7 @@ describe('Cloud Storage reader over the wire (builtin storage emulator)', () => 
     process.env.STORAGE_EMULATOR_HOST = emulator.url;
     storage = new Storage({ projectId: 'demo-batch-courier' });
     await emulator.createBucket('acme-in');
+    await emulator.createBucket('acme-out');
   });
   afterAll(async () => {
     delete process.env.STORAGE_EMULATOR_HOST;
@@ -131,5 +164,130 @@ describe('Cloud Storage reader over the wire (builtin storage emulator)', () => 
       .file('results/job-1/rejection.json')
       .download();
     expect(content.toString('utf8')).toBe('{"n":1}\n');
+  });
+
+  it('copy: copies exactly the given generation, server side', async () => {
+    const file = storage.bucket('acme-in').file('inputs/c.jsonl');
+    await file.save('{"request":{"v":1}}\n', { resumable: false });
+    const [meta] = await file.getMetadata();
+    await file.save('{"request":{"v":2}}\n', { resumable: false }); // a newer upload
+    const [fresh] = await file.getMetadata();
+    const writer = createGcsObjectWriter(storage);
+    await writer.copy(
+      { bucket: 'acme-in', name: 'inputs/c.jsonl', generation: String(fresh.generation) },
+      'gs://acme-out/results/job-c/input.jsonl',
+    );
+    const [copied] = await storage.bucket('acme-out').file('results/job-c/input.jsonl').download();
+    expect(copied.toString('utf8')).toBe('{"request":{"v":2}}\n');
+    expect(meta.generation).not.toBe(fresh.generation);
+  });
+
+  it('copy: a destination that exists already is kept, without an error', async () => {
+    const file = storage.bucket('acme-in').file('inputs/d.jsonl');
+    await file.save('{"request":{"v":1}}\n', { resumable: false });
+    const [meta] = await file.getMetadata();
+    const source = {
+      bucket: 'acme-in',
+      name: 'inputs/d.jsonl',
+      generation: String(meta.generation),
+    };
+    const writer = createGcsObjectWriter(storage);
+    await writer.copy(source, 'gs://acme-out/results/job-d/input.jsonl');
+    const target = storage.bucket('acme-out').file('results/job-d/input.jsonl');
+    const [first] = await target.getMetadata();
+    await expect(writer.copy(source, 'gs://acme-out/results/job-d/input.jsonl')).resolves.toBe(
+      undefined,
+    );
+    const [second] = await target.getMetadata();
+    expect(second.generation).toBe(first.generation);
+  });
+
+  it('copy: a generation that was overwritten is PermanentError INPUT.NOT_FOUND, saying replaced or deleted', async () => {
+    const file = storage.bucket('acme-in').file('inputs/e.jsonl');
+    await file.save('{"request":{"v":1}}\n', { resumable: false });
+    const [old] = await file.getMetadata();
+    await file.save('{"request":{"v":2}}\n', { resumable: false });
+    const err = await createGcsObjectWriter(storage)
+      .copy(
+        { bucket: 'acme-in', name: 'inputs/e.jsonl', generation: String(old.generation) },
+        'gs://acme-out/results/job-e/input.jsonl',
+      )
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect(err).toMatchObject({ code: 'INPUT.NOT_FOUND', status: 404 });
+    expect((err as Error).message).toMatch(/replaced by a newer upload or deleted/);
+    const [exists] = await storage.bucket('acme-out').file('results/job-e/input.jsonl').exists();
+    expect(exists).toBe(false);
+  });
+
+  it('copy: a destination bucket that does not exist is TransientError, not a rejected input', async () => {
+    const file = storage.bucket('acme-in').file('inputs/f.jsonl');
+    await file.save('{"request":{"v":1}}\n', { resumable: false });
+    const [meta] = await file.getMetadata();
+    const err = await createGcsObjectWriter(storage)
+      .copy(
+        { bucket: 'acme-in', name: 'inputs/f.jsonl', generation: String(meta.generation) },
+        'gs://no-such-output-bucket/results/job-f/input.jsonl',
+      )
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err).toMatchObject({ code: 'STORAGE.UNAVAILABLE' });
+    expect((err as Error).message).toMatch(/destination bucket was not found/);
+  });
+});
+
+describe('copy: Cloud Storage answering 403 (a grant missing or still propagating)', () => {
+  let server: Server;
+  let requests = 0;
+  let previous: string | undefined;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      requests++;
+      req.resume();
+      const body = JSON.stringify({
+        error: {
+          code: 403,
+          message: 'caller does not have storage.objects.get access',
+          errors: [{ reason: 'forbidden', message: 'forbidden' }],
+        },
+      });
+      res.writeHead(403, { 'content-type': 'application/json' });
+      res.end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    previous = process.env.STORAGE_EMULATOR_HOST;
+    process.env.STORAGE_EMULATOR_HOST = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    if (previous === undefined) delete process.env.STORAGE_EMULATOR_HOST;
+    else process.env.STORAGE_EMULATOR_HOST = previous;
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('copy: a read answered 403 is TransientError STORAGE.PERMISSION_DENIED (retried, never a rejection)', async () => {
+    const storage = new Storage({ projectId: 'demo-batch-courier' });
+    const reader = createGcsObjectReader(storage);
+    const err = await (async () => {
+      for await (const _ of reader.read('acme-in', 'inputs/a.jsonl', '1')) void _;
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err).toMatchObject({ code: 'STORAGE.PERMISSION_DENIED', status: 403 });
+    expect((err as Error).message).toMatch(
+      /no permission to read gs:\/\/acme-in\/inputs\/a\.jsonl#1/,
+    );
+    expect(requests).toBeGreaterThan(0);
+  });
+
+  it('copy: a copy answered 403 is TransientError STORAGE.PERMISSION_DENIED', async () => {
+    const storage = new Storage({ projectId: 'demo-batch-courier' });
+    const err = await createGcsObjectWriter(storage)
+      .copy(
+        { bucket: 'acme-in', name: 'inputs/a.jsonl', generation: '1' },
+        'gs://acme-out/results/job-a/input.jsonl',
+      )
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err).toMatchObject({ code: 'STORAGE.PERMISSION_DENIED', status: 403 });
+    expect((err as Error).message).toMatch(/no permission to copy/);
   });
 });

@@ -24,6 +24,7 @@ import { createVertexClient } from '../../shared/adapters/vertex-rest-client.js'
 import { TransientError } from '../../shared/errors.js';
 import { buildCompletionEvent } from '../../shared/events.js';
 import { buildBatchJobRequest, jobIdFilter } from '../../shared/vertex.js';
+import { startPubSubEmulator } from '../../local/pubsub-emulator.js';
 import { crc32cBase64 } from '../../local/storage-emulator.js';
 import { completedRecord, submittingRecord } from '../records.js';
 import { startBlackHole, type BlackHole } from './black-hole.js';
@@ -240,9 +241,32 @@ describe('deadline: Pub/Sub that never answers', () => {
       );
       expect(error).toBeInstanceOf(TransientError);
       expect(error).toMatchObject({ code: 'EVENTS.UNAVAILABLE' });
-      expect(ms).toBeLessThan(PUBLISH_TIMEOUT_MS + 2000);
+      expect(ms).toBeLessThan(PUBLISH_TIMEOUT_MS + 1000);
       await closeQuietly(() => pubsub.close());
     },
     PUBLISH_TIMEOUT_MS + 10_000,
+  );
+
+  it(
+    'deadline: a publish to a Pub/Sub that refuses connections (stopped) rejects within PUBLISH_TIMEOUT_MS',
+    async () => {
+      const emulator = await startPubSubEmulator({ log: () => undefined });
+      setEnv('PUBSUB_EMULATOR_HOST', emulator.host);
+      const pubsub = new PubSub({ projectId: 'demo-batch-courier' });
+      await pubsub.createTopic('events');
+      const publisher = createPubSubPublisher(pubsub, 'events');
+      const event = buildCompletionEvent(completedRecord(), new Date());
+      await publisher.publish(event);
+      await emulator.close();
+      // The client's own retries took 16 s, then 30 s, for these two publishes.
+      for (let i = 0; i < 2; i++) {
+        const { error, ms } = await timed(() => publisher.publish(event));
+        expect(error).toBeInstanceOf(TransientError);
+        expect(error).toMatchObject({ code: 'EVENTS.UNAVAILABLE' });
+        expect(ms).toBeLessThan(PUBLISH_TIMEOUT_MS + 1000);
+      }
+      await closeQuietly(() => pubsub.close());
+    },
+    3 * PUBLISH_TIMEOUT_MS + 10_000,
   );
 });

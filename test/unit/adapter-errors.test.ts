@@ -101,6 +101,74 @@ describe('classified: Firestore errors, by gRPC code', () => {
   });
 });
 
+describe('deadline: a Firestore write that lands after its caller gave up', () => {
+  /** A Firestore whose writes answer only after `delayMs`, recording every write. */
+  function slowFirestore(delayMs: number) {
+    const writes: { op: string; data: unknown; precondition?: unknown }[] = [];
+    const writeTime = { seconds: 1, nanoseconds: 2 };
+    const later = () => new Promise((r) => setTimeout(r, delayMs));
+    let stored: unknown;
+    const doc = {
+      create: async (data: unknown) => {
+        await later();
+        writes.push({ op: 'create', data });
+        stored = data;
+        return { writeTime };
+      },
+      get: async () => ({
+        exists: stored !== undefined,
+        updateTime: writeTime,
+        data: () => stored,
+      }),
+      update: async (data: unknown, precondition?: unknown) => {
+        if ((data as { lease?: unknown }).lease !== null) await later();
+        writes.push({ op: 'update', data, precondition });
+        return { writeTime };
+      },
+    };
+    const db = { collection: () => ({ doc: () => doc }) } as unknown as Firestore;
+    return { db, writes, writeTime, doc, setStored: (r: unknown) => (stored = r) };
+  }
+
+  it('deadline: a create that lands late releases the lease it took (the next delivery can claim at once)', async () => {
+    const { db, writes, writeTime } = slowFirestore(100);
+    const store = createFirestoreJobStore(db, 'jobs', { deadlineMs: 30 });
+    const record = submittingRecord('j1', {
+      lease: { owner: 'gone', until: '2030-01-01T00:00:00.000Z' },
+    });
+    await expect(store.createIfAbsent(record)).rejects.toMatchObject({
+      code: 'JOBS.UNAVAILABLE',
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(writes).toEqual([
+      { op: 'create', data: record },
+      { op: 'update', data: { lease: null }, precondition: { lastUpdateTime: writeTime } },
+    ]);
+  });
+
+  it('deadline: a claim (update taking a lease) that lands late is released; one in time is kept', async () => {
+    const { db, writes, writeTime, setStored } = slowFirestore(100);
+    setStored(submittingRecord('j1', { lease: null }));
+    const claim = (cur: ReturnType<typeof submittingRecord>) => ({
+      ...cur,
+      lease: { owner: 'me', until: '2030-01-01T00:00:00.000Z' },
+    });
+    const late = createFirestoreJobStore(db, 'jobs', { deadlineMs: 30 });
+    await expect(late.update('j1', claim)).rejects.toMatchObject({ code: 'JOBS.UNAVAILABLE' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(writes.map((w) => w.data)).toEqual([
+      expect.objectContaining({ lease: { owner: 'me', until: '2030-01-01T00:00:00.000Z' } }),
+      { lease: null },
+    ]);
+    expect(writes[1]?.precondition).toEqual({ lastUpdateTime: writeTime });
+
+    writes.length = 0;
+    const inTime = createFirestoreJobStore(db, 'jobs', { deadlineMs: 1000 });
+    await expect(inTime.update('j1', claim)).resolves.toMatchObject({ lease: { owner: 'me' } });
+    expect(writes).toHaveLength(1);
+  });
+});
+
 describe('classified: Pub/Sub publish errors, by gRPC code', () => {
   it.each([
     ['INVALID_ARGUMENT', PermanentError, 'EVENTS.INVALID'],
