@@ -60,7 +60,8 @@ export function createDependencies(
       import('@google-cloud/firestore'),
       import('../shared/adapters/firestore-job-store.js'),
     ]);
-    // Every job store operation is bounded (15 s by default), and so is each RPC of the client.
+    // Every job store operation is bounded (15 s by default); the settings also shorten the
+    // attempts of the client's own reads, which would otherwise linger after the deadline.
     return createFirestoreJobStore(
       new Firestore({ projectId: config.GOOGLE_CLOUD_PROJECT, ...firestoreClientConfig() }),
       config.JOBS_COLLECTION,

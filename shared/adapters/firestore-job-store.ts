@@ -26,6 +26,12 @@ export const DEFAULT_FIRESTORE_DEADLINE_MS = 15_000;
 
 /** Conditional writes attempted before contention is reported as `JOBS.CONFLICT`. */
 const MAX_ATTEMPTS = 20;
+/**
+ * Attempts of a slot reservation's transaction before contention (ABORTED) is reported: a burst of
+ * submissions contends for the same few slot documents, so more than the client's default 5 (all
+ * within the deadline).
+ */
+const TRANSACTION_ATTEMPTS = 10;
 
 /** Options of {@link createFirestoreJobStore}. */
 export interface FirestoreJobStoreOptions {
@@ -43,9 +49,11 @@ function grpcStatus(): typeof GrpcStatus {
 }
 
 /**
- * Client settings that bound each RPC of the Firestore client itself by `deadlineMs` (its defaults
- * are 60 s per attempt and 600 s in all): pass them to `new Firestore({...})`. The job store's
- * own deadline is what callers rely on; this keeps abandoned calls from lingering.
+ * Client settings for `new Firestore({...})` that cut each attempt of the client's streamed reads
+ * (document gets, queries, counts) at `deadlineMs` instead of 60-300 s. Only a partial bound: the
+ * client retries those attempts itself, and its commits and transactions take their timeouts from
+ * its built-in configuration whatever the settings say (60 s per attempt, 600 s in all). The job
+ * store's own deadline is what callers can rely on; this only keeps abandoned reads short.
  */
 export function firestoreClientConfig(deadlineMs: number = DEFAULT_FIRESTORE_DEADLINE_MS): {
   clientConfig: Record<string, unknown>;
@@ -189,25 +197,28 @@ export function createFirestoreJobStore(
       run(`reserve a slot of ${pool} for ${jobId}`, (live) =>
         // Why a transaction: concurrent submissions read the same slots; only one of them may
         // take a free slot, the others see it taken (and the capacity is never exceeded).
-        db.runTransaction(async (tx) => {
-          if (!live()) throw tooLate(`reserve a slot of ${pool} for ${jobId}`);
-          const refs = Array.from({ length: capacity }, (_, i) => slots.doc(slotId(pool, i)));
-          const snaps = await tx.getAll(...refs);
-          const holders = snaps.map((s) => (s.exists ? (s.get('jobId') as string) : undefined));
-          if (holders.includes(jobId)) return true;
-          const held = holders.filter((h): h is string => h !== undefined);
-          const records = held.length > 0 ? await tx.getAll(...held.map((h) => col.doc(h))) : [];
-          const active = new Set(
-            records
-              .filter((r) => r.exists && HOLDING_STATUSES.has(r.get('status') as JobStatus))
-              .map((r) => r.id),
-          );
-          const free = holders.findIndex((h) => h === undefined || !active.has(h));
-          const ref = refs[free];
-          if (free < 0 || !ref) return false;
-          tx.set(ref, { pool, jobId, takenAt: new Date().toISOString() });
-          return true;
-        }),
+        db.runTransaction(
+          async (tx) => {
+            if (!live()) throw tooLate(`reserve a slot of ${pool} for ${jobId}`);
+            const refs = Array.from({ length: capacity }, (_, i) => slots.doc(slotId(pool, i)));
+            const snaps = await tx.getAll(...refs);
+            const holders = snaps.map((s) => (s.exists ? (s.get('jobId') as string) : undefined));
+            if (holders.includes(jobId)) return true;
+            const held = holders.filter((h): h is string => h !== undefined);
+            const records = held.length > 0 ? await tx.getAll(...held.map((h) => col.doc(h))) : [];
+            const active = new Set(
+              records
+                .filter((r) => r.exists && HOLDING_STATUSES.has(r.get('status') as JobStatus))
+                .map((r) => r.id),
+            );
+            const free = holders.findIndex((h) => h === undefined || !active.has(h));
+            const ref = refs[free];
+            if (free < 0 || !ref) return false;
+            tx.set(ref, { pool, jobId, takenAt: new Date().toISOString() });
+            return true;
+          },
+          { maxAttempts: TRANSACTION_ATTEMPTS },
+        ),
       ),
 
     releaseSlot: (pool, jobId) =>

@@ -6,7 +6,10 @@
 import { randomUUID } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createFirestoreJobStore } from '../../shared/adapters/firestore-job-store.js';
+import {
+  createFirestoreJobStore,
+  firestoreClientConfig,
+} from '../../shared/adapters/firestore-job-store.js';
 import { createMemoryJobStore } from '../../shared/adapters/memory-job-store.js';
 import type { JobStore } from '../../shared/ports.js';
 import { submittingRecord } from '../records.js';
@@ -164,7 +167,8 @@ contract('in-memory', () => createMemoryJobStore());
 const firestoreHost = inject('firestoreEmulatorHost');
 if (firestoreHost) {
   process.env.FIRESTORE_EMULATOR_HOST = firestoreHost;
-  const db = new Firestore({ projectId: 'demo-batch-courier' });
+  // The client settings and deadline of the deployed functions (functions/dependencies.ts).
+  const db = new Firestore({ projectId: 'demo-batch-courier', ...firestoreClientConfig() });
   afterAll(async () => {
     await db.terminate();
   });
