@@ -1,5 +1,5 @@
 /**
- * Soak test (issue 7, item 5 "Load") on the offline stack, loopback only: FILES small valid Gemini
+ * Soak test on the offline stack, loopback only: FILES small valid Gemini
  * files are uploaded within a few seconds (bounded concurrency), a fraction of them is delivered
  * once or twice more (Eventarc delivers at least once), and the run waits — bounded — for one
  * completion event per file plus a grace period that would catch a late duplicate. It checks one

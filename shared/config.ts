@@ -149,7 +149,7 @@ const emulatorSchema = {
   VERTEX_AI_EMULATOR_HOST: optionalString(z.string().regex(HOST_PORT, 'must be host:port')),
 } as const;
 
-/** The variables a deployment sets (CONTRACT §2): Terraform sets exactly these names. */
+/** The variables a deployment sets (README "Configuration"): Terraform sets exactly these names. */
 export const CONFIG_VARIABLE_NAMES = Object.freeze(
   Object.keys(deployedSchema) as (keyof typeof deployedSchema)[],
 );

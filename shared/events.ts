@@ -1,5 +1,5 @@
 /**
- * The completion event (CONTRACT §5): one definition from which the TypeScript type, the runtime
+ * The completion event (docs/events.md): one definition from which the TypeScript type, the runtime
  * validation and the JSON Schema file (`schema/completion-event.schema.json`) are all derived.
  */
 import { createHash } from 'node:crypto';

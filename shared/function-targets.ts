@@ -1,4 +1,4 @@
-/** The Cloud Functions entry points this package registers (CONTRACT §1). */
+/** The Cloud Functions entry points this package registers (README "How it works"). */
 export const FUNCTION_TARGETS = Object.freeze({
   /** CloudEvent function for `google.cloud.storage.object.v1.finalized`. */
   submit: 'submitBatchJob',

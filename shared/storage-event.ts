@@ -91,7 +91,7 @@ export function parseFinalizeEvent(event: IncomingCloudEvent): FinalizedObject |
 /** Why an object is not an input (one reason each, for the debug log). */
 export type IgnoreReason = 'not-jsonl' | 'outside-input-prefix' | 'output-location';
 
-/** Decides whether an object is an input (CONTRACT §3); undefined means it is. */
+/** Decides whether an object is an input (README "Inputs"); undefined means it is. */
 export function ignoreReason(
   object: Pick<FinalizedObject, 'bucket' | 'name'>,
   config: Pick<Config, 'INPUT_PREFIX' | 'OUTPUT_URI_PREFIX'>,

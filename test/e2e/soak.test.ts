@@ -1,5 +1,5 @@
 /**
- * The small soak (issue 7, item 5): 40 files dropped at once on the offline stack, half of them
+ * The small soak: 40 files dropped at once on the offline stack, half of them
  * delivered once or twice more → 40 jobs, 40 events, no duplicate, none lost. Same scenario as
  * `npm run soak` (bench/soak.ts), which runs it with 1,000 files.
  */
