@@ -5,16 +5,17 @@
  */
 import { describeError } from './errors.js';
 import type { LogLevel } from './config.js';
+import type { LogEvent } from './log-events.js';
 
 /** Fields of a log line: ids, states, counts; an `error` is serialised as `{name, code, message, stack}`. */
 export type LogFields = Record<string, unknown>;
 
 /** The logger handed to handlers. */
 export interface Logger {
-  debug(event: string, message: string, fields?: LogFields): void;
-  info(event: string, message: string, fields?: LogFields): void;
-  warning(event: string, message: string, fields?: LogFields): void;
-  error(event: string, message: string, fields?: LogFields): void;
+  debug(event: LogEvent, message: string, fields?: LogFields): void;
+  info(event: LogEvent, message: string, fields?: LogFields): void;
+  warning(event: LogEvent, message: string, fields?: LogFields): void;
+  error(event: LogEvent, message: string, fields?: LogFields): void;
 }
 
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warning: 2, error: 3 };
@@ -45,7 +46,7 @@ export function createLogger(
   level: LogLevel,
   sink: (line: string, level: LogLevel) => void = defaultSink,
 ): Logger {
-  const emit = (lvl: LogLevel, event: string, message: string, fields?: LogFields): void => {
+  const emit = (lvl: LogLevel, event: LogEvent, message: string, fields?: LogFields): void => {
     if (RANK[lvl] < RANK[level]) return;
     const entry: Record<string, unknown> = { severity: SEVERITY[lvl], message, event };
     if (fields) {

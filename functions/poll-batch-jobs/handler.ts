@@ -11,6 +11,7 @@ import { deadlineAfter, type Deadline } from '../../shared/deadline.js';
 import { BatchCourierError, PermanentError } from '../../shared/errors.js';
 import { POLL_TIME_BUDGET_SECONDS } from '../../shared/function-targets.js';
 import { logFields, type JobError, type JobRecord } from '../../shared/jobs.js';
+import type { LogEvent } from '../../shared/log-events.js';
 import {
   cancelStrays,
   claimForSubmission,
@@ -171,7 +172,7 @@ function isDeadline(err: unknown): boolean {
 }
 
 /** Counts a failed unit of work: over budget, it is left for the next run; else an error. */
-function failed(run: Run, err: unknown, what: string, fields: Record<string, unknown>): void {
+function failed(run: Run, err: unknown, what: LogEvent, fields: Record<string, unknown>): void {
   if (isDeadline(err)) {
     run.summary.truncated = true;
     return;
