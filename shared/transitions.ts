@@ -11,6 +11,27 @@ import type { JobError, JobRecord, JobStatus, Lease, LineError } from './jobs.js
 import type { RecordChange } from './ports.js';
 import type { VertexBatchJob } from './vertex.js';
 
+/** The name of each transition (crash points and traces name them). */
+export type TransitionName =
+  | 'claim'
+  | 'release'
+  | 'toCreating'
+  | 'toWaiting'
+  | 'toSubmitted'
+  | 'toRejected'
+  | 'toStateSeen'
+  | 'toCancelRequested'
+  | 'toCompleted'
+  | 'claimAnnouncement'
+  | 'markAnnounced';
+
+/** A change that knows which transition it is. */
+export type Transition = RecordChange & { readonly transition: TransitionName };
+
+function named(transition: TransitionName, change: RecordChange): Transition {
+  return Object.assign(change, { transition });
+}
+
 /** How long a submit claim lasts: longer than validating a 1 GB file plus a create. */
 export const SUBMIT_LEASE_SECONDS = 540;
 /**
@@ -70,8 +91,8 @@ export function isStaleSubmitting(record: JobRecord, now: Date): boolean {
  * SUBMITTING with a lease for `owner`. Of several workers (deliveries, poll runs) exactly one
  * takes it, because the store applies the change atomically.
  */
-export function claim(owner: string, now: Date, from: readonly JobStatus[]): RecordChange {
-  return (cur) =>
+export function claim(owner: string, now: Date, from: readonly JobStatus[]): Transition {
+  return named('claim', (cur) =>
     from.includes(cur.status) && leaseFree(cur, now, owner)
       ? {
           ...cur,
@@ -79,12 +100,15 @@ export function claim(owner: string, now: Date, from: readonly JobStatus[]): Rec
           lease: leaseFor(owner, now, SUBMIT_LEASE_SECONDS),
           updateTime: now.toISOString(),
         }
-      : undefined;
+      : undefined,
+  );
 }
 
 /** Releases `owner`'s claim, so that the next worker can take over at once. */
-export function release(owner: string): RecordChange {
-  return (cur) => (cur.lease?.owner === owner ? { ...cur, lease: null } : undefined);
+export function release(owner: string): Transition {
+  return named('release', (cur) =>
+    cur.lease?.owner === owner ? { ...cur, lease: null } : undefined,
+  );
 }
 
 /**
@@ -92,8 +116,8 @@ export function release(owner: string): RecordChange {
  * claim is renewed to a full lease; the attempt is counted first, so that a create whose answer
  * is lost is looked for by label before any second create.
  */
-export function toCreating(owner: string, now: Date, requestCount: number): RecordChange {
-  return (cur) =>
+export function toCreating(owner: string, now: Date, requestCount: number): Transition {
+  return named('toCreating', (cur) =>
     cur.status === 'SUBMITTING' && holdsLease(cur, owner, now)
       ? {
           ...cur,
@@ -102,7 +126,8 @@ export function toCreating(owner: string, now: Date, requestCount: number): Reco
           lease: leaseFor(owner, now, CREATE_LEASE_SECONDS),
           updateTime: now.toISOString(),
         }
-      : undefined;
+      : undefined,
+  );
 }
 
 /**
@@ -113,8 +138,8 @@ export function toWaiting(
   owner: string,
   now: Date,
   opts: { requestCount: number | null; throttled: boolean },
-): RecordChange {
-  return (cur) =>
+): Transition {
+  return named('toWaiting', (cur) =>
     cur.status === 'SUBMITTING' && cur.lease?.owner === owner
       ? {
           ...cur,
@@ -128,7 +153,8 @@ export function toWaiting(
           waitingSince: cur.waitingSince ?? now.toISOString(),
           updateTime: now.toISOString(),
         }
-      : undefined;
+      : undefined,
+  );
 }
 
 /** The job exists: recorded only by the holder of the claim (a worker that lost it is fenced). */
@@ -137,8 +163,8 @@ export function toSubmitted(
   now: Date,
   job: VertexBatchJob,
   requestCount: number,
-): RecordChange {
-  return (cur) =>
+): Transition {
+  return named('toSubmitted', (cur) =>
     cur.status === 'SUBMITTING' && cur.lease?.owner === owner
       ? {
           ...cur,
@@ -150,7 +176,8 @@ export function toSubmitted(
           lease: null,
           updateTime: now.toISOString(),
         }
-      : undefined;
+      : undefined,
+  );
 }
 
 /** Refused: bad input (REJECTED) or refused by Vertex (SUBMIT_FAILED), by the claim's holder. */
@@ -160,20 +187,17 @@ export function toRejected(
   status: 'REJECTED' | 'SUBMIT_FAILED',
   error: JobError,
   lineErrors: LineError[],
-): RecordChange {
-  return (cur) =>
+): Transition {
+  return named('toRejected', (cur) =>
     cur.status === 'SUBMITTING' && cur.lease?.owner === owner
       ? { ...cur, status, error, lineErrors, lease: null, updateTime: now.toISOString() }
-      : undefined;
+      : undefined,
+  );
 }
 
 /** A new Vertex state of a running job (only from the state the caller saw). */
-export function toStateSeen(
-  now: Date,
-  seenState: string | null,
-  job: VertexBatchJob,
-): RecordChange {
-  return (cur) =>
+export function toStateSeen(now: Date, seenState: string | null, job: VertexBatchJob): Transition {
+  return named('toStateSeen', (cur) =>
     cur.status === 'SUBMITTED' && cur.vertexState === seenState
       ? {
           ...cur,
@@ -182,15 +206,17 @@ export function toStateSeen(
           vertexCreateTime: job.createTime ?? cur.vertexCreateTime,
           updateTime: now.toISOString(),
         }
-      : undefined;
+      : undefined,
+  );
 }
 
 /** We asked Vertex to cancel the job (too old); its outcome is still the one Vertex reports. */
-export function toCancelRequested(now: Date): RecordChange {
-  return (cur) =>
+export function toCancelRequested(now: Date): Transition {
+  return named('toCancelRequested', (cur) =>
     cur.status === 'SUBMITTED' && cur.cancelRequestedAt === null
       ? { ...cur, cancelRequestedAt: now.toISOString(), updateTime: now.toISOString() }
-      : undefined;
+      : undefined,
+  );
 }
 
 /** The fields of a terminal outcome. */
@@ -206,8 +232,8 @@ export type TerminalFields = Pick<
 >;
 
 /** The job reached a terminal state (recorded once, by whichever run sees it first). */
-export function toCompleted(now: Date, outcome: TerminalFields): RecordChange {
-  return (cur) =>
+export function toCompleted(now: Date, outcome: TerminalFields): Transition {
+  return named('toCompleted', (cur) =>
     cur.status === 'SUBMITTED'
       ? {
           ...cur,
@@ -217,24 +243,26 @@ export function toCompleted(now: Date, outcome: TerminalFields): RecordChange {
           status: 'COMPLETED',
           updateTime: now.toISOString(),
         }
-      : undefined;
+      : undefined,
+  );
 }
 
 /** Claim to publish an outcome that is known and not yet announced. */
-export function claimAnnouncement(owner: string, now: Date): RecordChange {
-  return (cur) =>
+export function claimAnnouncement(owner: string, now: Date): Transition {
+  return named('claimAnnouncement', (cur) =>
     cur.outstanding && OUTCOME_STATUSES.has(cur.status) && leaseFree(cur, now, owner)
       ? {
           ...cur,
           lease: leaseFor(owner, now, PUBLISH_LEASE_SECONDS),
           updateTime: now.toISOString(),
         }
-      : undefined;
+      : undefined,
+  );
 }
 
 /** The event was published: the record leaves the outstanding list. */
-export function markAnnounced(now: Date, eventId: string, publishTime: string): RecordChange {
-  return (cur) =>
+export function markAnnounced(now: Date, eventId: string, publishTime: string): Transition {
+  return named('markAnnounced', (cur) =>
     cur.outstanding
       ? {
           ...cur,
@@ -244,5 +272,6 @@ export function markAnnounced(now: Date, eventId: string, publishTime: string): 
           publishedAt: publishTime,
           updateTime: now.toISOString(),
         }
-      : undefined;
+      : undefined,
+  );
 }

@@ -4,7 +4,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { pollBatchJobs } from '../../functions/poll-batch-jobs/handler.js';
-import { STALE_SUBMITTING_SECONDS } from '../../shared/transitions.js';
+import {
+  STALE_SUBMITTING_SECONDS,
+  type Transition,
+  type TransitionName,
+} from '../../shared/transitions.js';
 import { handleStorageEvent } from '../../functions/submit-batch-job/handler.js';
 import { TransientError } from '../../shared/errors.js';
 import { deriveJobId } from '../../shared/job-id.js';
@@ -16,6 +20,12 @@ const GEN = '1764150067498213';
 /** An error standing for the function instance dying at that point. */
 class Crash extends Error {
   override name = 'Crash';
+  /** How many crashes were thrown, so a test can check that its crash point was reached. */
+  static thrown = 0;
+  constructor(message: string) {
+    super(message);
+    Crash.thrown++;
+  }
 }
 
 type World = ReturnType<typeof createWorld>;
@@ -41,6 +51,23 @@ function crashAt<T extends object>(
   };
 }
 
+/**
+ * Makes the first store update applying `transition` crash, before it is written or after it was
+ * written but before its answer came back.
+ */
+function crashAtTransition(w: World, transition: TransitionName, when: 'before' | 'after'): void {
+  const real = w.jobs.update.bind(w.jobs);
+  let armed = true;
+  w.jobs.update = async (id, change) => {
+    if (!armed || (change as Partial<Transition>).transition !== transition)
+      return real(id, change);
+    armed = false;
+    if (when === 'before') throw new Crash(`crash before ${transition}`);
+    await real(id, change);
+    throw new Crash(`crash after ${transition}`);
+  };
+}
+
 /** Finishes every Vertex job and polls until nothing is outstanding (bounded). */
 async function finishAll(w: World): Promise<void> {
   for (let i = 0; i < 10; i++) {
@@ -63,13 +90,15 @@ function distinctEvents(w: World): number {
 
 describe('crash-point matrix: submit path', () => {
   const points: [string, (w: World) => void][] = [
-    ['after the record is created', (w) => crashAt(w.jobs, 'createIfAbsent', 1, 'after')],
-    ['before the create is counted', (w) => crashAt(w.jobs, 'update', 1, 'before')],
-    ['after the create is counted', (w) => crashAt(w.jobs, 'update', 1, 'after')],
-    ['before the Vertex call', (w) => crashAt(w.vertex, 'create', 1, 'before')],
-    ['after the Vertex call (answer lost)', (w) => crashAt(w.vertex, 'create', 1, 'after')],
-    ['before the record update', (w) => crashAt(w.jobs, 'update', 2, 'before')],
-    ['after the record update', (w) => crashAt(w.jobs, 'update', 2, 'after')],
+    ['after createIfAbsent', (w) => crashAt(w.jobs, 'createIfAbsent', 1, 'after')],
+    ['before the pinned copy', (w) => crashAt(w.reports, 'copy', 1, 'before')],
+    ['after the pinned copy', (w) => crashAt(w.reports, 'copy', 1, 'after')],
+    ['before toCreating', (w) => crashAtTransition(w, 'toCreating', 'before')],
+    ['after toCreating', (w) => crashAtTransition(w, 'toCreating', 'after')],
+    ['before the Vertex create', (w) => crashAt(w.vertex, 'create', 1, 'before')],
+    ['after the Vertex create (answer lost)', (w) => crashAt(w.vertex, 'create', 1, 'after')],
+    ['before toSubmitted', (w) => crashAtTransition(w, 'toSubmitted', 'before')],
+    ['after toSubmitted', (w) => crashAtTransition(w, 'toSubmitted', 'after')],
   ];
 
   it.each(points)('crash %s, then Eventarc retries → one job, one event', async (_point, arm) => {
@@ -104,7 +133,7 @@ describe('crash-point matrix: submit path', () => {
   it('a bad input whose submit crashed before recording the rejection is rejected once by the poller', async () => {
     const w = createWorld();
     w.reader.put(BUCKET, 'inputs/customer-reviews.jsonl', GEN, 'not json\n');
-    crashAt(w.jobs, 'update', 1, 'before');
+    crashAtTransition(w, 'toRejected', 'before');
     await expect(handleStorageEvent(finalizeEvent(), w.submitDeps)).rejects.toBeInstanceOf(Crash);
     w.clock.advance((STALE_SUBMITTING_SECONDS + 1) * 1000);
     await pollBatchJobs(w.pollDeps);
@@ -127,13 +156,14 @@ describe('crash-point matrix: submit path', () => {
 
 describe('crash-point matrix: poll path', () => {
   const points: [string, (w: World) => void][] = [
-    ['before the terminal state is recorded', (w) => crashAt(w.jobs, 'update', 1, 'before')],
-    ['after the terminal state is recorded', (w) => crashAt(w.jobs, 'update', 1, 'after')],
-    ['before the publish claim', (w) => crashAt(w.jobs, 'update', 2, 'before')],
+    ['before toCompleted', (w) => crashAtTransition(w, 'toCompleted', 'before')],
+    ['after toCompleted', (w) => crashAtTransition(w, 'toCompleted', 'after')],
+    ['before claimAnnouncement', (w) => crashAtTransition(w, 'claimAnnouncement', 'before')],
+    ['after claimAnnouncement', (w) => crashAtTransition(w, 'claimAnnouncement', 'after')],
     ['before publish', (w) => crashAt(w.publisher, 'publish', 1, 'before')],
-    ['after publish (before the mark)', (w) => crashAt(w.publisher, 'publish', 1, 'after')],
-    ['before the mark', (w) => crashAt(w.jobs, 'update', 3, 'before')],
-    ['after the mark', (w) => crashAt(w.jobs, 'update', 3, 'after')],
+    ['after publish', (w) => crashAt(w.publisher, 'publish', 1, 'after')],
+    ['before markAnnounced', (w) => crashAtTransition(w, 'markAnnounced', 'before')],
+    ['after markAnnounced', (w) => crashAtTransition(w, 'markAnnounced', 'after')],
   ];
 
   it.each(points)(
@@ -145,12 +175,14 @@ describe('crash-point matrix: poll path', () => {
       const [name] = [...w.vertex.jobs.keys()];
       w.vertex.setState(name!, { state: 'JOB_STATE_SUCCEEDED' });
       arm(w);
+      const before = Crash.thrown;
       await pollBatchJobs(w.pollDeps);
+      expect(Crash.thrown).toBe(before + 1); // the crash point was reached
       await finishAll(w);
       expect(w.vertex.jobs.size).toBe(1);
       expect(distinctEvents(w)).toBe(1);
       // Only a crash between publish and mark can redeliver, and then with the same eventId.
-      const betweenPublishAndMark = ['after publish (before the mark)', 'before the mark'];
+      const betweenPublishAndMark = ['after publish', 'before markAnnounced'];
       expect(w.publisher.events.length).toBe(betweenPublishAndMark.includes(point) ? 2 : 1);
       expect(w.jobs.all()[0]).toMatchObject({ outstanding: false });
     },
