@@ -62,7 +62,10 @@ describe('dependencies down', () => {
     await s.vertex.whenIdle();
     await s.poll();
     const event = await s.waitForEvent((e) => e.input.name === 'inputs/reviews.jsonl', 10_000);
-    expect(event).toMatchObject({ state: 'JOB_STATE_SUCCEEDED', stats: { successfulCount: 12 } });
+    expect(event, JSON.stringify(event.error)).toMatchObject({
+      state: 'JOB_STATE_SUCCEEDED',
+      stats: { successfulCount: 12 },
+    });
     await s.poll();
     expect(s.events).toHaveLength(1);
   }, 120_000);
@@ -79,7 +82,10 @@ describe('dependencies down', () => {
     await s.vertex.whenIdle();
     await s.poll();
     const event = await s.waitForEvent((e) => e.input.name === 'inputs/reviews.jsonl', 10_000);
-    expect(event).toMatchObject({ state: 'JOB_STATE_SUCCEEDED', stats: { successfulCount: 12 } });
+    expect(event, JSON.stringify(event.error)).toMatchObject({
+      state: 'JOB_STATE_SUCCEEDED',
+      stats: { successfulCount: 12 },
+    });
     await s.poll();
     expect(s.events).toHaveLength(1);
   }, 60_000);
