@@ -73,6 +73,11 @@ const CREATE_MARGIN_MS = 60_000;
 
 /** How many times a failing `list` is tried before a create that may have been lost. */
 const LIST_TRIES = 3;
+/**
+ * A failed `list` is tried again only while little time has passed: the client already retries a
+ * `list` that does not answer for up to 25 s, and the delivery must fail within 30 s.
+ */
+const LIST_RETRY_WINDOW_MS = 4_000;
 
 /**
  * Claims a record in one of `from` statuses for submitting. Undefined when another worker holds
@@ -288,6 +293,7 @@ export function pinnedInputUri(record: Pick<JobRecord, 'outputUriPrefix'>): stri
 /** Our jobs labelled with this record's id (a failing `list` is tried again, a few times). */
 async function listByLabel(record: JobRecord, deps: SubmissionDeps): Promise<VertexBatchJob[]> {
   const sleep = deps.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
+  const started = performance.now();
   for (let attempt = 1; ; attempt++) {
     try {
       const page = await deps.vertex.list(record.location, {
@@ -299,14 +305,15 @@ async function listByLabel(record: JobRecord, deps: SubmissionDeps): Promise<Ver
     } catch (err) {
       // Without knowing whether a lost create made a job, creating again could bill twice: wait
       // and retry a little, then fail this attempt (it is retried later as a whole).
-      if (attempt >= LIST_TRIES) {
+      const pause = 250 * 2 ** attempt;
+      if (attempt >= LIST_TRIES || performance.now() - started + pause > LIST_RETRY_WINDOW_MS) {
         throw new TransientError(
           'VERTEX.UNAVAILABLE',
-          `could not look for the job of an earlier create (list failed ${LIST_TRIES} times): ${err instanceof Error ? err.message : String(err)}`,
+          `could not look for the job of an earlier create (list failed ${attempt} times): ${err instanceof Error ? err.message : String(err)}`,
           { cause: err },
         );
       }
-      await sleep(250 * 2 ** attempt);
+      await sleep(pause);
     }
   }
 }

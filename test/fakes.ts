@@ -220,7 +220,9 @@ export function createFakeVertex(clock: () => Date = () => new Date()): VertexJo
     async list(location, { filter }): Promise<VertexJobPage> {
       await Promise.resolve();
       fault('list');
-      const ids = [...(filter ?? '').matchAll(/labels\.job-id="([^"]+)"/g)].map((m) => m[1]);
+      const ids = [
+        ...(filter ?? '').matchAll(new RegExp(`labels\\.${JOB_ID_LABEL}="([^"]+)"`, 'g')),
+      ].map((m) => m[1]);
       const found = [...jobs.values()].filter(
         (j) =>
           j.location === location && (ids.length === 0 || ids.includes(j.labels?.[JOB_ID_LABEL])),

@@ -35,6 +35,7 @@ import {
   isTerminalState,
   JOB_ID_LABEL,
   jobIdFilter,
+  MAX_IDS_PER_LIST,
   RPC_CODE_NAMES,
   type VertexBatchJob,
 } from '../../shared/vertex.js';
@@ -86,7 +87,7 @@ const DEFAULTS: PollOptions = {
   pageSize: 300,
   concurrency: 8,
   maxGets: 2,
-  idsPerList: 10,
+  idsPerList: MAX_IDS_PER_LIST,
 };
 
 /** What one run shares between its lanes. */
