@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
-import type { Provider } from '../shared/models.js';
+import type { Provider } from '../shared/core/models.js';
 
 /** Options of {@link generateJsonl}. */
 export interface GenerateOptions {

@@ -7,15 +7,15 @@
  *   SIZES=100,1000 LATENCY_MS=50 npm run bench:poll
  */
 import { OAuth2Client } from 'google-auth-library';
-import { pollBatchJobs } from '../functions/poll-batch-jobs/handler.js';
+import { pollBatchJobs } from '../shared/app/poll.js';
 import { createMemoryJobStore } from '../shared/adapters/memory-job-store.js';
 import { createVertexClient } from '../shared/adapters/vertex-rest-client.js';
-import { mapLimit } from '../shared/concurrency.js';
+import { mapLimit } from '../shared/app/concurrency.js';
 import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
-import type { JobRecord } from '../shared/jobs.js';
+import type { JobRecord } from '../shared/core/jobs.js';
 import type { JobStore } from '../shared/ports.js';
-import { buildBatchJobRequest } from '../shared/vertex.js';
+import { buildBatchJobRequest } from '../shared/core/vertex.js';
 import { startVertexEmulator, type VertexOp } from '../local/vertex-emulator.js';
 
 const SIZES = (process.env.SIZES ?? '100,1000,10000').split(',').map(Number);
@@ -56,7 +56,10 @@ function counting(store: JobStore): JobStore & { reads: number; writes: number }
       c.writes++;
       return store.reserveSlot(...args);
     },
-    releaseSlot: async (pool: string, jobId: string) => (c.writes++, store.releaseSlot(pool, jobId)),
+    releaseSlot: async (pool: string, jobId: string) => (
+      c.writes++,
+      store.releaseSlot(pool, jobId)
+    ),
     update: async (id: string, change: Parameters<JobStore['update']>[1]) => {
       c.reads++;
       const out = await store.update(id, change);

@@ -16,9 +16,9 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { INPUT_BUCKET, startStack, type Stack } from '../local/stack.js';
 import type { VertexJobJson } from '../local/vertex-emulator.js';
-import type { CompletionEvent } from '../shared/events.js';
+import type { CompletionEvent } from '../shared/core/events.js';
 import { mulberry32 } from './generate-jsonl.js';
-import { deriveJobId } from '../shared/job-id.js';
+import { deriveJobId } from '../shared/core/job-id.js';
 
 /** Options of {@link runSoak}; only `files`, `duplicates` and `timeoutMs` are required. */
 export interface SoakOptions {

@@ -10,7 +10,7 @@
  * whatever the shape: `long lines` (HOSTILE_SIZE, default 1 GB, of ~8 MiB lines, each spanning
  * ~128 reads) and `blank lines` (1 MB of requests, then 10 million trailing blank lines). The goal
  * for both is the validator's peak RSS. On `long lines` the validator parses lines of 1 MiB or more
- * from bytes rather than with JSON.parse (`SKELETON_MIN_BYTES` in shared/jsonl.ts), so its ratio
+ * from bytes rather than with JSON.parse (`SKELETON_MIN_BYTES` in shared/core/jsonl.ts), so its ratio
  * is that of two different parsers; on `blank lines` the ratio means little (the bare loop skips an
  * empty line without looking at it).
  *
@@ -27,8 +27,8 @@ import { execFileSync } from 'node:child_process';
 import { createReadStream, readFileSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { validateJsonl } from '../shared/jsonl.js';
-import type { Provider } from '../shared/models.js';
+import { validateJsonl } from '../shared/core/jsonl.js';
+import type { Provider } from '../shared/core/models.js';
 import { generateJsonl } from './generate-jsonl.js';
 
 /** The goals for the largest legal file (and the memory goal for every hostile file). */

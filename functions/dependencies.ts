@@ -14,8 +14,8 @@ import type {
   ObjectWriter,
   VertexJobs,
 } from '../shared/ports.js';
-import type { PollDeps } from './poll-batch-jobs/handler.js';
-import type { SubmitDeps } from './submit-batch-job/handler.js';
+import type { PollDeps } from '../shared/app/poll.js';
+import type { SubmitDeps } from '../shared/app/submit.js';
 
 /** How long a Cloud Storage request waits for an answer (the client's default is 60 s). */
 const STORAGE_REQUEST_TIMEOUT_MS = 15_000;

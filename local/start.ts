@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync 
 import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LogEvent } from '../shared/log-events.js';
-import type { CompletionEvent } from '../shared/events.js';
+import type { CompletionEvent } from '../shared/core/events.js';
 import { INPUT_BUCKET, INPUT_PREFIX, startStack, type Stack } from './stack.js';
 
 const { values: args } = parseArgs({

@@ -26,7 +26,7 @@ import {
   isTerminalState,
   VERTEX_JOB_STATES as JOB_STATES,
   type VertexJobState,
-} from '../shared/vertex.js';
+} from '../shared/core/vertex.js';
 
 /** Where the emulator reads inputs and writes outputs (the local stack backs it with the storage emulator). */
 export interface BlobStore {
@@ -36,12 +36,12 @@ export interface BlobStore {
   write(uri: string, data: Buffer | string, contentType?: string): Promise<void>;
 }
 
-// The job state model is the product's own (shared/vertex.ts): one list of the 12 states.
+// The job state model is the product's own (shared/core/vertex.ts): one list of the 12 states.
 export {
   VERTEX_JOB_STATES as JOB_STATES,
   isTerminalState,
   type VertexJobState,
-} from '../shared/vertex.js';
+} from '../shared/core/vertex.js';
 /** A `BatchPredictionJob` as the REST API renders it (only the fields this emulator produces). */
 export interface VertexJobJson {
   /** `projects/{projectNumber}/locations/{L}/batchPredictionJobs/{19-digit id}`. */

@@ -3,7 +3,7 @@
  * `event` name and fields. Messages never carry ids (they go in fields) and no caller passes prompt
  * or response contents; as a second guard, fields named like payloads are dropped.
  */
-import { describeError } from './errors.js';
+import { describeError } from './core/errors.js';
 import type { LogLevel } from './config.js';
 import type { LogEvent } from './log-events.js';
 

@@ -3,9 +3,9 @@
  * Each has an adapter in `shared/adapters/` and an in-memory implementation used by the tests
  * (and, for the job store, by the offline stack when no Firestore emulator is installed).
  */
-import type { CompletionEvent } from './events.js';
-import type { JobRecord } from './jobs.js';
-import type { BatchJobRequest, VertexBatchJob } from './vertex.js';
+import type { CompletionEvent } from './core/events.js';
+import type { JobRecord } from './core/jobs.js';
+import type { BatchJobRequest, VertexBatchJob } from './core/vertex.js';
 
 /** Reads input objects from Cloud Storage. */
 export interface ObjectReader {

@@ -16,7 +16,7 @@ resource "google_firestore_database" "default" {
 }
 
 # The poller's query, where(outstanding == true).orderBy(createTime), needs this index
-# (OUTSTANDING_JOBS_INDEX in shared/job-index.ts; a test compares both). Production Firestore refuses
+# (OUTSTANDING_JOBS_INDEX in shared/adapters/job-index.ts; a test compares both). Production Firestore refuses
 # the query without it; the emulator does not, so only this declaration guarantees it exists.
 resource "google_firestore_index" "outstanding_jobs" {
   project     = var.project_id

@@ -3,8 +3,8 @@
  */
 import { createMemoryJobStore } from '../shared/adapters/memory-job-store.js';
 import { loadConfig, type Config } from '../shared/config.js';
-import { PermanentError, TransientError } from '../shared/errors.js';
-import type { CompletionEvent } from '../shared/events.js';
+import { PermanentError, TransientError } from '../shared/core/errors.js';
+import type { CompletionEvent } from '../shared/core/events.js';
 import { createMemoryLogger } from '../shared/logger.js';
 import type {
   EventPublisher,
@@ -18,10 +18,10 @@ import {
   JOB_ID_LABEL,
   type BatchJobRequest,
   type VertexBatchJob,
-} from '../shared/vertex.js';
-import type { SubmitDeps } from '../functions/submit-batch-job/handler.js';
-import type { PollDeps } from '../functions/poll-batch-jobs/handler.js';
-import type { IncomingCloudEvent } from '../shared/storage-event.js';
+} from '../shared/core/vertex.js';
+import type { SubmitDeps } from '../shared/app/submit.js';
+import type { PollDeps } from '../shared/app/poll.js';
+import type { IncomingCloudEvent } from '../shared/core/storage-event.js';
 
 export const PROJECT = 'demo-project';
 

@@ -1,5 +1,5 @@
 /** Job record factories shared by the tests. */
-import type { JobRecord } from '../shared/jobs.js';
+import type { JobRecord } from '../shared/core/jobs.js';
 
 /** A finished Gemini job's record, in the shapes Vertex and Firestore give (the sample job). */
 export function completedRecord(overrides: Partial<JobRecord> = {}): JobRecord {

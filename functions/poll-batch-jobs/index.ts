@@ -4,9 +4,9 @@
  */
 import * as functions from '@google-cloud/functions-framework';
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { describeError } from '../../shared/errors.js';
+import { describeError } from '../../shared/core/errors.js';
 import { FUNCTION_TARGETS } from '../../shared/function-targets.js';
-import { pollBatchJobs, type PollDeps } from './handler.js';
+import { pollBatchJobs, type PollDeps } from '../../shared/app/poll.js';
 
 /** Registers the HTTP function; `deps` is called per request (it memoises its adapters). */
 export function registerPollBatchJobs(deps: () => Promise<PollDeps>): void {

@@ -5,7 +5,7 @@
 import * as functions from '@google-cloud/functions-framework';
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { FUNCTION_TARGETS } from '../../shared/function-targets.js';
-import { handleStorageEvent, type SubmitDeps } from './handler.js';
+import { handleStorageEvent, type SubmitDeps } from '../../shared/app/submit.js';
 
 /** Registers the CloudEvent function; `deps` is called per event (it memoises its adapters). */
 export function registerSubmitBatchJob(deps: () => Promise<SubmitDeps>): void {

@@ -16,10 +16,10 @@ import firestoreModule, {
   type GrpcStatus,
   type Timestamp,
 } from '@google-cloud/firestore';
-import { BatchCourierError, PermanentError, TransientError } from '../errors.js';
-import type { JobRecord, JobStatus } from '../jobs.js';
+import { BatchCourierError, PermanentError, TransientError } from '../core/errors.js';
+import type { JobRecord, JobStatus } from '../core/jobs.js';
 import type { JobStore, OutstandingPage } from '../ports.js';
-import { decodeCursor, encodeCursor } from './memory-job-store.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
 
 /** How long one job store operation may take by default, retries and contention included. */
 export const DEFAULT_FIRESTORE_DEADLINE_MS = 15_000;
@@ -239,7 +239,7 @@ export function createFirestoreJobStore(
 
     listOutstanding: (limit, cursor) =>
       run('list outstanding records', async (): Promise<OutstandingPage> => {
-        // Served by the composite index (outstanding ASC, createTime ASC) of shared/job-index.ts.
+        // Served by the composite index (outstanding ASC, createTime ASC) of shared/adapters/job-index.ts.
         let query = col
           .where('outstanding', '==', true)
           .orderBy('createTime')

@@ -7,7 +7,7 @@
  * it has not finished in time (the client's own retries would last up to 10 minutes).
  */
 import type { Storage } from '@google-cloud/storage';
-import { BatchCourierError, PermanentError, TransientError } from '../errors.js';
+import { BatchCourierError, PermanentError, TransientError } from '../core/errors.js';
 import type { ObjectReader, ObjectWriter } from '../ports.js';
 
 /** Default of {@link GcsReaderOptions.stallTimeoutMs}. */

@@ -3,29 +3,9 @@
  * stack on machines without the Firestore emulator. The same contract suite runs against it and
  * against Firestore, so it cannot drift from the real adapter.
  */
-import type { JobRecord } from '../jobs.js';
+import type { JobRecord } from '../core/jobs.js';
 import type { JobStore, OutstandingPage, RecordChange } from '../ports.js';
-
-/** Encodes the position after a record in the `(createTime, jobId)` order. */
-export function encodeCursor(record: Pick<JobRecord, 'createTime' | 'jobId'>): string {
-  return Buffer.from(JSON.stringify([record.createTime, record.jobId]), 'utf8').toString(
-    'base64url',
-  );
-}
-
-/** Decodes a cursor made by {@link encodeCursor}; throws on anything else. */
-export function decodeCursor(cursor: string): [string, string] {
-  const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (
-    !Array.isArray(value) ||
-    value.length !== 2 ||
-    typeof value[0] !== 'string' ||
-    typeof value[1] !== 'string'
-  ) {
-    throw new Error('invalid cursor');
-  }
-  return [value[0], value[1]];
-}
+import { decodeCursor, encodeCursor } from './cursor.js';
 
 /** Creates an empty in-memory job store. Records are copied in and out, like a database. */
 export function createMemoryJobStore(): JobStore & {

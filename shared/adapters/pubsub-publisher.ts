@@ -5,8 +5,8 @@
  */
 import { createRequire } from 'node:module';
 import type { PubSub } from '@google-cloud/pubsub';
-import { PermanentError, TransientError } from '../errors.js';
-import { eventAttributes, type CompletionEvent } from '../events.js';
+import { PermanentError, TransientError } from '../core/errors.js';
+import { eventAttributes, type CompletionEvent } from '../core/events.js';
 import type { EventPublisher } from '../ports.js';
 
 /**

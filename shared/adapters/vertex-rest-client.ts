@@ -6,9 +6,9 @@
  * by `totalTimeoutMs`.
  */
 import type { gaxios } from 'google-auth-library';
-import { PermanentError, TransientError, type ErrorCode } from '../errors.js';
+import { PermanentError, TransientError, type ErrorCode } from '../core/errors.js';
 import type { VertexJobPage, VertexJobs } from '../ports.js';
-import type { BatchJobRequest, VertexBatchJob } from '../vertex.js';
+import type { BatchJobRequest, VertexBatchJob } from '../core/vertex.js';
 
 /** Default of {@link VertexClientOptions.timeoutMs}. */
 export const DEFAULT_VERTEX_REQUEST_TIMEOUT_MS = 20_000;

@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { handleStorageEvent } from '../../functions/submit-batch-job/handler.js';
-import { deriveJobId } from '../../shared/job-id.js';
-import { EXCERPT_CHARS, MAX_LINE_BYTES, validateJsonl } from '../../shared/jsonl.js';
+import { handleStorageEvent } from '../../shared/app/submit.js';
+import { deriveJobId } from '../../shared/core/job-id.js';
+import { EXCERPT_CHARS, MAX_LINE_BYTES, validateJsonl } from '../../shared/core/jsonl.js';
 import { createWorld, finalizeEvent, GEMINI_LINES } from '../fakes.js';
 
 interface Case {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { pollBatchJobs } from '../../functions/poll-batch-jobs/handler.js';
-import { handleStorageEvent } from '../../functions/submit-batch-job/handler.js';
-import { TransientError } from '../../shared/errors.js';
-import { CompletionEventSchema, eventAttributes } from '../../shared/events.js';
-import { deriveJobId } from '../../shared/job-id.js';
+import { pollBatchJobs } from '../../shared/app/poll.js';
+import { handleStorageEvent } from '../../shared/app/submit.js';
+import { TransientError } from '../../shared/core/errors.js';
+import { CompletionEventSchema, eventAttributes } from '../../shared/core/events.js';
+import { deriveJobId } from '../../shared/core/job-id.js';
 import { createWorld, finalizeEvent, GEMINI_LINES } from '../fakes.js';
 
 const BUCKET = 'acme-batch-input';

@@ -4,12 +4,12 @@
  * billed twice. One test (or group) per way it was once broken, named after it.
  */
 import { describe, expect, it } from 'vitest';
-import { pollBatchJobs } from '../../functions/poll-batch-jobs/handler.js';
-import { handleStorageEvent } from '../../functions/submit-batch-job/handler.js';
-import { PermanentError, TransientError } from '../../shared/errors.js';
-import { eventAttributes } from '../../shared/events.js';
-import { deriveJobId } from '../../shared/job-id.js';
-import { STALE_SUBMITTING_SECONDS, SUBMIT_LEASE_SECONDS } from '../../shared/transitions.js';
+import { pollBatchJobs } from '../../shared/app/poll.js';
+import { handleStorageEvent } from '../../shared/app/submit.js';
+import { PermanentError, TransientError } from '../../shared/core/errors.js';
+import { eventAttributes } from '../../shared/core/events.js';
+import { deriveJobId } from '../../shared/core/job-id.js';
+import { STALE_SUBMITTING_SECONDS, SUBMIT_LEASE_SECONDS } from '../../shared/core/transitions.js';
 import { ANTHROPIC_LINES, createWorld, finalizeEvent, GEMINI_LINES } from '../fakes.js';
 
 const BUCKET = 'acme-batch-input';

@@ -3,15 +3,15 @@
  * crashes, quota limits and duplicate deliveries happen on the way.
  */
 import { describe, expect, it } from 'vitest';
-import { pollBatchJobs } from '../../functions/poll-batch-jobs/handler.js';
+import { pollBatchJobs } from '../../shared/app/poll.js';
 import {
   STALE_SUBMITTING_SECONDS,
   type Transition,
   type TransitionName,
-} from '../../shared/transitions.js';
-import { handleStorageEvent } from '../../functions/submit-batch-job/handler.js';
-import { TransientError } from '../../shared/errors.js';
-import { deriveJobId } from '../../shared/job-id.js';
+} from '../../shared/core/transitions.js';
+import { handleStorageEvent } from '../../shared/app/submit.js';
+import { TransientError } from '../../shared/core/errors.js';
+import { deriveJobId } from '../../shared/core/job-id.js';
 import { ANTHROPIC_LINES, createWorld, finalizeEvent, GEMINI_LINES } from '../fakes.js';
 
 const BUCKET = 'acme-batch-input';

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { handleStorageEvent } from '../../functions/submit-batch-job/handler.js';
-import { PermanentError, TransientError } from '../../shared/errors.js';
-import { CompletionEventSchema } from '../../shared/events.js';
-import { deriveJobId } from '../../shared/job-id.js';
-import { JOB_ID_LABEL, OWNER_LABEL } from '../../shared/vertex.js';
+import { handleStorageEvent } from '../../shared/app/submit.js';
+import { PermanentError, TransientError } from '../../shared/core/errors.js';
+import { CompletionEventSchema } from '../../shared/core/events.js';
+import { deriveJobId } from '../../shared/core/job-id.js';
+import { JOB_ID_LABEL, OWNER_LABEL } from '../../shared/core/vertex.js';
 import { ANTHROPIC_LINES, createWorld, finalizeEvent, GEMINI_LINES } from '../fakes.js';
 
 const BUCKET = 'acme-batch-input';

@@ -7,7 +7,7 @@ import supertest from 'supertest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { registerPollBatchJobs } from '../../functions/poll-batch-jobs/index.js';
 import { registerSubmitBatchJob } from '../../functions/submit-batch-job/index.js';
-import { PermanentError, TransientError } from '../../shared/errors.js';
+import { PermanentError, TransientError } from '../../shared/core/errors.js';
 import { FUNCTION_TARGETS } from '../../shared/function-targets.js';
 import { createWorld, finalizeEvent, GEMINI_LINES } from '../fakes.js';
 

@@ -13,12 +13,12 @@ import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createGcsObjectReader, createGcsObjectWriter } from '../../shared/adapters/gcs-objects.js';
 import { createPubSubPublisher } from '../../shared/adapters/pubsub-publisher.js';
-import { PermanentError, TransientError } from '../../shared/errors.js';
+import { PermanentError, TransientError } from '../../shared/core/errors.js';
 import {
   buildCompletionEvent,
   CompletionEventSchema,
   MAX_ATTRIBUTE_VALUE_BYTES,
-} from '../../shared/events.js';
+} from '../../shared/core/events.js';
 import { startPubSubEmulator, type PubSubEmulator } from '../../local/pubsub-emulator.js';
 import { startStorageEmulator, type StorageEmulator } from '../../local/storage-emulator.js';
 import { completedRecord } from '../records.js';

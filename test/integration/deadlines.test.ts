@@ -21,9 +21,9 @@ import {
   PUBLISH_TIMEOUT_MS,
 } from '../../shared/adapters/pubsub-publisher.js';
 import { createVertexClient } from '../../shared/adapters/vertex-rest-client.js';
-import { TransientError } from '../../shared/errors.js';
-import { buildCompletionEvent } from '../../shared/events.js';
-import { buildBatchJobRequest, jobIdFilter } from '../../shared/vertex.js';
+import { TransientError } from '../../shared/core/errors.js';
+import { buildCompletionEvent } from '../../shared/core/events.js';
+import { buildBatchJobRequest, jobIdFilter } from '../../shared/core/vertex.js';
 import { startPubSubEmulator } from '../../local/pubsub-emulator.js';
 import { crc32cBase64 } from '../../local/storage-emulator.js';
 import { completedRecord, submittingRecord } from '../records.js';

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { OAuth2Client } from 'google-auth-library';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVertexClient, vertexEndpoint } from '../../shared/adapters/vertex-rest-client.js';
-import { PermanentError, TransientError } from '../../shared/errors.js';
+import { PermanentError, TransientError } from '../../shared/core/errors.js';
 import {
   buildBatchJobRequest,
   JOB_ID_LABEL,
@@ -16,7 +16,7 @@ import {
   jobLabels,
   MAX_IDS_PER_LIST,
   OWNER_LABEL,
-} from '../../shared/vertex.js';
+} from '../../shared/core/vertex.js';
 import {
   startVertexEmulator,
   type BlobStore,

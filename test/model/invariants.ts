@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { INPUT_REJECTED_STATE } from '../../shared/events.js';
-import { isTerminalState } from '../../shared/vertex.js';
+import { INPUT_REJECTED_STATE } from '../../shared/core/events.js';
+import { isTerminalState } from '../../shared/core/vertex.js';
 import type { World } from './world.js';
 
 const schema = JSON.parse(

@@ -4,8 +4,8 @@
  * is applied to a {@link World}.
  */
 import fc from 'fast-check';
-import { PermanentError, TransientError } from '../../shared/errors.js';
-import { isTerminalState, type VertexBatchJob } from '../../shared/vertex.js';
+import { PermanentError, TransientError } from '../../shared/core/errors.js';
+import { isTerminalState, type VertexBatchJob } from '../../shared/core/vertex.js';
 import type { World } from './world.js';
 
 /** Object names: a few, so that overwrites happen; one hostile. */

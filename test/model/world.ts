@@ -3,16 +3,16 @@
  * fakes (or the real Firestore adapter), with Eventarc's pending deliveries, crashes at any side
  * effect, and a record of everything the invariants need (uploaded bytes, creates, publishes).
  */
-import { pollBatchJobs, type PollDeps } from '../../functions/poll-batch-jobs/handler.js';
-import { handleStorageEvent, type SubmitDeps } from '../../functions/submit-batch-job/handler.js';
+import { pollBatchJobs, type PollDeps } from '../../shared/app/poll.js';
+import { handleStorageEvent, type SubmitDeps } from '../../shared/app/submit.js';
 import { createMemoryJobStore } from '../../shared/adapters/memory-job-store.js';
 import type { Config } from '../../shared/config.js';
-import type { CompletionEvent } from '../../shared/events.js';
-import { deriveJobId } from '../../shared/job-id.js';
-import type { JobRecord } from '../../shared/jobs.js';
+import type { CompletionEvent } from '../../shared/core/events.js';
+import { deriveJobId } from '../../shared/core/job-id.js';
+import type { JobRecord } from '../../shared/core/jobs.js';
 import { createMemoryLogger } from '../../shared/logger.js';
 import type { JobStore } from '../../shared/ports.js';
-import type { BatchJobRequest } from '../../shared/vertex.js';
+import type { BatchJobRequest } from '../../shared/core/vertex.js';
 import {
   createClock,
   createFakePublisher,

@@ -12,7 +12,7 @@ import {
   type Config,
 } from '../../shared/config.js';
 import { FUNCTION_TARGETS, POLL_TIME_BUDGET_SECONDS } from '../../shared/function-targets.js';
-import { OUTSTANDING_JOBS_INDEX } from '../../shared/job-index.js';
+import { OUTSTANDING_JOBS_INDEX } from '../../shared/adapters/job-index.js';
 import {
   addressesIn,
   astOf,

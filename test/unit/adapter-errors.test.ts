@@ -11,8 +11,8 @@ import {
 } from '../../shared/adapters/firestore-job-store.js';
 import { mapStorageError } from '../../shared/adapters/gcs-objects.js';
 import { mapPublishError } from '../../shared/adapters/pubsub-publisher.js';
-import { PermanentError, TransientError } from '../../shared/errors.js';
-import { RPC_CODE_NAMES } from '../../shared/vertex.js';
+import { PermanentError, TransientError } from '../../shared/core/errors.js';
+import { RPC_CODE_NAMES } from '../../shared/core/vertex.js';
 import { submittingRecord } from '../records.js';
 
 /** An error as the Google clients raise it: a message and a numeric gRPC `code`. */

@@ -4,7 +4,7 @@ import {
   fileUriRule,
   isLocationAllowed,
   isModelAllowed,
-} from '../../shared/allow-lists.js';
+} from '../../shared/core/allow-lists.js';
 import { testConfig } from '../fakes.js';
 
 describe('allowed models', () => {

@@ -11,7 +11,7 @@ import {
   eventIdFor,
   MAX_ATTRIBUTE_VALUE_BYTES,
   TRUNCATION_MARKER,
-} from '../../shared/events.js';
+} from '../../shared/core/events.js';
 import { completedRecord } from '../records.js';
 
 const SCHEMA_FILE = new URL('../../schema/completion-event.schema.json', import.meta.url);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { deriveJobId } from '../../shared/job-id.js';
-import { MAX_MODEL_NAME_LENGTH, normalizeModel, providerOf } from '../../shared/models.js';
+import { deriveJobId } from '../../shared/core/job-id.js';
+import { MAX_MODEL_NAME_LENGTH, normalizeModel, providerOf } from '../../shared/core/models.js';
 
 const VALID_ID = /^[a-z][a-z0-9_-]{0,62}$/;
 

@@ -4,7 +4,7 @@
  * time), and an over-long line is refused without reading the rest of it.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MAX_LINE_BYTES, validateJsonl, type ValidateOptions } from '../../shared/jsonl.js';
+import { MAX_LINE_BYTES, validateJsonl, type ValidateOptions } from '../../shared/core/jsonl.js';
 
 const MiB = 1024 * 1024;
 const GEMINI = { provider: 'google' } as const satisfies ValidateOptions;

@@ -10,7 +10,7 @@ import {
   SKELETON_MIN_BYTES,
   SKELETON_STRING_BYTES,
   validateJsonl,
-} from '../../shared/jsonl.js';
+} from '../../shared/core/jsonl.js';
 
 const viaJsonParse = (buf: Buffer): { ok: true; value: unknown } | { ok: false } => {
   try {

@@ -4,13 +4,13 @@
  * than whoever uploaded the input).
  */
 import { describe, expect, it } from 'vitest';
-import { validateJsonl, type ValidateOptions } from '../../shared/jsonl.js';
+import { validateJsonl, type ValidateOptions } from '../../shared/core/jsonl.js';
 import {
   anthropicLineCheck,
   geminiLineCheck,
   uriLocation,
   type FileUriAllowList,
-} from '../../shared/line-rules.js';
+} from '../../shared/core/line-rules.js';
 
 const ALLOWED: FileUriAllowList = {
   test: (uri) => uri.startsWith('gs://acme-input/'),

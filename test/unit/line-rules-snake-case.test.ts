@@ -4,8 +4,8 @@
  * ways is refused.
  */
 import { describe, expect, it } from 'vitest';
-import { validateJsonl } from '../../shared/jsonl.js';
-import { geminiLineCheck } from '../../shared/line-rules.js';
+import { validateJsonl } from '../../shared/core/jsonl.js';
+import { geminiLineCheck } from '../../shared/core/line-rules.js';
 
 const check = geminiLineCheck('publishers/google/models/gemini-2.5-flash');
 const USER_TEXT = { role: 'user', parts: [{ text: 'hi' }] };

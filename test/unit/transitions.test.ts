@@ -3,7 +3,7 @@
  * and declines (undefined: nothing is written) everywhere else.
  */
 import { describe, expect, it } from 'vitest';
-import type { JobRecord, JobStatus } from '../../shared/jobs.js';
+import type { JobRecord, JobStatus } from '../../shared/core/jobs.js';
 import type { RecordChange } from '../../shared/ports.js';
 import {
   claim,
@@ -20,7 +20,7 @@ import {
   toSubmitted,
   toWaiting,
   waitBackoffSeconds,
-} from '../../shared/transitions.js';
+} from '../../shared/core/transitions.js';
 import { submittingRecord } from '../records.js';
 
 const NOW = new Date('2026-11-26T12:00:00.000Z');

@@ -2,8 +2,8 @@
  * A run's time budget: no new work starts after it, and every call made under it is given at
  * most the time that is left (the caller stops waiting; the call's own deadline ends it).
  */
-import { TransientError } from './errors.js';
-import type { Clock } from './ports.js';
+import { TransientError } from '../core/errors.js';
+import type { Clock } from '../ports.js';
 
 /** A point in time after which no new work starts. */
 export interface Deadline {

@@ -2,7 +2,7 @@
  * Cloud Storage finalize CloudEvents: parsing (int64 fields arrive as strings or numbers; binary
  * and structured content modes) and the pure decision whether an object is an input.
  */
-import type { Config } from './config.js';
+import type { Config } from '../config.js';
 
 /** The event type of a finalized object. */
 export const FINALIZED_EVENT_TYPE = 'google.cloud.storage.object.v1.finalized';

@@ -2,7 +2,7 @@
  * Streaming JSONL validation: one pass over the bytes, one line in memory at a time. The file
  * rules (size, line count, line length, BOM, blank lines, UTF-8, JSON objects, a truncated last
  * line) live here; what a line must contain is the provider's {@link LineCheck}
- * (`shared/line-rules.ts`).
+ * (`shared/core/line-rules.ts`).
  *
  * Memory is bounded by a constant plus the longest allowed line, whatever the file holds (a run of
  * blank lines costs two numbers, not one entry each), and time is linear in the bytes: a line that

@@ -10,14 +10,14 @@ import {
   fileUriRule,
   isLocationAllowed,
   isModelAllowed,
-} from './allow-lists.js';
+} from '../core/allow-lists.js';
 import { announce } from './announce.js';
-import type { Config } from './config.js';
-import { BatchCourierError, PermanentError, TransientError } from './errors.js';
-import { logFields, type JobError, type JobRecord } from './jobs.js';
-import { MAX_INPUT_BYTES, validateJsonl, type ValidationResult } from './jsonl.js';
-import type { Logger } from './logger.js';
-import { normalizeModel } from './models.js';
+import type { Config } from '../config.js';
+import { BatchCourierError, PermanentError, TransientError } from '../core/errors.js';
+import { logFields, type JobError, type JobRecord } from '../core/jobs.js';
+import { MAX_INPUT_BYTES, validateJsonl, type ValidationResult } from '../core/jsonl.js';
+import type { Logger } from '../logger.js';
+import { normalizeModel } from '../core/models.js';
 import type {
   Clock,
   EventPublisher,
@@ -25,9 +25,21 @@ import type {
   ObjectReader,
   ObjectWriter,
   VertexJobs,
-} from './ports.js';
-import { claim, release, toCreating, toRejected, toSubmitted, toWaiting } from './transitions.js';
-import { buildBatchJobRequest, jobIdFilter, JOB_ID_LABEL, type VertexBatchJob } from './vertex.js';
+} from '../ports.js';
+import {
+  claim,
+  release,
+  toCreating,
+  toRejected,
+  toSubmitted,
+  toWaiting,
+} from '../core/transitions.js';
+import {
+  buildBatchJobRequest,
+  jobIdFilter,
+  JOB_ID_LABEL,
+  type VertexBatchJob,
+} from '../core/vertex.js';
 
 /** What a submission needs. */
 export interface SubmissionDeps {

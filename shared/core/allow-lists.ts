@@ -4,7 +4,7 @@
  * Gemini `fileData.fileUri`, which objects Vertex's service agent reads on their behalf. These
  * lists bound those choices; `*` lifts a bound.
  */
-import type { Config } from './config.js';
+import type { Config } from '../config.js';
 import { normalizeModel } from './models.js';
 
 /** Models allowed when ALLOWED_MODELS is empty, besides DEFAULT_MODEL. */

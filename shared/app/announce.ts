@@ -2,12 +2,12 @@
  * Announcing an outcome: publish the completion event once, then mark the record announced.
  * Shared by the submit function (rejections) and the poller (finished jobs, retried announcements).
  */
-import { PermanentError } from './errors.js';
-import { buildCompletionEvent } from './events.js';
-import { logFields } from './jobs.js';
-import type { Logger } from './logger.js';
-import type { Clock, EventPublisher, JobStore } from './ports.js';
-import { claimAnnouncement, markAnnounced, release } from './transitions.js';
+import { PermanentError } from '../core/errors.js';
+import { buildCompletionEvent } from '../core/events.js';
+import { logFields } from '../core/jobs.js';
+import type { Logger } from '../logger.js';
+import type { Clock, EventPublisher, JobStore } from '../ports.js';
+import { claimAnnouncement, markAnnounced, release } from '../core/transitions.js';
 
 /** What {@link announce} needs. */
 export interface AnnounceDeps {

@@ -5,13 +5,13 @@
  * every call gets at most the time left, and each region is read in its own lane, so one slow
  * region never delays another's announcements.
  */
-import { announce } from '../../shared/announce.js';
-import { chunk, mapLimit } from '../../shared/concurrency.js';
-import { deadlineAfter, type Deadline } from '../../shared/deadline.js';
-import { BatchCourierError, PermanentError } from '../../shared/errors.js';
-import { POLL_TIME_BUDGET_SECONDS } from '../../shared/function-targets.js';
-import { logFields, type JobError, type JobRecord } from '../../shared/jobs.js';
-import type { LogEvent } from '../../shared/log-events.js';
+import { announce } from './announce.js';
+import { chunk, mapLimit } from './concurrency.js';
+import { deadlineAfter, type Deadline } from './deadline.js';
+import { BatchCourierError, PermanentError } from '../core/errors.js';
+import { POLL_TIME_BUDGET_SECONDS } from '../function-targets.js';
+import { logFields, type JobError, type JobRecord } from '../core/jobs.js';
+import type { LogEvent } from '../log-events.js';
 import {
   cancelStrays,
   claimForSubmission,
@@ -20,7 +20,7 @@ import {
   requeue,
   runSubmission,
   type SubmissionDeps,
-} from '../../shared/submission.js';
+} from './submission.js';
 import {
   CANCEL_CONFIRM_HOURS,
   isStaleSubmitting,
@@ -29,7 +29,7 @@ import {
   toCompleted,
   toStateSeen,
   type TerminalFields,
-} from '../../shared/transitions.js';
+} from '../core/transitions.js';
 import {
   countOf,
   isTerminalState,
@@ -38,7 +38,7 @@ import {
   MAX_IDS_PER_LIST,
   RPC_CODE_NAMES,
   type VertexBatchJob,
-} from '../../shared/vertex.js';
+} from '../core/vertex.js';
 
 /** Everything the poll use case needs. */
 export interface PollDeps extends SubmissionDeps {

@@ -4,26 +4,26 @@
  * Returns an outcome (the framework acknowledges with 204) for everything final, including bad
  * input; throws for anything that may pass (the framework answers 500 and Eventarc retries).
  */
-import { announce } from '../../shared/announce.js';
-import { isRetryable, TransientError } from '../../shared/errors.js';
-import { deriveJobId } from '../../shared/job-id.js';
-import { logFields, queueOf, type JobRecord } from '../../shared/jobs.js';
-import { leaseFor, SUBMIT_LEASE_SECONDS } from '../../shared/transitions.js';
-import { locationInModel, normalizeModel, providerOf } from '../../shared/models.js';
+import { announce } from './announce.js';
+import { isRetryable, TransientError } from '../core/errors.js';
+import { deriveJobId } from '../core/job-id.js';
+import { logFields, queueOf, type JobRecord } from '../core/jobs.js';
+import { leaseFor, SUBMIT_LEASE_SECONDS } from '../core/transitions.js';
+import { locationInModel, normalizeModel, providerOf } from '../core/models.js';
 import {
   eventAgeSeconds,
   ignoreReason,
   parseFinalizeEvent,
   type FinalizedObject,
   type IncomingCloudEvent,
-} from '../../shared/storage-event.js';
+} from '../core/storage-event.js';
 import {
   claimForSubmission,
   releaseClaim,
   runSubmission,
   type SubmissionDeps,
   type SubmissionOutcome,
-} from '../../shared/submission.js';
+} from './submission.js';
 
 /** Everything the submit use case needs. */
 export interface SubmitDeps extends SubmissionDeps {

@@ -8,7 +8,7 @@
  * The state diagram is drawn in docs/architecture.md.
  */
 import type { JobError, JobRecord, JobStatus, Lease, LineError } from './jobs.js';
-import type { RecordChange } from './ports.js';
+import type { RecordChange } from '../ports.js';
 import type { VertexBatchJob } from './vertex.js';
 
 /** The name of each transition (crash points and traces name them). */

@@ -1,7 +1,7 @@
 /**
  * The job record: one Firestore document per input object generation, the tracking number of the
  * courier. Our own status wraps Vertex's 12 job states; every change of it is one of the pure
- * transitions of `shared/transitions.ts`, and the state diagram is in docs/architecture.md.
+ * transitions of `shared/core/transitions.ts`, and the state diagram is in docs/architecture.md.
  *
  * `outstanding` stays true until the completion event is published: the poller's query is
  * `outstanding == true`, so an unannounced outcome is never forgotten.
