@@ -20,6 +20,7 @@ import { BatchCourierError, PermanentError, TransientError } from '../core/error
 import type { JobRecord, JobStatus } from '../core/jobs.js';
 import type { JobStore, OutstandingPage } from '../ports.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import { formatSeconds, withTimeLimit } from '../time-limit.js';
 
 /** How long one job store operation may take by default, retries and contention included. */
 export const DEFAULT_FIRESTORE_DEADLINE_MS = 15_000;
@@ -121,7 +122,7 @@ export function createFirestoreJobStore(
     const work = op(live).catch((err: unknown) => {
       throw mapFirestoreError(err, what);
     });
-    return withDeadline(work, deadlineMs, () => {
+    return withTimeLimit(work, deadlineMs, () => {
       expired = true;
       return tooLate(what);
     });
@@ -288,23 +289,6 @@ function toRecord(snap: DocumentSnapshot): JobRecord | undefined {
 function grpcCode(err: unknown): GrpcStatus | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'number' ? code : undefined;
-}
-
-function formatSeconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(ms < 1000 ? 1 : 0))} s`;
-}
-
-/**
- * Waits for `work` at most `ms`; then rejects with `onTimeout()`. The timer is cleared either way,
- * and a rejection of the abandoned `work` is swallowed (never unhandled).
- */
-function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  work.catch(() => undefined);
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms);
-  });
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }
 
 /** What to check when Firestore refuses a request for good, by gRPC code name. */

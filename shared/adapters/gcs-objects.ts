@@ -9,6 +9,7 @@
 import type { Storage } from '@google-cloud/storage';
 import { BatchCourierError, PermanentError, TransientError } from '../core/errors.js';
 import type { ObjectReader, ObjectWriter } from '../ports.js';
+import { formatSeconds, withTimeLimit } from '../time-limit.js';
 
 /** Default of {@link GcsReaderOptions.stallTimeoutMs}. */
 export const DEFAULT_READ_STALL_TIMEOUT_MS = 15_000;
@@ -51,7 +52,7 @@ export function createGcsObjectReader(
       try {
         for (;;) {
           // Only the wait for the next chunk counts, not the time the consumer spends on one.
-          const next = await withDeadline(
+          const next = await withTimeLimit(
             chunks.next(),
             stallMs,
             () =>
@@ -107,7 +108,7 @@ export function createGcsObjectWriter(
         // `generation` on the source file sends `sourceGeneration`: exactly the validated bytes are
         // copied, never a newer upload of the same name. Create only: a copy made by an earlier
         // attempt of this job is the same generation's bytes, so it is kept (412).
-        await withDeadline(
+        await withTimeLimit(
           file.copy(storage.bucket(bucket).file(name), {
             preconditionOpts: { ifGenerationMatch: 0 },
           }),
@@ -119,7 +120,7 @@ export function createGcsObjectWriter(
         if (isStatus(err, 404)) {
           // A 404 names no side: the source generation, or the destination bucket. Only the first
           // is the input's fault; ask which (a failed check is treated as unknown: retried).
-          const exists = await withDeadline(file.exists(), deadlineMs, tooLate(`read ${from}`))
+          const exists = await withTimeLimit(file.exists(), deadlineMs, tooLate(`read ${from}`))
             .then(([e]) => e)
             .catch(() => undefined);
           if (exists !== false) {
@@ -140,7 +141,7 @@ export function createGcsObjectWriter(
       try {
         // Create only (the function may hold objectCreator, which cannot overwrite): the report of
         // one object generation is the same on every delivery, so an existing one is kept.
-        await withDeadline(
+        await withTimeLimit(
           storage
             .bucket(m[0])
             .file(m[1])
@@ -186,21 +187,4 @@ export function mapStorageError(err: unknown, uri: string, op: 'read' | 'copy' =
     );
   }
   return new TransientError('STORAGE.UNAVAILABLE', `could not ${op} ${uri}`, { cause: err });
-}
-
-function formatSeconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(ms < 1000 ? 1 : 0))} s`;
-}
-
-/**
- * Waits for `work` at most `ms`; then rejects with `onTimeout()`. The timer is cleared either way,
- * and a rejection of the abandoned `work` is swallowed (never unhandled).
- */
-function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  work.catch(() => undefined);
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms);
-  });
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }

@@ -8,6 +8,7 @@ import type { PubSub } from '@google-cloud/pubsub';
 import { PermanentError, TransientError } from '../core/errors.js';
 import { eventAttributes, type CompletionEvent } from '../core/events.js';
 import type { EventPublisher } from '../ports.js';
+import { withTimeLimit } from '../time-limit.js';
 
 /**
  * The gRPC status codes, from the google-gax that `@google-cloud/pubsub` itself uses (resolved
@@ -45,7 +46,6 @@ export function createPubSubPublisher(pubsub: PubSub, topic: string): EventPubli
   });
   return {
     async publish(event: CompletionEvent) {
-      let timer: NodeJS.Timeout | undefined;
       try {
         const sent = handle.publishMessage({
           data: Buffer.from(JSON.stringify(event), 'utf8'),
@@ -53,26 +53,17 @@ export function createPubSubPublisher(pubsub: PubSub, topic: string): EventPubli
         });
         // If the deadline wins, the abandoned publish may still succeed later: a duplicate with the
         // same eventId (the record stays due and is announced again), which consumers dedupe.
-        sent.catch(() => undefined);
-        return await Promise.race([
+        return await withTimeLimit(
           sent,
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(
-              () =>
-                reject(
-                  new TransientError(
-                    'EVENTS.UNAVAILABLE',
-                    `publish to ${topic} failed: no answer within ${PUBLISH_TIMEOUT_MS / 1000} s`,
-                  ),
-                ),
-              PUBLISH_TIMEOUT_MS,
-            );
-          }),
-        ]);
+          PUBLISH_TIMEOUT_MS,
+          () =>
+            new TransientError(
+              'EVENTS.UNAVAILABLE',
+              `publish to ${topic} failed: no answer within ${PUBLISH_TIMEOUT_MS / 1000} s`,
+            ),
+        );
       } catch (err) {
         throw mapPublishError(err, topic);
-      } finally {
-        clearTimeout(timer);
       }
     },
   };

@@ -9,6 +9,7 @@ import type { gaxios } from 'google-auth-library';
 import { PermanentError, TransientError, type ErrorCode } from '../core/errors.js';
 import type { VertexJobPage, VertexJobs } from '../ports.js';
 import type { BatchJobRequest, VertexBatchJob } from '../core/vertex.js';
+import { formatSeconds, withTimeLimit } from '../time-limit.js';
 
 /** Default of {@link VertexClientOptions.timeoutMs}. */
 export const DEFAULT_VERTEX_REQUEST_TIMEOUT_MS = 20_000;
@@ -72,7 +73,6 @@ export function createVertexClient(options: VertexClientOptions): VertexJobs {
   /** One request, aborted (and rejected) after `ms`. Never retried by the HTTP client. */
   async function once<T>(opts: gaxios.GaxiosOptions, ms: number, what: string): Promise<T> {
     const abort = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
     const answered = options.auth.request<T>({
       responseType: 'json',
       ...opts,
@@ -81,24 +81,17 @@ export function createVertexClient(options: VertexClientOptions): VertexJobs {
       signal: abort.signal,
       retry: false,
     });
-    answered.catch(() => undefined);
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        abort.abort();
-        reject(
-          new TransientError(
-            'VERTEX.UNAVAILABLE',
-            `Vertex AI ${what}: no answer within ${formatSeconds(ms)}`,
-          ),
-        );
-      }, ms);
-    });
     try {
-      return (await Promise.race([answered, expired])).data;
+      const res = await withTimeLimit(answered, ms, () => {
+        abort.abort();
+        return new TransientError(
+          'VERTEX.UNAVAILABLE',
+          `Vertex AI ${what}: no answer within ${formatSeconds(ms)}`,
+        );
+      });
+      return res.data;
     } catch (err) {
       throw mapVertexError(err, what);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -127,12 +120,21 @@ export function createVertexClient(options: VertexClientOptions): VertexJobs {
   }
 
   return {
-    create: async (location, request: BatchJobRequest) =>
-      once<VertexBatchJob>(
+    create: async (location, request: BatchJobRequest, { notAfter } = {}) => {
+      // Not sent once the caller's claim may have run out; never given longer than until then.
+      const left = notAfter ? notAfter.getTime() - Date.now() : timeoutMs;
+      if (left <= 0) {
+        throw new TransientError(
+          'DEADLINE.EXCEEDED',
+          'Vertex AI create batch prediction job: not sent, the claim on the input ran out first',
+        );
+      }
+      return once<VertexBatchJob>(
         { url: collection(location), method: 'POST', data: request },
-        timeoutMs,
+        Math.min(timeoutMs, left),
         'create batch prediction job',
-      ),
+      );
+    },
 
     get: async (name) =>
       read<VertexBatchJob>(
@@ -163,10 +165,6 @@ export function createVertexClient(options: VertexClientOptions): VertexJobs {
       );
     },
   };
-}
-
-function formatSeconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(ms < 1000 ? 1 : 0))} s`;
 }
 
 /** Maps an HTTP failure to the error hierarchy: 429/5xx/network → transient; 400/403/404 → permanent. */

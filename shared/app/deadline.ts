@@ -4,6 +4,7 @@
  */
 import { TransientError } from '../core/errors.js';
 import type { Clock } from '../ports.js';
+import { withTimeLimit } from '../time-limit.js';
 
 /** A point in time after which no new work starts. */
 export interface Deadline {
@@ -39,20 +40,7 @@ export function deadlineAfter(budgetMs: number, clock: Clock): Deadline {
     async within(what, call) {
       const left = remaining();
       if (left <= 0) throw over(what);
-      let timer: NodeJS.Timeout | undefined;
-      const pending = call();
-      // If the timer wins, the call's own outcome is no longer awaited: never let it go unhandled.
-      pending.catch(() => undefined);
-      try {
-        return await Promise.race([
-          pending,
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(over(what)), left);
-          }),
-        ]);
-      } finally {
-        clearTimeout(timer);
-      }
+      return withTimeLimit(call(), left, () => over(what));
     },
   };
 }

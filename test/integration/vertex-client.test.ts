@@ -256,6 +256,25 @@ describe('Vertex REST client', () => {
     expect(jobIdFilter(['a"b\\c'])).toContain('labels.job_id="a\\"b\\\\c"');
   });
 
+  it('fencing: a create whose notAfter has passed is not sent at all', async () => {
+    seen.length = 0;
+    const client = createVertexClient({
+      project: 'demo-project',
+      auth: staticAuth(),
+      emulatorHost: host,
+    });
+    await expect(
+      client.create('us-central1', request, { notAfter: new Date(Date.now() - 1) }),
+    ).rejects.toMatchObject({ code: 'DEADLINE.EXCEEDED' });
+    expect(seen).toHaveLength(0);
+    answer = {
+      status: 200,
+      body: { name: 'projects/1/locations/us-central1/batchPredictionJobs/8' },
+    };
+    await client.create('us-central1', request, { notAfter: new Date(Date.now() + 60_000) });
+    expect(seen).toHaveLength(1);
+  });
+
   it('an unreachable endpoint is transient', async () => {
     const client = createVertexClient({
       project: 'demo-project',
