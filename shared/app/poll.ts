@@ -372,7 +372,7 @@ async function reconcile(record: JobRecord, lookup: Lookup, run: Run): Promise<v
       name: record.vertexJob ?? '',
       state: 'JOB_STATE_FAILED',
       error: {
-        code: 5,
+        code: RPC_CODE_NAMES.indexOf('NOT_FOUND'),
         message: `Vertex AI no longer knows job ${record.vertexJob} (deleted, or in another location)`,
       },
     };
