@@ -532,6 +532,17 @@ describe('item 11: an event Pub/Sub refuses never blocks anything', () => {
 });
 
 describe('item 12: list is never trusted alone', () => {
+  /** A world where the first delivery's create made a job but its answer was lost. */
+  async function afterLostCreate(): Promise<World> {
+    const w = createWorld();
+    w.submitDeps.sleep = async () => undefined;
+    w.vertex.loseNextCreateAnswer();
+    await expect(upload(w, 'inputs/lost.jsonl', GEMINI_LINES)).rejects.toBeInstanceOf(
+      TransientError,
+    );
+    return w;
+  }
+
   it('poll: a refused list falls back to one get per job', async () => {
     const w = createWorld();
     for (let i = 0; i < 5; i++) await upload(w, `inputs/l${i}.jsonl`, GEMINI_LINES);
@@ -544,12 +555,7 @@ describe('item 12: list is never trusted alone', () => {
   });
 
   it('submit: a failing list is retried a few times before a create whose answer was lost', async () => {
-    const w = createWorld();
-    w.submitDeps.sleep = async () => undefined;
-    w.vertex.loseNextCreateAnswer();
-    await expect(upload(w, 'inputs/lost.jsonl', GEMINI_LINES)).rejects.toBeInstanceOf(
-      TransientError,
-    );
+    const w = await afterLostCreate();
     const unavailable = (): TransientError => new TransientError('VERTEX.UNAVAILABLE', 'HTTP 503');
     w.vertex.fail('list', unavailable(), unavailable());
     expect(await upload(w, 'inputs/lost.jsonl', GEMINI_LINES)).toMatchObject({
@@ -560,12 +566,7 @@ describe('item 12: list is never trusted alone', () => {
   });
 
   it('submit: a list that keeps failing fails the delivery (retried later) and never creates blindly', async () => {
-    const w = createWorld();
-    w.submitDeps.sleep = async () => undefined;
-    w.vertex.loseNextCreateAnswer();
-    await expect(upload(w, 'inputs/lost.jsonl', GEMINI_LINES)).rejects.toBeInstanceOf(
-      TransientError,
-    );
+    const w = await afterLostCreate();
     const refused = (): PermanentError => new PermanentError('VERTEX.INVALID_ARGUMENT', 'HTTP 400');
     w.vertex.fail('list', refused(), refused(), refused());
     await expect(upload(w, 'inputs/lost.jsonl', GEMINI_LINES)).rejects.toBeInstanceOf(
