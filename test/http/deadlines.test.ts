@@ -114,7 +114,7 @@ async function timed<T>(request: PromiseLike<T>): Promise<{ res: T; ms: number }
   return { res, ms: performance.now() - started };
 }
 
-describe('deadline: both functions answer 500 within 30 s when a dependency never answers', () => {
+describe('item 8: both functions answer 500 within 30 s when a dependency never answers', () => {
   it(
     'deadline: Firestore never answers: submit and poll each answer 500 within 30 s',
     async () => {

@@ -63,8 +63,8 @@ async function closeQuietly(close: () => Promise<unknown>): Promise<void> {
   await Promise.race([close().catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
 }
 
-describe('deadline: the Firestore job store against a Firestore that never answers', () => {
-  it('deadline: every operation rejects with TransientError JOBS.UNAVAILABLE within deadlineMs', async () => {
+describe('item 8: the Firestore job store against a Firestore that never answers', () => {
+  it('item 8: every operation rejects with TransientError JOBS.UNAVAILABLE within deadlineMs', async () => {
     setEnv('FIRESTORE_EMULATOR_HOST', hole.host);
     const db = new Firestore({ projectId: 'demo-batch-courier', ...firestoreClientConfig(800) });
     const store = createFirestoreJobStore(db, 'jobs', { deadlineMs: 800 });
@@ -91,8 +91,8 @@ describe('deadline: the Firestore job store against a Firestore that never answe
   });
 });
 
-describe('deadline: Cloud Storage that never answers, or answers slowly', () => {
-  it('deadline: a read that receives no bytes fails with TransientError STORAGE.UNAVAILABLE after the stall timeout', async () => {
+describe('item 8: Cloud Storage that never answers, or answers slowly', () => {
+  it('item 8: a read that receives no bytes fails with TransientError STORAGE.UNAVAILABLE after the stall timeout', async () => {
     setEnv('STORAGE_EMULATOR_HOST', hole.url);
     const storage = new Storage({ projectId: 'demo-batch-courier' });
     const reader = createGcsObjectReader(storage, { stallTimeoutMs: 500 });
@@ -105,7 +105,7 @@ describe('deadline: Cloud Storage that never answers, or answers slowly', () => 
     expect(ms).toBeLessThan(1500);
   });
 
-  it('deadline: a write and a copy that get no answer fail with TransientError STORAGE.UNAVAILABLE within deadlineMs', async () => {
+  it('item 8: a write and a copy that get no answer fail with TransientError STORAGE.UNAVAILABLE within deadlineMs', async () => {
     setEnv('STORAGE_EMULATOR_HOST', hole.url);
     const storage = new Storage({ projectId: 'demo-batch-courier' });
     const writer = createGcsObjectWriter(storage, { deadlineMs: 600 });
@@ -153,7 +153,7 @@ describe('deadline: Cloud Storage that never answers, or answers slowly', () => 
     });
     afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-    it('deadline: is read to the end: the stall timeout and the request timeout do not cut a read that keeps moving', async () => {
+    it('item 8: is read to the end: the stall timeout and the request timeout do not cut a read that keeps moving', async () => {
       setEnv('STORAGE_EMULATOR_HOST', `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
       // The request timeout (as functions/dependencies.ts sets one) bounds the wait for headers only.
       const storage = new Storage({ projectId: 'demo-batch-courier', timeout: 500 });
@@ -167,7 +167,7 @@ describe('deadline: Cloud Storage that never answers, or answers slowly', () => 
   });
 });
 
-describe('deadline: Vertex AI that never answers', () => {
+describe('item 8: Vertex AI that never answers', () => {
   const auth = new OAuth2Client();
   auth.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 3600_000 });
   const name = 'projects/1/locations/us-central1/batchPredictionJobs/2';
@@ -178,7 +178,7 @@ describe('deadline: Vertex AI that never answers', () => {
     outputUriPrefix: 'gs://acme-out/a/',
   });
 
-  it('deadline: create and cancel (one request each) reject with TransientError VERTEX.UNAVAILABLE after timeoutMs', async () => {
+  it('item 8: create and cancel (one request each) reject with TransientError VERTEX.UNAVAILABLE after timeoutMs', async () => {
     const client = createVertexClient({
       project: 'demo-project',
       auth,
@@ -200,7 +200,7 @@ describe('deadline: Vertex AI that never answers', () => {
     expect(hole.accepted() - before).toBe(2); // never retried
   });
 
-  it('deadline: get and list retry, but all their attempts together end within totalTimeoutMs', async () => {
+  it('item 8: get and list retry, but all their attempts together end within totalTimeoutMs', async () => {
     const client = createVertexClient({
       project: 'demo-project',
       auth,
@@ -221,7 +221,7 @@ describe('deadline: Vertex AI that never answers', () => {
     expect(hole.accepted() - before).toBeGreaterThan(2); // retried
   });
 
-  it('deadline: the defaults are at most 20 s per request and 25 s per read', async () => {
+  it('item 8: the defaults are at most 20 s per request and 25 s per read', async () => {
     const { DEFAULT_VERTEX_REQUEST_TIMEOUT_MS, DEFAULT_VERTEX_TOTAL_TIMEOUT_MS } =
       await import('../../shared/adapters/vertex-rest-client.js');
     expect(DEFAULT_VERTEX_REQUEST_TIMEOUT_MS).toBeLessThanOrEqual(20_000);
@@ -229,7 +229,7 @@ describe('deadline: Vertex AI that never answers', () => {
   });
 });
 
-describe('deadline: Pub/Sub that never answers', () => {
+describe('item 8: Pub/Sub that never answers', () => {
   it(
     'deadline: a publish rejects with TransientError EVENTS.UNAVAILABLE within PUBLISH_TIMEOUT_MS',
     async () => {

@@ -22,7 +22,7 @@ function grpcError(name: string): Error & { code: number } {
   return Object.assign(new Error(`${code} ${name}: something happened`), { code });
 }
 
-describe('classified: Firestore errors, by gRPC code', () => {
+describe('item 6: Firestore errors, by gRPC code', () => {
   const table: [string, typeof TransientError | typeof PermanentError, string, RegExp][] = [
     ['ABORTED', TransientError, 'JOBS.CONFLICT', /contention/],
     ['CANCELLED', TransientError, 'JOBS.UNAVAILABLE', /retry later/],
@@ -42,7 +42,7 @@ describe('classified: Firestore errors, by gRPC code', () => {
     ['DATA_LOSS', PermanentError, 'JOBS.INVALID', /data loss/],
   ];
 
-  it('classified: the table covers every gRPC code but OK', () => {
+  it('item 6: the table covers every gRPC code but OK', () => {
     expect(table.map(([name]) => name).sort()).toEqual(RPC_CODE_NAMES.slice(1).sort());
   });
 
@@ -55,7 +55,7 @@ describe('classified: Firestore errors, by gRPC code', () => {
     expect((err as Error).message).toMatch(says);
   });
 
-  it('classified: our own errors and errors without a gRPC code pass unchanged', () => {
+  it('item 6: our own errors and errors without a gRPC code pass unchanged', () => {
     const ours = new TransientError('JOBS.UNAVAILABLE', 'late');
     expect(mapFirestoreError(ours, 'get')).toBe(ours);
     const bug = new Error('not from Firestore');
@@ -74,7 +74,7 @@ describe('classified: Firestore errors, by gRPC code', () => {
     return { collection: () => ({ doc: () => doc }) } as unknown as Firestore;
   }
 
-  it('classified: contention that outlasts the retries of update is TransientError JOBS.CONFLICT', async () => {
+  it('item 6: contention that outlasts the retries of update is TransientError JOBS.CONFLICT', async () => {
     const store = createFirestoreJobStore(
       contendedFirestore(grpcError('FAILED_PRECONDITION')),
       'jobs',
@@ -88,7 +88,7 @@ describe('classified: Firestore errors, by gRPC code', () => {
     expect((err as Error).message).toMatch(/kept changing/);
   });
 
-  it('classified: a permanent refusal of a write is PermanentError JOBS.INVALID, not retried', async () => {
+  it('item 6: a permanent refusal of a write is PermanentError JOBS.INVALID, not retried', async () => {
     const store = createFirestoreJobStore(
       contendedFirestore(grpcError('PERMISSION_DENIED')),
       'jobs',
@@ -101,7 +101,7 @@ describe('classified: Firestore errors, by gRPC code', () => {
   });
 });
 
-describe('deadline: a Firestore write that lands after its caller gave up', () => {
+describe('item 8: a Firestore write that lands after its caller gave up', () => {
   /** A Firestore whose writes answer only after `delayMs`, recording every write. */
   function slowFirestore(delayMs: number) {
     const writes: { op: string; data: unknown; precondition?: unknown }[] = [];
@@ -130,7 +130,7 @@ describe('deadline: a Firestore write that lands after its caller gave up', () =
     return { db, writes, writeTime, doc, setStored: (r: unknown) => (stored = r) };
   }
 
-  it('deadline: a create that lands late releases the lease it took (the next delivery can claim at once)', async () => {
+  it('item 8: a create that lands late releases the lease it took (the next delivery can claim at once)', async () => {
     const { db, writes, writeTime } = slowFirestore(100);
     const store = createFirestoreJobStore(db, 'jobs', { deadlineMs: 30 });
     const record = submittingRecord('j1', {
@@ -146,7 +146,7 @@ describe('deadline: a Firestore write that lands after its caller gave up', () =
     ]);
   });
 
-  it('deadline: a claim (update taking a lease) that lands late is released; one in time is kept', async () => {
+  it('item 8: a claim (update taking a lease) that lands late is released; one in time is kept', async () => {
     const { db, writes, writeTime, setStored } = slowFirestore(100);
     setStored(submittingRecord('j1', { lease: null }));
     const claim = (cur: ReturnType<typeof submittingRecord>) => ({
@@ -169,7 +169,7 @@ describe('deadline: a Firestore write that lands after its caller gave up', () =
   });
 });
 
-describe('classified: Pub/Sub publish errors, by gRPC code', () => {
+describe('item 6: Pub/Sub publish errors, by gRPC code', () => {
   it.each([
     ['INVALID_ARGUMENT', PermanentError, 'EVENTS.INVALID'],
     ['NOT_FOUND', PermanentError, 'EVENTS.INVALID'],
@@ -192,7 +192,7 @@ describe('classified: Pub/Sub publish errors, by gRPC code', () => {
     expect(err.message).toContain('publish to events failed');
   });
 
-  it('classified: a message the client refuses before sending (TypeError) is permanent', () => {
+  it('item 6: a message the client refuses before sending (TypeError) is permanent', () => {
     const err = mapPublishError(
       new TypeError('All attributes must be in the form of a string.'),
       't',

@@ -39,11 +39,11 @@ async function validate(lines: string[], options: ValidateOptions) {
   );
 }
 
-describe('item 3: file URI allow-list', () => {
+describe('item 16: file URI allow-list', () => {
   const allowedLine = geminiLine({ fileData: { fileUri: 'gs://acme-input/img/1.png' } });
   const secretUri = 'gs://other-bucket/customers/jane-doe/medical-record.pdf';
 
-  it('item 3: a Gemini fileData.fileUri outside the allow-list is INPUT.FILE_URI_NOT_ALLOWED', async () => {
+  it('item 16: a Gemini fileData.fileUri outside the allow-list is INPUT.FILE_URI_NOT_ALLOWED', async () => {
     const result = await validate(
       [allowedLine, geminiLine({ fileData: { fileUri: secretUri, mimeType: 'application/pdf' } })],
       { provider: 'google', fileUriAllowed: ALLOWED },
@@ -60,7 +60,7 @@ describe('item 3: file URI allow-list', () => {
     expect(error.message).not.toContain('medical');
   });
 
-  it('item 3: the snake_case spelling file_data.file_uri is checked too', async () => {
+  it('item 16: the snake_case spelling file_data.file_uri is checked too', async () => {
     const result = await validate(
       [geminiLine({ file_data: { file_uri: secretUri, mime_type: 'application/pdf' } })],
       { provider: 'google', fileUriAllowed: ALLOWED },
@@ -69,7 +69,7 @@ describe('item 3: file URI allow-list', () => {
     expect(result.errors[0]?.message).toContain('parts[1].file_data.file_uri points to');
   });
 
-  it('item 3: system instructions and function-response files are checked too', () => {
+  it('item 16: system instructions and function-response files are checked too', () => {
     const check = geminiLineCheck('gemini-2.5-flash', { fileUriAllowed: ALLOWED });
     const inSystem = check({
       request: {
@@ -102,7 +102,7 @@ describe('item 3: file URI allow-list', () => {
     expect(inResponse?.message).toContain('https://evil.example');
   });
 
-  it('item 3: every bad line is reported, each with the new code as the result code', async () => {
+  it('item 16: every bad line is reported, each with the new code as the result code', async () => {
     const bad = geminiLine({ fileData: { fileUri: 'gs://x-bucket/a' } });
     const result = await validate([bad, allowedLine, bad], {
       provider: 'google',
@@ -112,7 +112,7 @@ describe('item 3: file URI allow-list', () => {
     expect(result.complete).toBe(true);
   });
 
-  it('item 3: without an allow-list any gs:// or https:// URI passes; other schemes never do', async () => {
+  it('item 16: without an allow-list any gs:// or https:// URI passes; other schemes never do', async () => {
     const other = geminiLine({ fileData: { fileUri: secretUri } });
     expect((await validate([other], { provider: 'google' })).code).toBeUndefined();
     const ftp = geminiLine({ fileData: { fileUri: 'ftp://acme-input/x' } });
@@ -121,7 +121,7 @@ describe('item 3: file URI allow-list', () => {
     expect(result.errors[0]?.message).toContain('must start with gs:// or https://');
   });
 
-  it('item 3: user info, paths and queries of an https URI are never quoted', async () => {
+  it('item 16: user info, paths and queries of an https URI are never quoted', async () => {
     const result = await validate(
       [
         geminiLine({
@@ -138,7 +138,7 @@ describe('item 3: file URI allow-list', () => {
     }
   });
 
-  it('item 3: an Anthropic image or document source.url outside the allow-list is refused', async () => {
+  it('item 16: an Anthropic image or document source.url outside the allow-list is refused', async () => {
     const options: ValidateOptions = {
       provider: 'anthropic',
       model: 'publishers/anthropic/models/claude-3-5-haiku',
@@ -168,7 +168,7 @@ describe('item 3: file URI allow-list', () => {
     );
   });
 
-  it('item 3: an Anthropic url source inside a tool_result is checked too', () => {
+  it('item 16: an Anthropic url source inside a tool_result is checked too', () => {
     const check = anthropicLineCheck('claude', { fileUriAllowed: ALLOWED });
     const problem = check({
       custom_id: 'r1',
@@ -195,7 +195,7 @@ describe('item 3: file URI allow-list', () => {
     expect(problem?.message).toContain('request.messages[2].content[0].content[0].source.url');
   });
 
-  it('item 3: deeply nested content blocks do not overflow the stack', () => {
+  it('item 16: deeply nested content blocks do not overflow the stack', () => {
     const check = anthropicLineCheck('claude', { fileUriAllowed: ALLOWED });
     let content: unknown[] = [imageFrom('https://evil.example/deep')];
     for (let i = 0; i < 100_000; i++) content = [{ type: 'tool_result', content }];
@@ -210,7 +210,7 @@ describe('item 3: file URI allow-list', () => {
     expect(problem?.code).toBe('INPUT.FILE_URI_NOT_ALLOWED');
   });
 
-  it('item 3: uriLocation keeps only scheme and bucket or host', () => {
+  it('item 16: uriLocation keeps only scheme and bucket or host', () => {
     expect(uriLocation('gs://bucket-1/a/b.png')).toBe('gs://bucket-1');
     expect(uriLocation('HTTPS://Host.example/a')).toBe('https://Host.example');
     expect(uriLocation('https://u:p@h.example/a')).toBe('https://h.example');

@@ -13,8 +13,8 @@ const USER_TEXT = { role: 'user', parts: [{ text: 'hi' }] };
 /** The first problem of a line whose `request` is `request`, or undefined. */
 const problemOf = (request: unknown) => check({ request })?.message;
 
-describe('item 2: snake_case field names', () => {
-  it('item 2: a request written entirely in snake_case is accepted', () => {
+describe('item 13: snake_case field names', () => {
+  it('item 13: a request written entirely in snake_case is accepted', () => {
     const request = {
       contents: [
         {
@@ -52,7 +52,7 @@ describe('item 2: snake_case field names', () => {
     expect(problemOf(request)).toBeUndefined();
   });
 
-  it('item 2: camelCase and snake_case may be mixed across objects', () => {
+  it('item 13: camelCase and snake_case may be mixed across objects', () => {
     expect(
       problemOf({
         contents: [{ parts: [{ inlineData: { mime_type: 'image/png', data: 'AA==' } }] }],
@@ -101,11 +101,11 @@ describe('item 2: snake_case field names', () => {
       },
       'parts[0].function_response.parts[0].file_data.file_uri must start with gs:// or https://',
     ],
-  ])('item 2: snake_case fields are checked like camelCase ones (%#)', (request, message) => {
+  ])('item 13: snake_case fields are checked like camelCase ones (%#)', (request, message) => {
     expect(problemOf(request)).toContain(message);
   });
 
-  it('item 2: unknown fields are still refused, in either case', () => {
+  it('item 13: unknown fields are still refused, in either case', () => {
     expect(problemOf({ contents: [USER_TEXT], generation_confg: {} })).toContain(
       'unknown field "generation_confg"',
     );
@@ -117,7 +117,7 @@ describe('item 2: snake_case field names', () => {
     );
   });
 
-  it('item 2: a part with text and inline_data has two kinds', () => {
+  it('item 13: a part with text and inline_data has two kinds', () => {
     expect(
       problemOf({
         contents: [
@@ -180,13 +180,13 @@ describe('item 2: snake_case field names', () => {
       },
       'parts[0].fileData has both "fileUri" and "file_uri"',
     ],
-  ])('item 2: both spellings of one field in one object are refused (%#)', (request, message) => {
+  ])('item 13: both spellings of one field in one object are refused (%#)', (request, message) => {
     const got = problemOf(request);
     expect(got).toContain(message);
     expect(got).toContain('use one spelling');
   });
 
-  it('item 2: through the validator, a snake_case file is valid and a doubly spelled one is not', async () => {
+  it('item 13: through the validator, a snake_case file is valid and a doubly spelled one is not', async () => {
     const good = JSON.stringify({
       request: { contents: [USER_TEXT], generation_config: { temperature: 0 } },
     });
