@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Shows that the model-based test catches real bugs: applies one deliberate bug at a time to the
+# product code, runs the default schedule count, prints the shrunk schedule that broke the promise,
+# and restores the file (also on Ctrl-C). Run from a clean work tree: `npm run fuzz:mutants`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if ! git diff --quiet -- shared; then
+  echo "fuzz:mutants: shared/ has uncommitted changes; commit or stash them first" >&2
+  exit 2
+fi
+trap 'git checkout -- shared' EXIT
+
+mutate() { # description, python that edits files in place
+  echo "=== mutant: $1"
+  python3 -c "$2" || { echo "could not apply: the code moved; update this script" >&2; exit 1; }
+  FUZZ_SCHEDULES="${FUZZ_SCHEDULES:-5000}" npx vitest run test/model -t random 2>&1 |
+    sed 's/\x1b\[[0-9;]*m//g' | sed -n '/A schedule broke/,/^Broken/p'
+  git checkout -- shared
+}
+
+edit='
+import sys
+def sub(path, old, new):
+    s = open(path).read()
+    if old not in s: sys.exit(f"{path}: pattern not found")
+    open(path, "w").write(s.replace(old, new))
+'
+
+mutate "no fencing before create (no lease re-check, any worker records its job, no cancel of a loser's job)" "$edit
+sub('shared/core/transitions.ts', \"cur.status === 'SUBMITTING' && holdsLease(cur, owner, now)\", \"cur.status === 'SUBMITTING'\")
+sub('shared/core/transitions.ts', \"\"\"cur.status === 'SUBMITTING' && cur.lease?.owner === owner
+      ? {
+          ...cur,
+          status: 'SUBMITTED',\"\"\", \"\"\"cur.status === 'SUBMITTING'
+      ? {
+          ...cur,
+          status: 'SUBMITTED',\"\"\")
+sub('shared/app/submission.ts', 'await cancelDuplicate(record, job.name, latest.vertexJob, deps);', 'void 0;')
+sub('shared/app/submission.ts', 'if (written.createAttempts > 1) {', 'if (written.createAttempts < 0) {')
+sub('shared/app/submission.ts', '{ notAfter },', '{},')
+"
+
+mutate "publish before claim" "$edit
+sub('shared/app/announce.ts', '  const claimed = await deps.jobs.update(jobId, claimAnnouncement(owner, deps.clock()));', '''  const current = await deps.jobs.get(jobId);
+  const claimed = current && claimAnnouncement(owner, deps.clock())({ ...current, lease: null });''')
+"
+
+mutate "one queue per provider instead of per (model, location)" "$edit
+sub('shared/core/jobs.ts', 'return \`\${model}@\${location}\`;', \"return model.includes('/anthropic/') ? 'anthropic' : 'google';\")
+"
