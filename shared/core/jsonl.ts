@@ -27,6 +27,14 @@ export const MAX_LINE_BYTES = 16 * 1024 * 1024;
  * size in short-lived memory, which made the peak of a file of 8 MiB lines ~210 MiB.
  */
 export const SKELETON_MIN_BYTES = 1 << 20;
+/**
+ * Most JSON values (objects, arrays, strings, numbers, literals) in one line. Far above any real
+ * request (a line under 1 MiB cannot hold more), it bounds the memory of parsing a 16 MiB line
+ * (each value costs tens of bytes once parsed).
+ */
+export const MAX_LINE_VALUES = 500_000;
+/** Longest problem message kept (messages may name a path into a deeply nested line). */
+export const MAX_MESSAGE_CHARS = 300;
 /** Longest excerpt of a bad line kept in a report (never a whole prompt). */
 export const EXCERPT_CHARS = 40;
 
@@ -145,6 +153,8 @@ export async function validateJsonl(
     excerpt = '',
   ): void => {
     code ??= c;
+    // A message may quote a path into the line; however deep the line, a message stays short.
+    if (message.length > MAX_MESSAGE_CHARS) message = `${message.slice(0, MAX_MESSAGE_CHARS)}…`;
     if (errors.length < maxErrors) errors.push({ line, message, byteOffset, excerpt });
   };
 
@@ -219,6 +229,15 @@ export async function validateJsonl(
       return;
     }
     const parsed = parseLine(line);
+    if ('tooManyValues' in parsed) {
+      fail(
+        'INPUT.INVALID_JSONL',
+        lineNo,
+        `has more than ${MAX_LINE_VALUES} JSON values: no request needs that many; split or simplify it`,
+        offset,
+      );
+      return;
+    }
     if (!('value' in parsed)) {
       const column = parsed.column;
       fail(
@@ -384,9 +403,12 @@ function firstInvalidUtf8(line: Buffer): number {
 }
 
 /** A line's JSON value, or the 1-based column of its first syntax error (when known). */
-function parseLine(line: Buffer): { value: unknown } | { column: number | undefined } {
+function parseLine(
+  line: Buffer,
+): { value: unknown } | { column: number | undefined } | { tooManyValues: true } {
   if (line.length >= SKELETON_MIN_BYTES) {
     const parsed = parseJsonSkeleton(line);
+    if ('tooManyValues' in parsed) return parsed;
     return 'value' in parsed ? parsed : { column: parsed.errorAt + 1 };
   }
   try {
@@ -412,7 +434,9 @@ type Container = unknown[] | Record<string, unknown>;
 export function parseJsonSkeleton(
   buf: Buffer,
   keepBytes = SKELETON_STRING_BYTES,
-): { value: unknown } | { errorAt: number } {
+  maxValues = MAX_LINE_VALUES,
+): { value: unknown } | { errorAt: number } | { tooManyValues: true } {
+  let values = 0;
   const n = buf.length;
   let i = 0;
   const skipSpace = (): void => {
@@ -542,6 +566,7 @@ export function parseJsonSkeleton(
       if (value === undefined) return error();
     }
     // A complete value: store it in its container, then close containers or go to the next one.
+    if (++values > maxValues) return { tooManyValues: true };
     for (;;) {
       const top = stack[stack.length - 1];
       if (top === undefined) {

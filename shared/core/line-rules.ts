@@ -325,19 +325,27 @@ export function geminiLineCheck(model: string, options: LineRuleOptions = {}): L
  * "url", "url": …}}`), also inside `tool_result` contents and `content` document sources; walked
  * with an explicit stack, so a deeply nested line cannot overflow the call stack.
  */
+/** Deepest nesting of Claude content blocks looked into. */
+export const MAX_CONTENT_DEPTH = 16;
+
 function checkAnthropicUrls(
   messages: unknown[],
   allowed: FileUriAllowList,
 ): LineProblem | undefined {
-  const stack: [unknown[], string][] = [];
+  const stack: [unknown[], string, number][] = [];
   for (let i = messages.length - 1; i >= 0; i--) {
     const m = messages[i];
     if (isObject(m) && Array.isArray(m.content))
-      stack.push([m.content, `request.messages[${i}].content`]);
+      stack.push([m.content, `request.messages[${i}].content`, 1]);
   }
   let top = stack.pop();
   while (top) {
-    const [blocks, where] = top;
+    const [blocks, where, depth] = top;
+    // Content nests a few levels in real requests (a tool result holding a document); a path
+    // into thousands of levels would make messages (and memory) grow with the depth.
+    if (depth > MAX_CONTENT_DEPTH) {
+      return problem(`${where} nests content more than ${MAX_CONTENT_DEPTH} levels deep`);
+    }
     for (let j = 0; j < blocks.length; j++) {
       const block = blocks[j];
       if (!isObject(block)) continue;
@@ -348,9 +356,10 @@ function checkAnthropicUrls(
           if (typeof source.url !== 'string') return problem(`${at}.source.url must be a string`);
           if (!allowed.test(source.url)) return notAllowed(`${at}.source.url`, source.url, allowed);
         }
-        if (Array.isArray(source.content)) stack.push([source.content, `${at}.source.content`]);
+        if (Array.isArray(source.content))
+          stack.push([source.content, `${at}.source.content`, depth + 1]);
       }
-      if (Array.isArray(block.content)) stack.push([block.content, `${at}.content`]);
+      if (Array.isArray(block.content)) stack.push([block.content, `${at}.content`, depth + 1]);
     }
     top = stack.pop();
   }

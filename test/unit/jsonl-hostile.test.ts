@@ -197,3 +197,39 @@ describe('hostile inputs', () => {
     expect(copied).toBeLessThanOrEqual(3 * line.length);
   });
 });
+
+describe('hostile inputs found by review', () => {
+  const CLAUDE = { provider: 'anthropic', model: 'claude-3-5-haiku' } as const;
+  const allowed = { test: () => false, describe: 'gs://acme-input/ (ALLOWED_FILE_URI_PREFIXES)' };
+  /** A Claude line whose content nests `depth` levels around a url source. */
+  const nested = (depth: number, id: string): string =>
+    `{"custom_id":"${id}","request":{"anthropic_version":"vertex-2023-10-16","max_tokens":5,"messages":[{"role":"user","content":[` +
+    '{"content":['.repeat(depth) +
+    '{"type":"image","source":{"type":"url","url":"https://evil.example/x.png"}}' +
+    ']}'.repeat(depth) +
+    ']}]}}\n';
+
+  it('deeply nested Claude content gives a short message, whatever the depth, and bounded memory', async () => {
+    const lines = Array.from({ length: 40 }, (_, i) => Buffer.from(nested(70_000, `r${i}`)));
+    const base = process.memoryUsage().heapUsed;
+    const result = await validateJsonl(chunked(lines, 1 << 16), {
+      ...CLAUDE,
+      fileUriAllowed: allowed,
+    });
+    expect(result.errors).toHaveLength(40);
+    for (const e of result.errors) expect(e.message.length).toBeLessThanOrEqual(301);
+    expect(result.errors[0]?.message).toMatch(/nests content more than 16 levels deep/);
+    expect(process.memoryUsage().heapUsed - base).toBeLessThan(64 * MiB);
+  });
+
+  it('a 16 MiB line of millions of tiny values is refused by count, not parsed into memory', async () => {
+    const head = '{"request":{"contents":[{"parts":[{"text":"hi"}]}],"tools":[';
+    const body = '{},'.repeat(Math.floor((MAX_LINE_BYTES - head.length - 10) / 3));
+    const line = Buffer.from(`${head}${body}{}]}}\n`);
+    expect(line.length).toBeLessThanOrEqual(MAX_LINE_BYTES + 1);
+    const result = await validateJsonl(chunked([line], 1 << 16), GEMINI);
+    expect(result.code).toBe('INPUT.INVALID_JSONL');
+    expect(result.errors[0]).toMatchObject({ line: 1 });
+    expect(result.errors[0]?.message).toMatch(/more than 500000 JSON values/);
+  });
+});

@@ -195,7 +195,7 @@ describe('item 16: file URI allow-list', () => {
     expect(problem?.message).toContain('request.messages[2].content[0].content[0].source.url');
   });
 
-  it('item 16: deeply nested content blocks do not overflow the stack', () => {
+  it('item 16: deeply nested content blocks do not overflow the stack; the line is refused', () => {
     const check = anthropicLineCheck('claude', { fileUriAllowed: ALLOWED });
     let content: unknown[] = [imageFrom('https://evil.example/deep')];
     for (let i = 0; i < 100_000; i++) content = [{ type: 'tool_result', content }];
@@ -207,7 +207,9 @@ describe('item 16: file URI allow-list', () => {
         max_tokens: 8,
       },
     });
-    expect(problem?.code).toBe('INPUT.FILE_URI_NOT_ALLOWED');
+    // Refused for its depth before any url that deep is looked at; the message stays short.
+    expect(problem?.message).toMatch(/nests content more than 16 levels deep/);
+    expect(problem?.message.length).toBeLessThan(400);
   });
 
   it('item 16: uriLocation keeps only scheme and bucket or host', () => {
