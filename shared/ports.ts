@@ -64,7 +64,8 @@ export interface JobStore {
    * Takes one of `capacity` slots of `pool` for `jobId`, atomically (a transaction over the slot
    * documents), so concurrent submissions never exceed the capacity. True when `jobId` holds a
    * slot (taken now, or already held); false when all are taken. A slot whose holder's record is
-   * missing or no longer SUBMITTING/SUBMITTED counts as free (a release that was lost in a crash).
+   * missing or no longer holds capacity (`holdsCapacity` in shared/core/transitions.ts) counts as
+   * free (a release that was lost in a crash).
    */
   reserveSlot(pool: string, jobId: string, capacity: number): Promise<boolean>;
   /** Frees the slot of `pool` held by `jobId`, if any (idempotent). */

@@ -21,6 +21,7 @@ import type { JobRecord, JobStatus } from '../core/jobs.js';
 import type { JobStore, OutstandingPage } from '../ports.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { formatSeconds, withTimeLimit } from '../time-limit.js';
+import { holdsCapacity } from '../core/transitions.js';
 
 /** How long one job store operation may take by default, retries and contention included. */
 export const DEFAULT_FIRESTORE_DEADLINE_MS = 15_000;
@@ -209,7 +210,14 @@ export function createFirestoreJobStore(
             const records = held.length > 0 ? await tx.getAll(...held.map((h) => col.doc(h))) : [];
             const active = new Set(
               records
-                .filter((r) => r.exists && HOLDING_STATUSES.has(r.get('status') as JobStatus))
+                .filter(
+                  (r) =>
+                    r.exists &&
+                    holdsCapacity({
+                      status: r.get('status') as JobStatus,
+                      createAttempts: Number(r.get('createAttempts') ?? 0),
+                    }),
+                )
                 .map((r) => r.id),
             );
             const free = holders.findIndex((h) => h === undefined || !active.has(h));
@@ -272,9 +280,6 @@ async function releaseLateLease(
   if (!written.lease) return;
   await ref.update({ lease: null }, { lastUpdateTime: writeTime }).catch(() => undefined);
 }
-
-/** A slot holder whose record is in another status has finished with it (its release was lost). */
-const HOLDING_STATUSES: ReadonlySet<JobStatus> = new Set(['SUBMITTING', 'SUBMITTED']);
 
 /** Document id of slot `i` of a pool (ids cannot contain `/`). */
 function slotId(pool: string, i: number): string {

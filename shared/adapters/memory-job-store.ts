@@ -6,6 +6,7 @@
 import type { JobRecord } from '../core/jobs.js';
 import type { JobStore, OutstandingPage, RecordChange } from '../ports.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import { holdsCapacity } from '../core/transitions.js';
 
 /** Creates an empty in-memory job store. Records are copied in and out, like a database. */
 export function createMemoryJobStore(): JobStore & {
@@ -44,9 +45,10 @@ export function createMemoryJobStore(): JobStore & {
       while (held.length < capacity) held.push(undefined);
       if (held.includes(jobId)) return true;
       // A holder whose record no longer holds capacity lost its release in a crash: free.
-      const free = held.findIndex(
-        (h) => h === undefined || !['SUBMITTING', 'SUBMITTED'].includes(docs.get(h)?.status ?? ''),
-      );
+      const free = held.findIndex((h) => {
+        const holder = h === undefined ? undefined : docs.get(h);
+        return holder === undefined || !holdsCapacity(holder);
+      });
       if (free < 0) return false;
       held[free] = jobId;
       slots.set(pool, held);

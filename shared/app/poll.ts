@@ -15,8 +15,8 @@ import type { LogEvent } from '../log-events.js';
 import {
   cancelStrays,
   claimForSubmission,
+  expireQueued,
   freeSlot,
-  reject,
   requeue,
   runSubmission,
   type SubmissionDeps,
@@ -239,13 +239,18 @@ async function submitQueued(records: JobRecord[], run: Run): Promise<void> {
       claimed = await deadline.within('claim a queued input', () =>
         claimForSubmission(record.jobId, owner, [record.status], deps),
       );
-      if (!claimed) continue;
+      if (!claimed) {
+        // Another run holds it: its younger queue-mates wait too, so the order holds across runs.
+        if (!stale) blocked.add(record.queue);
+        continue;
+      }
       const mine = claimed;
       if (tooLong) {
-        await deadline.within('reject a queued input', () =>
-          reject(mine, owner, deps, queueTimeout(mine, deps), undefined),
+        const ended = await deadline.within('end a queued input', () =>
+          expireQueued(mine, owner, deps, queueTimeout(mine, deps)),
         );
-        summary.published++;
+        if (ended.outcome === 'rejected') summary.published++;
+        if (ended.outcome === 'submitted') summary.submitted++;
         continue;
       }
       const outcome = await deadline.within('submit a queued input', () =>
@@ -269,7 +274,10 @@ async function submitQueued(records: JobRecord[], run: Run): Promise<void> {
       }
       // Back in the queue, in its place, with a backoff: not left SUBMITTING for younger ones to
       // overtake while its claim runs out.
-      const requeued = claimed ? await requeue(claimed, owner, deps) : false;
+      const mine = claimed;
+      const requeued = mine
+        ? await deadline.within('requeue', () => requeue(mine, owner, deps)).catch(() => false)
+        : false;
       failed(run, err, 'poll.submit_failed', { ...logFields(record), requeued });
     }
   }

@@ -17,7 +17,7 @@ import { BatchCourierError, PermanentError, TransientError } from '../core/error
 import { logFields, type JobError, type JobRecord } from '../core/jobs.js';
 import { MAX_INPUT_BYTES, validateJsonl, type ValidationResult } from '../core/jsonl.js';
 import type { Logger } from '../logger.js';
-import { normalizeModel } from '../core/models.js';
+import { locationInModel, normalizeModel } from '../core/models.js';
 import type {
   Clock,
   EventPublisher,
@@ -297,6 +297,24 @@ export async function runSubmission(
   return recordSubmitted(counted, owner, job, requestCount, false, deps);
 }
 
+/**
+ * Ends a queued input that waited too long: rejected (`error`), unless an earlier create whose
+ * answer was lost did make its job, which is then adopted (a live, billed job is never left
+ * untracked behind a rejection).
+ */
+export async function expireQueued(
+  record: JobRecord,
+  owner: string,
+  deps: SubmissionDeps,
+  error: JobError,
+): Promise<SubmissionOutcome> {
+  if (record.createAttempts > 0 && record.requestCount !== null) {
+    const found = await findByLabel(record, deps);
+    if (found) return recordSubmitted(record, owner, found, record.requestCount, true, deps);
+  }
+  return reject(record, owner, deps, error, undefined);
+}
+
 /** The pinned copy of the validated input that the Vertex job reads. */
 export function pinnedInputUri(record: Pick<JobRecord, 'outputUriPrefix'>): string {
   return `${record.outputUriPrefix}${PINNED_INPUT}`;
@@ -490,6 +508,13 @@ function refuseBeforeReading(
     return {
       code: 'INPUT.MODEL_NOT_ALLOWED',
       message: `${record.object}: custom metadata model "${model.slice(0, 128)}" is not allowed in this deployment; allowed: ${allowed.join(', ')} (ALLOWED_MODELS)`,
+    };
+  }
+  const named = locationInModel(model);
+  if (named !== undefined && named !== record.location) {
+    return {
+      code: 'INPUT.INVALID_LOCATION',
+      message: `${record.object}: model ${model.slice(0, 128)} names region ${named}, but the input would run in ${record.location.slice(0, 64)}: drop the location metadata or name the same region`,
     };
   }
   if (!/^[a-z]+(?:-[a-z0-9]+)+$|^global$/.test(record.location)) {

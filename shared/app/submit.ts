@@ -24,6 +24,10 @@ import {
   type SubmissionDeps,
   type SubmissionOutcome,
 } from './submission.js';
+import { withTimeLimit } from '../time-limit.js';
+
+/** How long a failed delivery spends giving its claim back before it answers. */
+const RELEASE_TIMEOUT_MS = 3_000;
 
 /** Everything the submit use case needs. */
 export interface SubmitDeps extends SubmissionDeps {
@@ -97,9 +101,12 @@ export async function handleStorageEvent(
       contentEncoding: object.contentEncoding,
     });
   } catch (err) {
+    // Let the next delivery take over at once instead of waiting for the claim to expire; bounded,
+    // since the store may be what failed (the delivery must still answer within 30 s).
+    await withTimeLimit(releaseClaim(jobId, owner, deps.jobs), RELEASE_TIMEOUT_MS, () => {
+      return new Error('release timed out');
+    }).catch(() => undefined);
     if (isRetryable(err)) {
-      // Let the next delivery take over at once instead of waiting for the claim to expire.
-      await releaseClaim(jobId, owner, deps.jobs);
       if (err instanceof TransientError && err.code === 'STORAGE.PERMISSION_DENIED') {
         // Not the uploader's fault and not passing by itself unless IAM is fixed or propagates.
         log.error(

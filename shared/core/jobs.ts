@@ -97,9 +97,15 @@ export interface JobRecord {
   updateTime: string;
 }
 
-/** The admission queue of a model in a location. */
+/**
+ * The admission queue of a model in a location: one per model whatever its spelling (a
+ * `projects/P/locations/L/` prefix and an `@version` suffix name the same quota), per region.
+ */
 export function queueOf(model: string, location: string): string {
-  return `${model}@${location}`;
+  const base = model
+    .replace(/^projects\/[^/]+\/locations\/[^/]+\/(?=publishers\/)/, '')
+    .replace(/@[^/]*$/, '');
+  return `${base}@${location}`;
 }
 
 /** The fields that identify a record in log lines: job id and the input object generation. */

@@ -53,6 +53,19 @@ export const OUTCOME_STATUSES: ReadonlySet<JobStatus> = new Set([
   'SUBMIT_FAILED',
 ]);
 
+/**
+ * True while a record may have a Vertex job running, so its capacity slot (Claude) is still in
+ * use: being submitted, submitted, or queued again after a create whose outcome is unknown (a lost
+ * answer: the job may exist and be adopted by its label later).
+ */
+export function holdsCapacity(record: Pick<JobRecord, 'status' | 'createAttempts'>): boolean {
+  return (
+    record.status === 'SUBMITTING' ||
+    record.status === 'SUBMITTED' ||
+    (record.status === 'WAITING' && record.createAttempts > 0)
+  );
+}
+
 /** True when the record's lease is absent, expired, or held by `owner`. */
 export function leaseFree(record: JobRecord, now: Date, owner?: string): boolean {
   return (

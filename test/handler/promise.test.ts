@@ -665,3 +665,99 @@ describe('item 16: the uploader chooses only what the deployment allows', () => 
     });
   });
 });
+
+describe('holes found by review', () => {
+  it('an input queued past MAX_QUEUE_HOURS whose lost create made a job adopts that job instead of being rejected', async () => {
+    const w = createWorld({ MAX_QUEUE_HOURS: '2' });
+    w.vertex.fail('create', throttled());
+    expect(await upload(w, 'inputs/g.jsonl', GEMINI_LINES)).toMatchObject({ outcome: 'waiting' });
+    w.clock.advance(119 * 60_000);
+    w.vertex.loseNextCreateAnswer(); // the job is made, its answer lost: requeued
+    await pollBatchJobs(w.pollDeps);
+    expect(w.vertex.jobs.size).toBe(1);
+    w.clock.advance(2 * 60_000);
+    await pollBatchJobs(w.pollDeps);
+    expect(await w.jobs.get(jobIdOf('inputs/g.jsonl'))).toMatchObject({ status: 'SUBMITTED' });
+    expect(w.publisher.events).toHaveLength(0);
+    await settle(w);
+    expect(w.publisher.events).toMatchObject([{ eventType: 'job.completed' }]);
+  });
+
+  it('a Claude input requeued after a lost create keeps its slot: the cap holds when its job is adopted', async () => {
+    const w = createWorld({ ANTHROPIC_MAX_CONCURRENT_JOBS: '1' });
+    w.vertex.fail('create', throttled());
+    await upload(w, 'inputs/c1.jsonl', ANTHROPIC_LINES, {
+      metadata: { model: 'claude-3-5-haiku' },
+    });
+    w.clock.advance(60_000);
+    w.vertex.loseNextCreateAnswer();
+    await pollBatchJobs(w.pollDeps); // c1's job exists; c1 is WAITING again, holding its slot
+    expect(
+      await upload(w, 'inputs/c2.jsonl', ANTHROPIC_LINES, {
+        metadata: { model: 'claude-3-7-sonnet' },
+      }),
+    ).toMatchObject({ outcome: 'waiting' });
+    w.clock.advance(10 * 60_000);
+    await pollBatchJobs(w.pollDeps); // c1 adopted; c2 still waits for the slot
+    const live = [...w.vertex.jobs.values()].filter((j) => !/SUCCEEDED|CANCEL/.test(j.state ?? ''));
+    expect(live).toHaveLength(1);
+    await settle(w);
+    await expectOneEventEach(w, [jobIdOf('inputs/c1.jsonl'), jobIdOf('inputs/c2.jsonl')]);
+  });
+
+  it('one model spelled differently is one queue', async () => {
+    const w = createWorld();
+    const asked = throttle(w, 'claude-3-5-haiku', 'us-east5');
+    await upload(w, 'inputs/old.jsonl', ANTHROPIC_LINES, {
+      metadata: { model: 'claude-3-5-haiku' },
+    });
+    for (const model of [
+      'claude-3-5-haiku@20241022',
+      'projects/demo-project/locations/us-east5/publishers/anthropic/models/claude-3-5-haiku',
+    ]) {
+      const name = `inputs/${model.length}.jsonl`;
+      expect(await upload(w, name, ANTHROPIC_LINES, { metadata: { model } })).toMatchObject({
+        outcome: 'waiting',
+        reason: expect.stringContaining('older inputs'),
+      });
+    }
+    expect(asked).toHaveLength(1);
+  });
+
+  it('a model naming another region than the input runs in is refused', async () => {
+    const w = createWorld();
+    expect(
+      await upload(w, 'inputs/region.jsonl', GEMINI_LINES, {
+        metadata: {
+          model:
+            'projects/demo-project/locations/asia-northeast1/publishers/google/models/gemini-2.5-flash',
+          location: 'us-central1',
+        },
+      }),
+    ).toMatchObject({ outcome: 'rejected', code: 'INPUT.INVALID_LOCATION' });
+    expect(w.publisher.events[0]?.error?.message).toMatch(/names region asia-northeast1/);
+  });
+
+  it('overlapping poll runs keep a queue in order: a run that cannot claim the head does not submit the next', async () => {
+    const w = createWorld({ ANTHROPIC_MAX_CONCURRENT_JOBS: '1' });
+    const claude = { model: 'claude-3-5-haiku' };
+    w.vertex.fail('create', throttled());
+    await upload(w, 'inputs/old.jsonl', ANTHROPIC_LINES, { metadata: claude });
+    await upload(w, 'inputs/young.jsonl', ANTHROPIC_LINES, { metadata: claude });
+    w.clock.advance(60_000);
+    // The first run's slot reservation is slow: the second run finds the head claimed.
+    const reserve = w.jobs.reserveSlot.bind(w.jobs);
+    let first = true;
+    w.jobs.reserveSlot = async (pool, id, cap) => {
+      if (first) {
+        first = false;
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      return reserve(pool, id, cap);
+    };
+    await Promise.all([pollBatchJobs(w.pollDeps), pollBatchJobs(w.pollDeps)]);
+    expect(w.vertex.creates.map((c) => c.request.displayName)).toEqual([
+      jobIdOf('inputs/old.jsonl'),
+    ]);
+  });
+});
