@@ -19,6 +19,7 @@ const TARGETS = [
     metadata: { model: 'gemini-2.5-pro', location: 'europe-west4' },
   },
   { label: 'claude', metadata: { model: 'claude-3-5-haiku' } },
+  { label: 'claude-sonnet', metadata: { model: 'claude-3-7-sonnet' } },
 ] as const;
 
 const CONTENTS = ['valid', 'invalid', 'deputy', 'empty'] as const;
@@ -204,7 +205,7 @@ const CLAUDE = (id: string, text: string): string =>
   });
 
 function contentFor(target: number, content: Action & { kind: 'upload' }, n: number): Buffer {
-  const claude = TARGETS[target]?.label === 'claude';
+  const claude = TARGETS[target]?.label.startsWith('claude') === true;
   const line = (i: number): string =>
     claude ? CLAUDE(`r${i}`, `review ${n}.${i}`) : GEMINI(`review ${n}.${i}`);
   switch (content.content) {
