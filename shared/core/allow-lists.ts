@@ -86,6 +86,9 @@ export function isLocationAllowed(config: Config, location: string): boolean {
   return allowed.includes('*') || allowed.includes(location);
 }
 
+/** A `.` or `..` path segment, plain or percent-encoded, or a backslash. */
+const CLIMBS = /(^|\/)(\.|%2e){1,2}(\/|$|\?|#)|\\|%5c/i;
+
 /** Where the `fileUri`s of an input's requests may point. */
 export interface FileUriRule {
   test(uri: string): boolean;
@@ -103,7 +106,9 @@ export function fileUriRule(config: Config, inputBucket: string): FileUriRule | 
         )
       : [`gs://${inputBucket}/`];
   return {
-    test: (uri) => prefixes.some((p) => uri.startsWith(p)),
+    // A prefix match means nothing once a path may climb out of it: dot segments (plain or
+    // percent-encoded) and backslashes are refused whatever the prefix.
+    test: (uri) => !CLIMBS.test(uri) && prefixes.some((p) => uri.startsWith(p)),
     describe: `${prefixes.join(', ')} (ALLOWED_FILE_URI_PREFIXES)`,
   };
 }

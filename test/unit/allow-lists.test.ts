@@ -76,4 +76,22 @@ describe('file URIs', () => {
     expect(rule.test('https://cdn.acme.example.evil.com/a.png')).toBe(false);
     expect(rule.test('https://cdn.acme.example@evil.com/a.png')).toBe(false);
   });
+
+  it('a path that climbs out of an allowed prefix is refused, however it is spelled', () => {
+    const rule = fileUriRule(
+      testConfig({ ALLOWED_FILE_URI_PREFIXES: 'https://storage.googleapis.com/acme-input/' }),
+      'acme-in',
+    )!;
+    expect(rule.test('https://storage.googleapis.com/acme-input/a/b.png')).toBe(true);
+    expect(rule.test('https://storage.googleapis.com/acme-input/a..b.png')).toBe(true);
+    for (const uri of [
+      'https://storage.googleapis.com/acme-input/../acme-secret/x.pdf',
+      'https://storage.googleapis.com/acme-input/%2e%2e/acme-secret/x.pdf',
+      'https://storage.googleapis.com/acme-input/%2E./acme-secret/x.pdf',
+      'https://storage.googleapis.com/acme-input/./x.pdf',
+      'https://storage.googleapis.com/acme-input/..%5cacme-secret/x.pdf',
+    ]) {
+      expect(rule.test(uri), uri).toBe(false);
+    }
+  });
 });
