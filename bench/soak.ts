@@ -15,7 +15,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { INPUT_BUCKET, startStack, type Stack } from '../local/stack.js';
-import type { VertexJobJson } from '../local/vertex-emulator.js';
+import type { VertexJobJson } from '../local/vertex/server.js';
 import type { CompletionEvent } from '../shared/core/events.js';
 import { mulberry32 } from './generate-jsonl.js';
 import { deriveJobId } from '../shared/core/job-id.js';

@@ -20,7 +20,7 @@ import { loadConfig } from '../shared/config.js';
 import { CompletionEventSchema, type CompletionEvent } from '../shared/core/events.js';
 import { FUNCTION_TARGETS } from '../shared/function-targets.js';
 import { createLogger } from '../shared/logger.js';
-import { createEventarcDelivery, type EventarcStats } from './eventarc.js';
+import { createEventarcDelivery, type EventarcStats } from './storage/eventarc.js';
 import {
   cloudSdkRoot,
   resolveEmulatorMode,
@@ -28,9 +28,9 @@ import {
   startPubSubEmulator as startOfficialPubSub,
   type RunningEmulator,
 } from './gcloud-emulators.js';
-import { startPubSubEmulator, type PubSubEmulator } from './pubsub-emulator.js';
-import { startStorageEmulator, type ObjectResource } from './storage-emulator.js';
-import { startVertexEmulator, type BlobStore, type VertexEmulator } from './vertex-emulator.js';
+import { startPubSubEmulator, type PubSubEmulator } from './pubsub/server.js';
+import { startStorageEmulator, type ObjectResource } from './storage/server.js';
+import { startVertexEmulator, type BlobStore, type VertexEmulator } from './vertex/server.js';
 
 export const PROJECT = 'demo-batch-courier';
 export const INPUT_BUCKET = 'batch-courier-input';
@@ -274,7 +274,6 @@ async function start(
     targetUrl: submitUrl,
     bucket: INPUT_BUCKET,
     retry: { initialDelayMs: 1000, maxDelayMs: 10_000, ...options.eventarcRetry },
-    log: () => undefined,
   });
   stops.unshift(() => eventarc.close());
   deliver = (object) => eventarc.deliver(object);

@@ -1,7 +1,7 @@
 /**
  * The local Vertex AI batch prediction emulator, over real HTTP, and its sentiment model.
- * Jobs are driven either by timers of 0 ms (awaiting `waitForState`/`whenIdle`) or by manual timing
- * (`Infinity`) and `advance()`, so no test sleeps or depends on wall-clock time.
+ * Jobs are driven either by timers of 0 ms (awaiting `whenIdle`) or by manual timing (`Infinity`)
+ * and `advance()`, so no test sleeps or depends on wall-clock time.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -11,13 +11,8 @@ import {
   type VertexEmulatorOptions,
   type VertexFault,
   type VertexJobJson,
-} from '../../local/vertex-emulator.js';
-import {
-  analyzeSentiment,
-  classify,
-  scoredPart,
-  sentimentScore,
-} from '../../local/sentiment-model.js';
+} from '../../local/vertex/server.js';
+import { analyzeSentiment, scoredPart } from '../../local/vertex/sentiment.js';
 
 type Json = Record<string, unknown>;
 
@@ -159,6 +154,18 @@ function googleError(res: Answer): { code: number; message: string; status: stri
   return error;
 }
 
+/** The job once no job is unfinished (timers of 0 ms), checked to be in `state`. */
+async function finished(
+  emu: VertexEmulator,
+  name: string,
+  state: VertexJobJson['state'],
+): Promise<VertexJobJson> {
+  await emu.whenIdle();
+  const job = await get(emu, name);
+  expect(job.state).toBe(state);
+  return job;
+}
+
 function listNames(res: Answer): string[] {
   const jobs = (res.body.batchPredictionJobs ?? []) as VertexJobJson[];
   return jobs.map((j) => j.displayName);
@@ -175,17 +182,19 @@ describe('sentiment model', () => {
     ['Not good.', 'negative'],
     ['', 'neutral'],
   ] as const)('classifies %j as %s', (review, expected) => {
-    expect(classify(review)).toBe(expected);
-    expect(classify(`${INSTRUCTION}${review}`)).toBe(expected);
+    expect(analyzeSentiment(review).label).toBe(expected);
+    expect(analyzeSentiment(`${INSTRUCTION}${review}`).label).toBe(expected);
   });
 
   it('scores only the text after the last ": " so the instruction words do not count', () => {
     const prompt = 'Answer positive or negative, and be positive about it: The box arrived.';
     expect(scoredPart(prompt)).toBe('The box arrived.');
-    expect(classify(prompt)).toBe('neutral');
-    expect(sentimentScore(prompt)).toBe(0);
+    expect(analyzeSentiment(prompt).label).toBe('neutral');
+    expect(analyzeSentiment(prompt).score).toBe(0);
     // Without a separator the whole text is scored.
-    expect(classify('Answer positive or negative, and be positive about it')).toBe('positive');
+    expect(analyzeSentiment('Answer positive or negative, and be positive about it').label).toBe(
+      'positive',
+    );
     expect(scoredPart('Rate it:\nterrible')).toBe('terrible');
     expect(analyzeSentiment('Note: ok. Verdict: awful')).toMatchObject({
       label: 'negative',
@@ -195,8 +204,8 @@ describe('sentiment model', () => {
   });
 
   it('is deterministic and negation stops at the end of a sentence', () => {
-    expect(sentimentScore('Not that. Great')).toBe(3);
-    expect(sentimentScore('Not really that great')).toBe(-3);
+    expect(analyzeSentiment('Not that. Great').score).toBe(3);
+    expect(analyzeSentiment('Not really that great').score).toBe(-3);
     expect(analyzeSentiment('good good bad')).toEqual(analyzeSentiment('good good bad'));
   });
 });
@@ -300,15 +309,10 @@ describe('vertex emulator', () => {
     const { emu, blobs } = await start({ timing: FAST });
     blobs.put('gs://acme-in/reviews.jsonl', [geminiLine('Great.')]);
     const job = await create(emu);
-    const done = await emu.waitForState(job.name, 'JOB_STATE_SUCCEEDED');
+    const done = await finished(emu, job.name, 'JOB_STATE_SUCCEEDED');
     expect(done.completionStats).toEqual({ successfulCount: '1' });
-    await emu.whenIdle();
-    // It went through RUNNING, and waiting for a past state resolves at once.
-    await expect(emu.waitForState(job.name, 'JOB_STATE_RUNNING')).resolves.toMatchObject({
-      state: 'JOB_STATE_SUCCEEDED',
-    });
-    await expect(emu.waitForState(job.name, 'JOB_STATE_CANCELLED')).rejects.toThrow(/ended/);
-    expect((await get(emu, job.name)).startTime).toMatch(RFC3339_MICROS);
+    expect(done.startTime).toMatch(RFC3339_MICROS);
+    await expect(emu.whenIdle()).resolves.toBeUndefined();
   });
 
   it('reads every input URI and puts exactly one slash before the output folder', async () => {
@@ -325,7 +329,7 @@ describe('vertex emulator', () => {
         gcsDestination: { outputUriPrefix: 'gs://acme-out/x' },
       },
     });
-    const done = await emu.waitForState(job.name, 'JOB_STATE_SUCCEEDED');
+    const done = await finished(emu, job.name, 'JOB_STATE_SUCCEEDED');
     expect(done.completionStats).toEqual({ successfulCount: '2' });
     expect(done.outputInfo?.gcsOutputDirectory).toBe(
       `gs://acme-out/x/prediction-model-${job.createTime}`,
@@ -338,7 +342,7 @@ describe('vertex emulator', () => {
       },
       inputConfig: { instancesFormat: 'jsonl', gcsSource: { uris: ['gs://acme-in/a.jsonl'] } },
     });
-    const otherDone = await emu.waitForState(other.name, 'JOB_STATE_SUCCEEDED');
+    const otherDone = await finished(emu, other.name, 'JOB_STATE_SUCCEEDED');
     expect(otherDone.outputInfo?.gcsOutputDirectory).toBe(
       `gs://acme-out/y/prediction-model-${other.createTime}`,
     );
@@ -357,7 +361,7 @@ describe('vertex emulator', () => {
     expect(job.name).toMatch(
       /^projects\/123456789012\/locations\/us-east5\/batchPredictionJobs\/\d{19}$/,
     );
-    const done = await emu.waitForState(job.name, 'JOB_STATE_SUCCEEDED');
+    const done = await finished(emu, job.name, 'JOB_STATE_SUCCEEDED');
     expect(done.completionStats).toEqual({ successfulCount: '2' });
     const lines = blobs.lines(`${done.outputInfo?.gcsOutputDirectory}/predictions.jsonl`);
     expect(Object.keys(lines[0] ?? {})).toEqual(['custom_id', 'request', 'response', 'status']);
@@ -397,7 +401,7 @@ describe('vertex emulator', () => {
       geminiLine('Hate it.'),
     ]);
     const job = await create(emu);
-    const done = await emu.waitForState(job.name, 'JOB_STATE_PARTIALLY_SUCCEEDED');
+    const done = await finished(emu, job.name, 'JOB_STATE_PARTIALLY_SUCCEEDED');
     expect(done.completionStats).toEqual({ successfulCount: '2', failedCount: '4' });
     expect(done).not.toHaveProperty('error');
     const lines = blobs.lines(`${done.outputInfo?.gcsOutputDirectory}/predictions.jsonl`);
@@ -414,7 +418,7 @@ describe('vertex emulator', () => {
     const { emu, blobs } = await start({ timing: FAST });
     blobs.put('gs://acme-in/reviews.jsonl', ['[]', '{"request": "text"}']);
     const job = await create(emu, { model: CLAUDE }, 'us-east5');
-    const done = await emu.waitForState(job.name, 'JOB_STATE_FAILED');
+    const done = await finished(emu, job.name, 'JOB_STATE_FAILED');
     expect(done.error?.code).toBe(3);
     expect(done.completionStats).toEqual({ failedCount: '2' });
   });
@@ -422,7 +426,7 @@ describe('vertex emulator', () => {
   it('ends FAILED with NOT_FOUND when the input cannot be read', async () => {
     const { emu } = await start({ timing: FAST });
     const job = await create(emu);
-    const done = await emu.waitForState(job.name, 'JOB_STATE_FAILED');
+    const done = await finished(emu, job.name, 'JOB_STATE_FAILED');
     expect(done.error).toEqual({
       code: 5,
       message: expect.stringContaining('gs://acme-in/reviews.jsonl') as unknown,
@@ -456,17 +460,12 @@ describe('vertex emulator', () => {
     expect(malformed.status).toBe(400);
   });
 
-  it('lists newest first, filtered by labels, state, displayName and createTime', async () => {
+  it('lists newest first, filtered by the label filter the product sends', async () => {
     const { emu } = await start({ timing: MANUAL });
     const a = await create(emu, { displayName: 'a' });
-    const b = await create(emu, {
-      displayName: 'b',
-      labels: { job_id: 'b', team: 'x', 'old-key': 'b' },
-    });
-    const c = await create(emu, { displayName: 'c' });
+    await create(emu, { displayName: 'b', labels: { job_id: 'b', team: 'x' } });
+    await create(emu, { displayName: 'c' });
     await emu.advance(a.name);
-    await emu.advance(a.name); // a: FAILED (no input object)
-    await emu.advance(b.name); // b: RUNNING
 
     const list = async (filter?: string, location = LOCATION): Promise<Answer> =>
       call(
@@ -481,28 +480,13 @@ describe('vertex emulator', () => {
     expect(all.body).not.toHaveProperty('nextPageToken');
 
     const cases: [string, string[]][] = [
-      ['labels.job_id="b"', ['b']],
-      ['labels.job_id=b', ['b']],
-      ['labels.job_id="b" OR labels.job_id="c"', ['c', 'b']],
+      ['labels.batch_courier="v1" AND labels.job_id="a"', ['a']],
       ['labels.batch_courier="v1" AND (labels.job_id="a" OR labels.job_id="c")', ['c', 'a']],
-      // Hyphenated keys still work here (the service's handling of them is not documented).
-      ['labels.old-key="b"', ['b']],
-      ['labels.team:*', ['b']],
-      ['labels.batch_courier:*', ['c', 'a']],
-      ['state="JOB_STATE_FAILED"', ['a']],
-      ['state=JOB_STATE_PENDING', ['c']],
-      ['state!="JOB_STATE_PENDING"', ['b', 'a']],
-      ['state="JOB_STATE_RUNNING" OR state="JOB_STATE_PENDING"', ['c', 'b']],
-      ['NOT state="JOB_STATE_RUNNING"', ['c', 'a']],
-      ['displayName="c"', ['c']],
-      ['display_name:"*b*"', ['b']],
-      [`createTime>"${a.createTime}"`, ['c', 'b']],
-      [`createTime>="${b.createTime}"`, ['c', 'b']],
-      [`createTime<"${b.createTime}"`, ['a']],
-      [`create_time<="${b.createTime}"`, ['b', 'a']],
-      ['labels.batch_courier="v1" AND (state="JOB_STATE_FAILED" OR displayName="c")', ['c', 'a']],
-      ['NOT (displayName="a" OR displayName="b")', ['c']],
-      ['displayName="zzz"', []],
+      ['labels.batch_courier = "v1" AND (labels.job_id="b" OR labels.job_id="zzz")', []],
+      ['(labels.job_id="a" OR labels.job_id="b") AND labels.team="x"', ['b']],
+      ['labels.job_id="b" OR labels.job_id="c"', ['c', 'b']],
+      ['labels.job_id="a\\"b"', []],
+      ['', ['c', 'b', 'a']],
     ];
     for (const [filter, expected] of cases) {
       const res = await list(filter);
@@ -510,31 +494,36 @@ describe('vertex emulator', () => {
       expect(listNames(res), filter).toEqual(expected);
     }
     // Google omits the empty list.
-    expect((await list('displayName="zzz"')).body).toEqual({});
+    expect((await list('labels.job_id="zzz"')).body).toEqual({});
     expect((await list(undefined, 'europe-west4')).body).toEqual({});
     // The project number sees the same jobs.
     const byNumber = await call(emu, 'GET', jobsPath(LOCATION, NUMBER));
     expect(listNames(byNumber)).toEqual(['c', 'b', 'a']);
-    expect(c.name).toMatch(JOB_NAME);
   });
 
   it.each([
-    'foo="x"',
-    'state="JOB_STATE_NOPE"',
-    'state=',
-    'state>"JOB_STATE_PENDING"',
-    '(state="JOB_STATE_PENDING"',
-    'createTime>"yesterday"',
-    'displayName>"a"',
+    'state="JOB_STATE_PENDING"',
+    'displayName="a"',
+    'createTime>"2026-01-01T00:00:00Z"',
+    'labels.job_id=a',
+    "labels.job_id='a'",
+    'labels.job-id="a"',
+    'labels.job_id:*',
+    'NOT labels.job_id="a"',
+    'labels.job_id!="a"',
+    '(labels.job_id="a"',
+    'labels.job_id="a" AND',
+    'labels.batch_courier="v1" AND (labels.job_id="a" AND labels.job_id="b")',
     'hello',
-    'state="JOB_STATE_PENDING" AND',
-    'labels.k ~ "v"',
-  ])('rejects the filter %j with 400', async (filter) => {
-    const { emu } = await start({ timing: MANUAL });
-    const res = await call(emu, 'GET', `${jobsPath()}?filter=${encodeURIComponent(filter)}`);
-    expect(res.status).toBe(400);
-    expect(googleError(res).status).toBe('INVALID_ARGUMENT');
-  });
+  ])(
+    'refuses the filter %j with 400, as the service refuses what it does not understand',
+    async (filter) => {
+      const { emu } = await start({ timing: MANUAL });
+      const res = await call(emu, 'GET', `${jobsPath()}?filter=${encodeURIComponent(filter)}`);
+      expect(res.status).toBe(400);
+      expect(googleError(res).status).toBe('INVALID_ARGUMENT');
+    },
+  );
 
   it('pages with pageSize and nextPageToken, omitting the token on the last page', async () => {
     const { emu } = await start({ timing: MANUAL });
@@ -556,7 +545,7 @@ describe('vertex emulator', () => {
     const otherFilter = await call(
       emu,
       'GET',
-      `${jobsPath()}?pageSize=2&pageToken=${next}&filter=${encodeURIComponent('displayName="j1"')}`,
+      `${jobsPath()}?pageSize=2&pageToken=${next}&filter=${encodeURIComponent('labels.job_id="j1"')}`,
     );
     expect(otherFilter.status).toBe(400);
     expect((await call(emu, 'GET', `${jobsPath()}?pageToken=garbage`)).status).toBe(400);
@@ -666,18 +655,6 @@ describe('vertex emulator', () => {
     await create(emu, { displayName: 'c5', model: CLAUDE }, 'us-east5');
   });
 
-  it('honours anthropicConcurrency', async () => {
-    const { emu } = await start({ timing: MANUAL, anthropicConcurrency: 1 });
-    await create(emu, { displayName: 'c1', model: CLAUDE }, 'us-east5');
-    const second = await call(
-      emu,
-      'POST',
-      jobsPath('us-east5'),
-      jobBody({ displayName: 'c2', model: CLAUDE }),
-    );
-    expect(second.status).toBe(429);
-  });
-
   it('cancels: CANCELLING then CANCELLED with error code 1; terminal jobs refuse', async () => {
     const { emu } = await start({ timing: MANUAL });
     const job = await create(emu);
@@ -715,40 +692,17 @@ describe('vertex emulator', () => {
     ).toHaveLength(2);
   });
 
-  it('deletes only finished jobs and answers a done operation', async () => {
-    const { emu } = await start({ timing: MANUAL });
-    const job = await create(emu);
-    const early = await call(emu, 'DELETE', `/v1/${job.name}`);
-    expect(early.status).toBe(400);
-    expect(googleError(early).status).toBe('FAILED_PRECONDITION');
-
-    await emu.settle();
-    expect((await get(emu, job.name)).state).toBe('JOB_STATE_FAILED');
-    const res = await call(emu, 'DELETE', `/v1/${job.name}`);
-    expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({
-      name: expect.stringMatching(
-        /^projects\/123456789012\/locations\/us-central1\/operations\/\d+$/,
-      ) as unknown,
-      done: true,
-    });
-    expect((await call(emu, 'GET', `/v1/${job.name}`)).status).toBe(404);
-    expect((await call(emu, 'DELETE', `/v1/${job.name}`)).status).toBe(404);
-    expect(emu.jobs()).toEqual([]);
-  });
-
   describe('faults', () => {
     it.each<[Extract<VertexFault, { status: number }>, string]>([
       [{ op: 'create', status: 429, times: 2 }, 'RESOURCE_EXHAUSTED'],
       [{ op: 'get', status: 503, times: 2 }, 'UNAVAILABLE'],
       [{ op: 'list', status: 500, times: 2 }, 'INTERNAL'],
       [{ op: 'cancel', status: 403, times: 2 }, 'PERMISSION_DENIED'],
-      [{ op: 'delete', status: 404, times: 2 }, 'NOT_FOUND'],
+      [{ op: 'get', status: 404, times: 2 }, 'NOT_FOUND'],
       [{ op: 'get', status: 400, times: 2 }, 'INVALID_ARGUMENT'],
     ])('%j fails the next requests of that kind only', async (fault, statusName) => {
       const { emu } = await start({ timing: MANUAL });
       const job = await create(emu, { displayName: 'target' });
-      if (fault.op === 'delete') await emu.settle();
       emu.inject(fault);
       const request = (): Promise<Answer> => {
         switch (fault.op) {
@@ -758,8 +712,6 @@ describe('vertex emulator', () => {
             return call(emu, 'GET', jobsPath());
           case 'cancel':
             return call(emu, 'POST', `/v1/${job.name}:cancel`, {});
-          case 'delete':
-            return call(emu, 'DELETE', `/v1/${job.name}`);
           default:
             return call(emu, 'GET', `/v1/${job.name}`);
         }
@@ -822,7 +774,7 @@ describe('vertex emulator', () => {
       const { emu } = await start({ timing: FAST });
       emu.inject({ outcome: 'EXPIRED', match: { labelValue: 'old' }, times: 1 });
       const job = await create(emu, { displayName: 'x', labels: { job_id: 'old' } });
-      const expired = await emu.waitForState(job.name, 'JOB_STATE_EXPIRED');
+      const expired = await finished(emu, job.name, 'JOB_STATE_EXPIRED');
       expect(expired).not.toHaveProperty('startTime');
       expect(expired.endTime).toMatch(RFC3339_MICROS);
     });
@@ -832,7 +784,7 @@ describe('vertex emulator', () => {
       blobs.put('gs://acme-in/reviews.jsonl', [geminiLine('a'), geminiLine('b'), geminiLine('c')]);
       emu.inject({ outcome: 'PARTIALLY_SUCCEEDED' });
       const job = await create(emu);
-      const done = await emu.waitForState(job.name, 'JOB_STATE_PARTIALLY_SUCCEEDED');
+      const done = await finished(emu, job.name, 'JOB_STATE_PARTIALLY_SUCCEEDED');
       expect(done.completionStats).toEqual({ successfulCount: '2', failedCount: '1' });
       const lines = blobs.lines(`${done.outputInfo?.gcsOutputDirectory}/predictions.jsonl`);
       expect(lines.map((l) => l.status === '')).toEqual([true, true, false]);
@@ -872,45 +824,27 @@ describe('vertex emulator', () => {
       expect(listNames(await call(emu, 'GET', jobsPath()))).toEqual(['r']);
     });
 
-    it('list: refuseList with maxOrTerms and hyphenatedLabelKeys refuses only such filters', async () => {
+    it('list: refuseList with maxOrTerms refuses only filters that OR more terms', async () => {
       const { emu } = await start({ timing: MANUAL });
       await create(emu, { displayName: 'a' });
-      emu.inject({ refuseList: true, maxOrTerms: 2, hyphenatedLabelKeys: true, message: 'nope' });
+      emu.inject({ refuseList: true, maxOrTerms: 2, message: 'nope' });
       const list = (filter: string) =>
         call(emu, 'GET', `${jobsPath()}?filter=${encodeURIComponent(filter)}`);
       const cases: [string, number][] = [
         ['labels.job_id="a"', 200],
-        ['labels.job_id="a" OR labels.job_id="b"', 200],
-        ['labels.job_id="a" OR labels.job_id="b" OR labels.job_id="c"', 400],
         ['labels.batch_courier="v1" AND (labels.job_id="a" OR labels.job_id="b")', 200],
-        ['labels.job-id="a"', 400],
-        ['labels.batch-courier:*', 400],
-        ['displayName="job-id"', 200],
+        [
+          'labels.batch_courier="v1" AND (labels.job_id="a" OR labels.job_id="b" OR labels.job_id="c")',
+          400,
+        ],
       ];
       for (const [filter, status] of cases) {
         const res = await list(filter);
         expect(res.status, filter).toBe(status);
         if (status === 400) expect(googleError(res).message).toBe('nope');
       }
-    });
-
-    it('list: refuseList is injected over HTTP too, and reset clears it', async () => {
-      const { emu } = await start({ timing: MANUAL });
-      const injected = await call(emu, 'POST', '/emulator/v1/faults', {
-        refuseList: true,
-        maxOrTerms: 10,
-      });
-      expect(injected.status).toBe(200);
-      const eleven = Array.from({ length: 11 }, (_, i) => `labels.job_id="j${i}"`).join(' OR ');
-      const filter = encodeURIComponent(eleven);
-      expect((await call(emu, 'GET', `${jobsPath()}?filter=${filter}`)).status).toBe(400);
-      const bad = await call(emu, 'POST', '/emulator/v1/faults', {
-        refuseList: true,
-        maxOrTerms: 0,
-      });
-      expect(bad.status).toBe(400);
-      expect((await call(emu, 'POST', '/emulator/v1/reset', {})).status).toBe(200);
-      expect((await call(emu, 'GET', `${jobsPath()}?filter=${filter}`)).status).toBe(200);
+      emu.reset();
+      expect((await list(cases[2]![0])).status).toBe(200);
     });
 
     it('adds latency to API requests until reset', async () => {
@@ -919,61 +853,46 @@ describe('vertex emulator', () => {
       await expect(
         fetch(`${emu.url}${jobsPath()}`, { signal: AbortSignal.timeout(200) }),
       ).rejects.toThrow();
-      // Control endpoints are not delayed, so a test can always undo it.
+      // Readiness is not delayed.
       expect((await fetch(`${emu.url}/`)).status).toBe(200);
-      expect((await call(emu, 'POST', '/emulator/v1/reset', {})).status).toBe(200);
+      emu.reset();
       expect((await call(emu, 'GET', jobsPath())).status).toBe(200);
     });
 
-    it('are injected over HTTP too, and reset over HTTP clears jobs, faults and counters', async () => {
+    it('reset clears jobs, faults and counters', async () => {
       const { emu } = await start({ timing: FAST });
-      const injected = await call(emu, 'POST', '/emulator/v1/faults', [
-        { op: 'get', status: 503 },
-        { outcome: 'FAILED' },
-      ]);
-      expect(injected.status).toBe(200);
+      emu.inject({ op: 'get', status: 503 });
+      emu.inject({ outcome: 'FAILED' });
       const job = await create(emu);
       expect((await call(emu, 'GET', `/v1/${job.name}`)).status).toBe(503);
-      const failed = await emu.waitForState(job.name, 'JOB_STATE_FAILED');
-      expect(failed.error?.code).toBe(13);
-
-      const single = await call(emu, 'POST', '/emulator/v1/faults', { op: 'list', status: 429 });
-      expect(single.status).toBe(200);
-      const bad = await call(emu, 'POST', '/emulator/v1/faults', { op: 'get', status: 418 });
-      expect(bad.status).toBe(400);
-      expect(() => emu.inject({ op: 'get', status: 418 } as unknown as VertexFault)).toThrow();
-
-      expect((await call(emu, 'POST', '/emulator/v1/reset', {})).status).toBe(200);
+      expect((await finished(emu, job.name, 'JOB_STATE_FAILED')).error?.code).toBe(13);
+      emu.inject({ op: 'list', status: 429 });
+      emu.reset();
       expect(emu.jobs()).toEqual([]);
-      expect(emu.requests).toEqual({ create: 0, get: 0, list: 0, cancel: 0, delete: 0 });
+      expect(emu.requests).toEqual({ create: 0, get: 0, list: 0, cancel: 0 });
       expect((await call(emu, 'GET', jobsPath())).status).toBe(200);
     });
   });
 
-  it('counts requests per kind, also over HTTP', async () => {
+  it('counts requests per kind', async () => {
     const { emu } = await start({ timing: MANUAL });
     const job = await create(emu);
     await get(emu, job.name);
     await get(emu, job.name);
     await call(emu, 'GET', jobsPath());
     await call(emu, 'POST', `/v1/${job.name}:cancel`, {});
-    await emu.settle();
-    await call(emu, 'DELETE', `/v1/${job.name}`);
     await call(emu, 'POST', jobsPath(), jobBody({ state: 'bad' }));
-    const expected = { create: 2, get: 2, list: 1, cancel: 1, delete: 1 };
-    expect(emu.requests).toEqual(expected);
-    expect((await call(emu, 'GET', '/emulator/v1/requests')).body).toEqual(expected);
-    emu.reset();
-    expect(emu.requests).toEqual({ create: 0, get: 0, list: 0, cancel: 0, delete: 0 });
+    expect(emu.requests).toEqual({ create: 2, get: 2, list: 1, cancel: 1 });
+    expect((await call(emu, 'DELETE', `/v1/${job.name}`)).status).toBe(404);
   });
 
   it('stops its timers on close and releases waiters', async () => {
     const { emu } = await start({ timing: { pendingMs: 60_000, runningMs: 60_000 } });
-    const job = await create(emu);
-    const waiting = emu.waitForState(job.name, 'JOB_STATE_SUCCEEDED');
+    await create(emu);
+    const waiting = emu.whenIdle();
     await emu.close();
-    await expect(waiting).rejects.toThrow(/closed/);
-    await expect(emu.whenIdle()).resolves.toBeUndefined();
+    await expect(waiting).resolves.toBeUndefined();
+    expect(emu.jobs().map((j) => j.state)).toEqual(['JOB_STATE_PENDING']);
     await expect(fetch(`${emu.url}/`)).rejects.toThrow();
   });
 });

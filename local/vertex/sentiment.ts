@@ -19,47 +19,16 @@ export interface SentimentResult {
 }
 
 /** Words that flip the sign of the next scored word within {@link NEGATION_WINDOW} words. */
-const NEGATORS: ReadonlySet<string> = new Set([
-  'not',
-  'no',
-  'never',
-  'none',
-  'nothing',
-  'nobody',
-  'neither',
-  'nor',
-  'cannot',
-  'without',
-  'hardly',
-  'barely',
-  "ain't",
-  "aren't",
-  "can't",
-  "couldn't",
-  "didn't",
-  "doesn't",
-  "don't",
-  "hadn't",
-  "hasn't",
-  "haven't",
-  "isn't",
-  "shouldn't",
-  "wasn't",
-  "weren't",
-  "won't",
-  "wouldn't",
-  'aint',
-  'arent',
-  'cant',
-  'couldnt',
-  'didnt',
-  'doesnt',
-  'dont',
-  'isnt',
-  'wasnt',
-  'wont',
-  'wouldnt',
-]);
+const NEGATORS: ReadonlySet<string> = new Set(
+  [
+    'not no never none nothing nobody neither nor cannot without hardly barely',
+    "ain't aren't can't couldn't didn't doesn't don't hadn't hasn't haven't isn't",
+    "shouldn't wasn't weren't won't wouldn't",
+    'aint arent cant couldnt didnt doesnt dont isnt wasnt wont wouldnt',
+  ]
+    .join(' ')
+    .split(' '),
+);
 
 /** How many following words a negator reaches ("not really that good" still flips "good"). */
 const NEGATION_WINDOW = 3;
@@ -140,16 +109,6 @@ export function analyzeSentiment(text: string): SentimentResult {
   }
   const label: Sentiment = score > 0 ? 'positive' : score < 0 ? 'negative' : 'neutral';
   return { label, score, scoredText };
-}
-
-/** The model's answer for a prompt: one word. */
-export function classify(text: string): Sentiment {
-  return analyzeSentiment(text).label;
-}
-
-/** The sentiment score of a prompt (see {@link analyzeSentiment}). */
-export function sentimentScore(text: string): number {
-  return analyzeSentiment(text).score;
 }
 
 /**

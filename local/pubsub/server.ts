@@ -1,0 +1,134 @@
+/**
+ * A Pub/Sub emulator built into the repository, for machines without the Google Cloud CLI (and so
+ * without the official Java emulator). It speaks the google.pubsub.v1 gRPC API on 127.0.0.1 well
+ * enough for the unmodified `@google-cloud/pubsub` client (`PUBSUB_EMULATOR_HOST=127.0.0.1:PORT`)
+ * as the product, the offline stack and the tests use it: CreateTopic, ListTopics,
+ * ListTopicSubscriptions, Publish, CreateSubscription, Pull, StreamingPull, Acknowledge and
+ * ModifyAckDeadline. Every other RPC answers UNIMPLEMENTED. Nothing is persisted.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type handleUnaryCall,
+  type ServiceDefinition,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { RpcError, type StreamCall } from './subscriptions.js';
+import { Broker } from './topics.js';
+
+/** A running builtin Pub/Sub emulator. */
+export interface PubSubEmulator {
+  /** `127.0.0.1:PORT`, the form `PUBSUB_EMULATOR_HOST` and the client's `apiEndpoint` take. */
+  readonly host: string;
+  readonly port: number;
+  /** Ends every stream, call and timer, then stops listening. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link startPubSubEmulator}. */
+export interface PubSubEmulatorOptions {
+  /** TCP port on 127.0.0.1; 0 or absent picks a free one. */
+  port?: number;
+  /** Receives one object per request that failed unexpectedly (an INTERNAL status). */
+  log?: (line: object) => void;
+}
+
+/** The Publisher and Subscriber services, from the protos that ship with `@google-cloud/pubsub`. */
+function services(): { publisher: ServiceDefinition; subscriber: ServiceDefinition } {
+  const require = createRequire(import.meta.url);
+  const pubsubPackage = require.resolve('@google-cloud/pubsub/package.json');
+  // google-gax (which holds the imported Google protos) does not export its package.json.
+  const gaxProtos = join(
+    dirname(createRequire(pubsubPackage).resolve('google-gax')),
+    '..',
+    'protos',
+  );
+  const definition = loadSync('google/pubsub/v1/pubsub.proto', {
+    includeDirs: [join(dirname(pubsubPackage), 'build', 'protos'), gaxProtos],
+    longs: String,
+    enums: String,
+    oneofs: true,
+  });
+  const service = (name: string): ServiceDefinition => {
+    const found = definition[name];
+    if (!found || 'format' in found) throw new Error(`${name} is not a service`);
+    return found;
+  };
+  return {
+    publisher: service('google.pubsub.v1.Publisher'),
+    subscriber: service('google.pubsub.v1.Subscriber'),
+  };
+}
+
+/** Starts the emulator on 127.0.0.1 and resolves once it accepts connections. */
+export async function startPubSubEmulator(
+  options: PubSubEmulatorOptions = {},
+): Promise<PubSubEmulator> {
+  const broker = new Broker();
+  const unary =
+    <Req>(fn: (req: Req) => unknown): handleUnaryCall<Req, unknown> =>
+    (call, callback) => {
+      try {
+        callback(null, fn(call.request));
+      } catch (err) {
+        const rpc = err instanceof RpcError ? err : new RpcError(status.INTERNAL, String(err));
+        if (rpc.code === status.INTERNAL) {
+          options.log?.({ severity: 'ERROR', method: call.getPath(), error: String(err) });
+        }
+        callback(rpc);
+      }
+    };
+  const { publisher, subscriber } = services();
+  const server = new Server({
+    'grpc.max_receive_message_length': 32 * 1024 * 1024,
+    'grpc.max_send_message_length': 32 * 1024 * 1024,
+  });
+  server.addService(publisher, {
+    createTopic: unary((req: { name?: string }) => broker.createTopic(req)),
+    listTopics: unary((req: { project?: string }) => broker.listTopics(req)),
+    listTopicSubscriptions: unary((req: { topic?: string }) => broker.listTopicSubscriptions(req)),
+    publish: unary((req: Parameters<Broker['publish']>[0]) => broker.publish(req)),
+  });
+  server.addService(subscriber, {
+    createSubscription: unary((req: Parameters<Broker['createSubscription']>[0]) =>
+      broker.createSubscription(req),
+    ),
+    pull: unary((req: { subscription?: string; maxMessages?: number }) => {
+      if (!req.maxMessages || req.maxMessages <= 0)
+        throw new RpcError(status.INVALID_ARGUMENT, 'maxMessages must be positive');
+      return { receivedMessages: broker.subscription(req.subscription).pull(req.maxMessages) };
+    }),
+    acknowledge: unary((req: { subscription?: string; ackIds?: string[] }) => {
+      broker.subscription(req.subscription).ack(req.ackIds ?? []);
+      return {};
+    }),
+    modifyAckDeadline: unary(
+      (req: { subscription?: string; ackIds?: string[]; ackDeadlineSeconds?: number }) => {
+        broker.subscription(req.subscription).modify(req.ackIds ?? [], req.ackDeadlineSeconds ?? 0);
+        return {};
+      },
+    ),
+    streamingPull: (call: StreamCall) => broker.streamingPull(call),
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      `127.0.0.1:${options.port ?? 0}`,
+      ServerCredentials.createInsecure(),
+      (err, bound) => (err ? reject(err) : resolve(bound)),
+    ),
+  );
+  let closing: Promise<void> | undefined;
+  return {
+    host: `127.0.0.1:${port}`,
+    port,
+    close: () =>
+      (closing ??= new Promise<void>((resolve) => {
+        broker.shutdown();
+        server.forceShutdown();
+        resolve();
+      })),
+  };
+}

@@ -1,0 +1,318 @@
+/**
+ * The storage emulator's objects, on disk so a user can open results in a file browser. Layout
+ * under `root`:
+ *
+ *     <root>/<bucket>/<object name>          live bytes, when the name is a safe relative path
+ *     <root>/<bucket>/.encoded/<sha256>      live bytes of any other name (`../x`, `a//b`, `dir/`)
+ *     <root>/.meta/<bucket>/<enc(name)>.json object metadata (one folder per bucket)
+ *     <root>/.tmp/, <root>/.uploads/         uploads in progress (cleared at start)
+ *
+ * Only the live generation is kept. Bytes are written to a temporary file and renamed into place,
+ * so a reader never sees half an object.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import {
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { CRC32C } from '@google-cloud/storage';
+import { HttpError, isObject } from '../http.js';
+
+/** A Cloud Storage object resource as the JSON API returns it (int64 fields as strings). */
+export interface ObjectResource {
+  kind: 'storage#object';
+  /** `bucket/name/generation`. */
+  id: string;
+  name: string;
+  bucket: string;
+  generation: string;
+  metageneration: string;
+  size: string;
+  contentType: string;
+  contentEncoding?: string;
+  /** Base64 MD5 and base64 big-endian CRC32C of the bytes. */
+  md5Hash: string;
+  crc32c: string;
+  etag: string;
+  timeCreated: string;
+  updated: string;
+  storageClass: string;
+  /** Custom metadata (`x-goog-meta-*`); present only when non-empty. */
+  metadata?: Record<string, string>;
+  selfLink: string;
+  mediaLink: string;
+}
+
+/** What a client sets on an object. */
+export interface ObjectFields {
+  contentType?: string;
+  contentEncoding?: string;
+  metadata?: Record<string, string>;
+}
+
+/** Size and hashes of an object's bytes. */
+export interface Digest {
+  size: number;
+  md5Hash: string;
+  crc32c: string;
+}
+
+/** The record of a live object (its sidecar file). */
+export interface StoredObject extends Digest {
+  bucket: string;
+  name: string;
+  generation: string;
+  timeCreated: string;
+  fields: ObjectFields;
+  /** Location of the bytes relative to the root, `/`-separated. */
+  dataPath: string;
+}
+
+/** Object fields from a JSON resource body: strings set a field; custom metadata values become strings. */
+export function fieldsOf(body: unknown, base: ObjectFields = {}): ObjectFields {
+  const out: ObjectFields = { ...base };
+  if (!isObject(body)) return out;
+  if (typeof body.contentType === 'string') out.contentType = body.contentType;
+  if (typeof body.contentEncoding === 'string') out.contentEncoding = body.contentEncoding;
+  if (isObject(body.metadata)) {
+    const entries = Object.entries(body.metadata).filter(([, v]) => v !== null && v !== undefined);
+    out.metadata = {
+      ...out.metadata,
+      ...Object.fromEntries(entries.map(([k, v]) => [k, String(v)])),
+    };
+  }
+  return out;
+}
+
+export const storageError = (code: number, reason: string, message: string): HttpError =>
+  new HttpError(code, message, { reason });
+const noSuchObject = (bucket: string, name: string): HttpError =>
+  storageError(404, 'notFound', `No such object: ${bucket}/${name}`);
+
+/** Base64 of the big-endian CRC32C of `data`, as in the `crc32c` field and `x-goog-hash`. */
+export function crc32cBase64(data: Buffer): string {
+  const crc = new CRC32C();
+  crc.update(data);
+  return crc.toString();
+}
+
+/** Size, MD5 and CRC32C of a file. */
+export async function digestFile(path: string): Promise<Digest> {
+  const md5 = createHash('md5');
+  const crc = new CRC32C();
+  let size = 0;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    md5.update(chunk);
+    crc.update(chunk);
+    size += chunk.length;
+  }
+  return { size, md5Hash: md5.digest('base64'), crc32c: crc.toString() };
+}
+
+/**
+ * Object names as Cloud Storage accepts them: 1–1024 bytes of UTF-8, no carriage return or line
+ * feed, not `.` or `..`. Everything else (spaces, unicode, `/`, `../` inside) is legal.
+ */
+export function checkObjectName(name: string | undefined): string {
+  if (!name) throw storageError(400, 'required', 'Required: object name');
+  if (Buffer.byteLength(name) > 1024 || /[\r\n]/.test(name) || name === '.' || name === '..') {
+    throw storageError(400, 'invalid', `Invalid object name: ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/** An object's metadata file name: `encodeURIComponent(name).json`, hashed when too long. */
+function sidecarName(name: string): string {
+  const encoded = encodeURIComponent(name);
+  // `%s` never comes out of encodeURIComponent, so a hashed name cannot collide with an encoded one.
+  return encoded.length <= 200 ? `${encoded}.json` : `%sha256-${sha256(name)}.json`;
+}
+
+/** Whether a name can be its own path under the bucket folder (relative, no empty, `.` or `..` segment). */
+function isSafePath(name: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  if (name.includes('\\') || /[\u0000-\u001f\u007f]/.test(name)) return false;
+  const segments = name.split('/');
+  return (
+    segments[0] !== '.encoded' &&
+    segments.every((s) => s !== '' && s !== '.' && s !== '..' && Buffer.byteLength(s) <= 255)
+  );
+}
+
+/** Buckets and their live objects. */
+export class ObjectStore {
+  readonly root: string;
+  private readonly buckets = new Map<string, Map<string, StoredObject>>();
+  private lastGeneration = 0;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  /** Prepares the folders and loads the buckets and objects an earlier run left. */
+  async open(): Promise<void> {
+    for (const dir of ['.tmp', '.uploads'])
+      await rm(join(this.root, dir), { recursive: true, force: true });
+    for (const dir of ['.tmp', '.uploads', '.meta'])
+      await mkdir(join(this.root, dir), { recursive: true });
+    for (const bucket of await readdir(join(this.root, '.meta'))) {
+      const objects = new Map<string, StoredObject>();
+      this.buckets.set(bucket, objects);
+      for (const file of await readdir(join(this.root, '.meta', bucket))) {
+        try {
+          const stored = JSON.parse(
+            await readFile(join(this.root, '.meta', bucket, file), 'utf8'),
+          ) as StoredObject;
+          if (
+            sidecarName(stored.name) !== file ||
+            !(await stat(this.absolute(stored.dataPath))).isFile()
+          )
+            continue;
+          objects.set(stored.name, stored);
+          this.lastGeneration = Math.max(this.lastGeneration, Number(stored.generation));
+        } catch {
+          // A damaged or orphaned record: the object is gone.
+        }
+      }
+    }
+  }
+
+  /**
+   * Runs `fn` alone: a commit (precondition check, rename into place, sidecar write) must be atomic
+   * with respect to other commits and to the snapshot a reader takes before streaming.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /** A fresh path for a temporary file (`.tmp/`) or an upload session (`.uploads/`). */
+  tmpPath(kind: '.tmp' | '.uploads' = '.tmp'): string {
+    return join(this.root, kind, randomUUID());
+  }
+
+  async createBucket(name: string): Promise<void> {
+    if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(name) || name.includes('..')) {
+      throw new Error(`invalid bucket name: ${name}`);
+    }
+    await mkdir(join(this.root, '.meta', name), { recursive: true });
+    if (!this.buckets.has(name)) this.buckets.set(name, new Map());
+  }
+
+  bucket(name: string): Map<string, StoredObject> {
+    const objects = this.buckets.get(name);
+    if (!objects) throw storageError(404, 'notFound', 'The specified bucket does not exist.');
+    return objects;
+  }
+
+  /** The live object, or 404; `generation` (when given) must be the live one. */
+  live(bucket: string, name: string, generation: string | null): StoredObject {
+    const stored = this.bucket(bucket).get(name);
+    if (!stored || (generation && generation !== stored.generation))
+      throw noSuchObject(bucket, name);
+    return stored;
+  }
+
+  /** Absolute path of stored bytes, refusing anything that would leave the root. */
+  absolute(dataPath: string): string {
+    const abs = resolve(this.root, ...dataPath.split('/'));
+    if (!abs.startsWith(this.root + sep)) throw new Error(`path escapes the root: ${dataPath}`);
+    return abs;
+  }
+
+  /**
+   * Makes the file at `tmpPath` the new live generation of `bucket/name`, atomically with the
+   * `ifGenerationMatch` precondition (`0`: the object must not exist).
+   */
+  commit(spec: {
+    bucket: string;
+    name: string;
+    fields: ObjectFields;
+    ifGenerationMatch: string | null;
+    digest: Digest;
+    tmpPath: string;
+  }): Promise<StoredObject> {
+    return this.exclusive(async () => {
+      const objects = this.bucket(spec.bucket);
+      const live = objects.get(spec.name);
+      if (spec.ifGenerationMatch !== null && spec.ifGenerationMatch !== (live?.generation ?? '0')) {
+        throw storageError(
+          412,
+          'conditionNotMet',
+          'At least one of the pre-conditions you specified did not hold.',
+        );
+      }
+      // Microseconds since the epoch, strictly increasing.
+      this.lastGeneration = Math.max(this.lastGeneration + 1, Date.now() * 1000);
+      const dataPath = await this.place(spec.bucket, spec.name, spec.tmpPath);
+      if (live && live.dataPath !== dataPath) await this.removeData(live);
+      const record: StoredObject = {
+        bucket: spec.bucket,
+        name: spec.name,
+        generation: String(this.lastGeneration),
+        ...spec.digest,
+        timeCreated: new Date().toISOString(),
+        fields: spec.fields,
+        dataPath,
+      };
+      const sidecar = this.tmpPath();
+      await writeFile(sidecar, JSON.stringify(record));
+      await rename(sidecar, join(this.root, '.meta', spec.bucket, sidecarName(spec.name)));
+      objects.set(spec.name, record);
+      return record;
+    });
+  }
+
+  /**
+   * Renames the temporary file to the object's path; a name that is not a safe relative path, or
+   * that collides with another object's file or folder (`a` and `a/b`), goes to `.encoded/`.
+   */
+  private async place(bucket: string, name: string, tmpPath: string): Promise<string> {
+    const bucketDir = join(this.root, bucket);
+    let target = join(bucketDir, '.encoded', sha256(name));
+    if (isSafePath(name)) {
+      try {
+        const path = join(bucketDir, ...name.split('/'));
+        await mkdir(dirname(path), { recursive: true });
+        await rename(tmpPath, path);
+        target = path;
+      } catch {
+        await mkdir(dirname(target), { recursive: true });
+        await rename(tmpPath, target);
+      }
+    } else {
+      await mkdir(dirname(target), { recursive: true });
+      await rename(tmpPath, target);
+    }
+    return relative(this.root, target).split(sep).join('/');
+  }
+
+  /** Deletes an object's bytes and the folders that become empty. */
+  private async removeData(record: StoredObject): Promise<void> {
+    const abs = this.absolute(record.dataPath);
+    await unlink(abs).catch(() => undefined);
+    const bucketDir = join(this.root, record.bucket);
+    for (let dir = dirname(abs); dir.startsWith(bucketDir + sep); dir = dirname(dir)) {
+      if (
+        !(await rmdir(dir).then(
+          () => true,
+          () => false,
+        ))
+      )
+        break;
+    }
+  }
+}

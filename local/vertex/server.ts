@@ -1,0 +1,230 @@
+/**
+ * A local Vertex AI batch prediction emulator: the REST v1 `batchPredictionJobs` surface the
+ * product uses (create, get, list, cancel) on the production paths
+ * (`/v1/projects/{P}/locations/{L}/batchPredictionJobs...`), plain HTTP on 127.0.0.1, so the code
+ * under test only swaps its endpoint (`VERTEX_AI_EMULATOR_HOST`). `GET /` answers `Ok`. It never
+ * logs: prompts and answers are customer data.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readJson, sendJson, serve, target } from '../http.js';
+import {
+  ANTHROPIC_CONCURRENT_JOBS,
+  apiError,
+  DEFAULT_MESSAGES,
+  DEFAULT_PAGE_SIZE,
+  invalid,
+  isTerminal,
+  MAX_PAGE_SIZE,
+  type JobState,
+} from './api-facts.js';
+import { Faults, type VertexFault, type VertexOp } from './faults.js';
+import { Jobs, type BlobStore, type Job, type Timing, type VertexJobJson } from './jobs.js';
+import { matchesFilter, parseJobFilter, validateCreate } from './request.js';
+
+export type { BlobStore, JobState, VertexFault, VertexJobJson, VertexOp };
+
+/** Options of {@link startVertexEmulator}. */
+export interface VertexEmulatorOptions {
+  /** Input and output objects. */
+  blobs: BlobStore;
+  /** TCP port on 127.0.0.1; 0 or absent lets the OS choose. */
+  port?: number;
+  /**
+   * How long jobs stay in each state, in ms; `Infinity` means until {@link VertexEmulator.advance}.
+   * Defaults: pending 500, running 1000, cancelling min(100, runningMs).
+   */
+  timing?: Partial<Timing>;
+}
+
+/** A running emulator. */
+export interface VertexEmulator {
+  /** `127.0.0.1:port`, the `VERTEX_AI_EMULATOR_HOST` form. */
+  readonly host: string;
+  /** `http://127.0.0.1:port`. */
+  readonly url: string;
+  /** Adds a fault (see {@link VertexFault}). */
+  inject(fault: VertexFault): void;
+  /** Forgets all jobs, faults and request counters, and stops all job timers. */
+  reset(): void;
+  /** Snapshots of all jobs, oldest first. */
+  jobs(): VertexJobJson[];
+  /** Requests received per kind (faulted ones included); live, zeroed by reset. */
+  readonly requests: Record<VertexOp, number>;
+  /** Moves one job (name or numeric id), or every unfinished job, one step now. */
+  advance(name?: string): Promise<void>;
+  /** Advances every job until none is unfinished. */
+  settle(): Promise<void>;
+  /** Resolves when no job is unfinished, or the emulator closes. */
+  whenIdle(): Promise<void>;
+  /** Stops the server and every timer. */
+  close(): Promise<void>;
+}
+
+/** One emulator stands for one project: this number aliases every project id. */
+const PROJECT_NUMBER = '123456789012';
+const PATH =
+  /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/batchPredictionJobs(?:\/([^/:]+)(:cancel)?)?$/;
+const OPS: Record<string, VertexOp> = {
+  'POST jobs': 'create',
+  'GET jobs': 'list',
+  'GET job': 'get',
+  'POST cancel': 'cancel',
+};
+
+/** Starts an emulator on 127.0.0.1 (see the module comment). */
+export async function startVertexEmulator(options: VertexEmulatorOptions): Promise<VertexEmulator> {
+  const duration = (ms: number | undefined, fallback: number): number => {
+    if (ms !== undefined && (Number.isNaN(ms) || ms < 0)) throw new Error(`bad timing: ${ms}`);
+    return ms ?? fallback;
+  };
+  const runningMs = duration(options.timing?.runningMs, 1000);
+  const timing: Timing = {
+    pendingMs: duration(options.timing?.pendingMs, 500),
+    runningMs,
+    cancellingMs: duration(options.timing?.cancellingMs, Math.min(100, runningMs)),
+  };
+  const faults = new Faults();
+  const jobs = new Jobs(options.blobs, timing, faults, PROJECT_NUMBER);
+  const requests: Record<VertexOp, number> = { create: 0, get: 0, list: 0, cancel: 0 };
+  const delays = new Map<NodeJS.Timeout, () => void>();
+
+  const sameProject = (job: Job, project: string): boolean =>
+    project === PROJECT_NUMBER || job.project === project || job.project === PROJECT_NUMBER;
+
+  const find = (project: string, location: string, id: string): Job => {
+    if (!/^\d+$/.test(id)) throw invalid(`Invalid BatchPredictionJob resource name: id "${id}".`);
+    const job = jobs.all.get(id);
+    if (!job || job.location !== location || !sameProject(job, project)) {
+      throw apiError(
+        404,
+        `The BatchPredictionJob projects/${project}/locations/${location}/batchPredictionJobs/${id} does not exist.`,
+      );
+    }
+    return job;
+  };
+
+  const create = (project: string, location: string, body: unknown): Job => {
+    const request = validateCreate(body, location);
+    const unfinishedClaude = [...jobs.all.values()].filter(
+      (j) => j.request.anthropic && sameProject(j, project) && !isTerminal(j.state),
+    ).length;
+    if (request.anthropic && unfinishedClaude >= ANTHROPIC_CONCURRENT_JOBS) {
+      throw apiError(
+        429,
+        `Quota exceeded for aiplatform.googleapis.com/anthropic_batch_prediction_jobs: at most ${ANTHROPIC_CONCURRENT_JOBS} concurrent Claude batch prediction jobs per project.`,
+      );
+    }
+    return jobs.create(project, location, request);
+  };
+
+  const list = (project: string, location: string, query: URLSearchParams): object => {
+    const filterText = query.get('filter') ?? '';
+    const filter = parseJobFilter(filterText);
+    const refusal = faults.listRefusal(filter);
+    if (refusal !== undefined) throw invalid(refusal);
+    const size = Number(query.get('pageSize') || DEFAULT_PAGE_SIZE);
+    if (!Number.isInteger(size) || size < 0)
+      throw invalid(`Invalid pageSize "${query.get('pageSize')}".`);
+    const pageSize = Math.min(size || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+    // A page token names the last job served and the filter it was served for.
+    let before = Infinity;
+    const token = query.get('pageToken');
+    if (token) {
+      const [seq, tokenFilter] = Buffer.from(token, 'base64url').toString('utf8').split('\n');
+      if (!/^\d+$/.test(seq ?? '') || tokenFilter !== filterText)
+        throw invalid('Invalid page token.');
+      before = Number(seq);
+    }
+    const matching = [...jobs.all.values()]
+      .filter((j) => j.location === location && sameProject(j, project) && j.seq < before)
+      .filter((j) => matchesFilter(filter, j.request.labels))
+      .sort((a, b) => b.seq - a.seq);
+    const page = matching.slice(0, pageSize);
+    const last = page.at(-1);
+    return {
+      ...(page.length > 0 ? { batchPredictionJobs: page.map((j) => jobs.render(j)) } : {}),
+      ...(matching.length > pageSize && last
+        ? { nextPageToken: Buffer.from(`${last.seq}\n${filterText}`).toString('base64url') }
+        : {}),
+    };
+  };
+
+  const delay = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      if (ms <= 0) return resolve();
+      const timer = setTimeout(() => {
+        delays.delete(timer);
+        resolve();
+      }, ms);
+      delays.set(timer, resolve);
+    });
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { path, query } = target(req);
+    const match = PATH.exec(path);
+    const [, project = '', location = '', id, cancel] = match ?? [];
+    const method = `${req.method ?? 'GET'} ${id === undefined ? 'jobs' : cancel ? 'cancel' : 'job'}`;
+    const op = match ? OPS[method] : undefined;
+    if (!op) throw apiError(404, `The requested URL ${req.method} ${path} was not found.`);
+    requests[op] += 1;
+    await delay(faults.latencyMs);
+    const body = op === 'create' || op === 'cancel' ? await readJson(req) : undefined;
+    const fault = faults.take(op);
+    if (fault && 'status' in fault) {
+      throw apiError(fault.status, fault.message ?? DEFAULT_MESSAGES[fault.status] ?? 'Injected.');
+    }
+    if (op === 'create') {
+      const job = create(project, location, body);
+      if (fault) {
+        faults.useUp(fault);
+        throw apiError(503, DEFAULT_MESSAGES[503] ?? 'Unavailable.');
+      }
+      return sendJson(res, 200, jobs.render(job));
+    }
+    if (op === 'list') return sendJson(res, 200, list(project, location, query));
+    const job = find(project, location, id ?? '');
+    if (op === 'cancel') jobs.cancel(job);
+    sendJson(res, 200, op === 'cancel' ? {} : jobs.render(job));
+  }
+
+  const server = await serve(route, { port: options.port });
+
+  const byName = (name: string): Job => {
+    const job = jobs.all.get(name.slice(name.lastIndexOf('/') + 1));
+    if (!job) throw new Error(`no such job: ${name}`);
+    return job;
+  };
+
+  return {
+    host: server.host,
+    url: `http://${server.host}`,
+    requests,
+    inject: (fault) => faults.add(fault),
+    reset() {
+      jobs.clear(false);
+      faults.clear();
+      for (const op of Object.keys(requests) as VertexOp[]) requests[op] = 0;
+    },
+    jobs: () => [...jobs.all.values()].sort((a, b) => a.seq - b.seq).map((j) => jobs.render(j)),
+    async advance(name) {
+      await Promise.all(
+        (name ? [byName(name)] : [...jobs.all.values()]).map((j) => jobs.advance(j)),
+      );
+    },
+    async settle() {
+      while (!jobs.closed && !jobs.isIdle()) {
+        await Promise.all([...jobs.all.values()].map((j) => jobs.advance(j)));
+      }
+    },
+    whenIdle: () => jobs.whenIdle(),
+    async close() {
+      if (jobs.closed) return;
+      jobs.clear(true);
+      for (const [timer, resolve] of delays) {
+        clearTimeout(timer);
+        resolve();
+      }
+      await server.close();
+    },
+  };
+}
