@@ -7,20 +7,10 @@
  * drops the event.
  */
 import { randomInt } from 'node:crypto';
-import type { ObjectResource } from './store.js';
+import type { ObjectResource } from './server.js';
 
 /** The CloudEvent type of a finalized object. */
 export const STORAGE_FINALIZED_TYPE = 'google.cloud.storage.object.v1.finalized';
-
-/** Retry policy. */
-export interface RetryPolicy {
-  /** Delay before the first retry (default 1000 ms); it doubles for each further retry. */
-  initialDelayMs: number;
-  /** Upper bound of the delay (default 60 000 ms). */
-  maxDelayMs: number;
-  /** Attempts in total, the first one included (default 10); then the event is dropped. */
-  maxAttempts: number;
-}
 
 /** Options of {@link createEventarcDelivery}. */
 export interface EventarcDeliveryOptions {
@@ -28,8 +18,12 @@ export interface EventarcDeliveryOptions {
   targetUrl: string;
   /** When set, only objects of this bucket are delivered (the trigger's bucket filter). */
   bucket?: string;
-  retry?: Partial<RetryPolicy>;
-  /** Time allowed for one attempt (default 540 000 ms, the longest event-function timeout). */
+  /**
+   * The delay before the first retry (default 1 s) doubles for each further retry, up to
+   * `maxDelayMs` (default 60 s); after `maxAttempts` in all (default 10), the event is dropped.
+   */
+  retry?: { initialDelayMs?: number; maxDelayMs?: number; maxAttempts?: number };
+  /** Time allowed for one attempt (default 540 s, the longest event-function timeout). */
   requestTimeoutMs?: number;
 }
 
@@ -59,15 +53,9 @@ export interface EventarcDelivery {
  * (1.0.2, section 3.1.3.2) requires: space, `"`, `%` and everything outside printable ASCII.
  */
 export function encodeHeaderValue(value: string): string {
-  return [...value]
-    .map((ch) =>
-      /^[\x21-\x7e]$/.test(ch) && ch !== '"' && ch !== '%'
-        ? ch
-        : [...Buffer.from(ch)]
-            .map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`)
-            .join(''),
-    )
-    .join('');
+  return value.replace(/[^\x21-\x7e]|["%]/gu, (ch) =>
+    [...Buffer.from(ch)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+  );
 }
 
 /** The headers and body of a finalize event in binary content mode, as Eventarc sends it. */
@@ -99,7 +87,7 @@ export function createEventarcDelivery(options: EventarcDeliveryOptions): Eventa
   const maxAttempts = Math.max(1, options.retry?.maxAttempts ?? 10);
   const stats: EventarcStats = { delivered: 0, retried: 0, failed: 0 };
   const waiting = new Set<NodeJS.Timeout>();
-  const inFlight = new Set<AbortController>();
+  const closing = new AbortController();
   let idleWaiters: (() => void)[] = [];
   let pending = 0;
   let closed = false;
@@ -116,23 +104,15 @@ export function createEventarcDelivery(options: EventarcDeliveryOptions): Eventa
 
   /** The status of one attempt, or undefined for a network error or a timeout. */
   const send = async (request: { headers: Record<string, string>; body: string }) => {
-    const controller = new AbortController();
-    inFlight.add(controller);
-    const timer = setTimeout(() => controller.abort(), options.requestTimeoutMs ?? 540_000);
+    const timeout = AbortSignal.timeout(options.requestTimeoutMs ?? 540_000);
+    const signal = AbortSignal.any([closing.signal, timeout]);
     try {
-      const res = await fetch(options.targetUrl, {
-        method: 'POST',
-        ...request,
-        signal: controller.signal,
-      });
+      const res = await fetch(options.targetUrl, { method: 'POST', ...request, signal });
       // Read the answer so the connection can be reused; its content does not matter.
       await res.arrayBuffer().catch(() => undefined);
       return res.status;
     } catch {
       return undefined;
-    } finally {
-      clearTimeout(timer);
-      inFlight.delete(controller);
     }
   };
 
@@ -174,7 +154,7 @@ export function createEventarcDelivery(options: EventarcDeliveryOptions): Eventa
         settle();
       }
       waiting.clear();
-      for (const controller of inFlight) controller.abort();
+      closing.abort();
     },
   };
 }

@@ -2,30 +2,50 @@
  * A local Cloud Storage emulator: the JSON API calls `@google-cloud/storage` 7.x makes for the
  * product and the offline stack, over plain HTTP on 127.0.0.1. Both endpoint styles work:
  * `STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT` (`/b/...`) and `apiEndpoint` (`/storage/v1/b/...`);
- * uploads go to `/upload/storage/v1/...`, and `/download/storage/v1/...` (the `mediaLink` form) reads.
+ * uploads go to `/upload/storage/v1/...`, and `/download/storage/v1/...` (the `mediaLink`) reads.
  *
- * Implemented: object upload (media, multipart, resumable), download, metadata get, list with
- * `prefix` and paging, `rewriteTo` (copy); `generation`, `sourceGeneration` and `ifGenerationMatch`.
- * Buckets are created in process ({@link StorageEmulator.createBucket}). Everything else is a 404.
+ * Implemented: object upload (media, multipart, resumable), download, metadata, list with `prefix`
+ * and paging, and `rewriteTo` (copy), with `generation`, `sourceGeneration` and `ifGenerationMatch`.
+ * Buckets are created in process ({@link StorageEmulator.createBucket}). Anything else is a 404 or 405.
  */
 import { createWriteStream } from 'node:fs';
-import { open, rm, writeFile } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { readJson, sendJson, serve, target } from '../http.js';
 import {
   checkObjectName,
-  digestFile,
   fieldsOf,
   ObjectStore,
   storageError,
-  type ObjectFields,
-  type ObjectResource,
   type StoredObject,
 } from './store.js';
-import { multipartUpload, Resumable } from './uploads.js';
+import { Uploads } from './uploads.js';
 
-export { crc32cBase64, type ObjectResource } from './store.js';
+export { crc32cBase64 } from './store.js';
+
+/** A Cloud Storage object resource as the JSON API returns it (int64 fields as strings). */
+export interface ObjectResource {
+  kind: 'storage#object';
+  /** `bucket/name/generation`. */
+  id: string;
+  selfLink: string;
+  mediaLink: string;
+  name: string;
+  bucket: string;
+  generation: string;
+  metageneration: string;
+  contentType: string;
+  contentEncoding?: string;
+  storageClass: string;
+  size: string;
+  md5Hash: string;
+  crc32c: string;
+  etag: string;
+  timeCreated: string;
+  updated: string;
+  metadata?: Record<string, string>;
+}
 
 /** Options of {@link startStorageEmulator}. */
 export interface StorageEmulatorOptions {
@@ -33,7 +53,7 @@ export interface StorageEmulatorOptions {
   root: string;
   /** TCP port on 127.0.0.1; 0 or absent picks a free one. */
   port?: number;
-  /** Called after every upload or copy that creates a new generation. */
+  /** Called after every upload or copy, with the new generation. */
   onFinalize?: (object: ObjectResource) => void;
   /** One JSON object per unexpected error; default writes a JSON line to stderr. */
   log?: (line: object) => void;
@@ -51,13 +71,14 @@ export interface StorageEmulator {
   close(): Promise<void>;
 }
 
-/** Starts the emulator on 127.0.0.1 and loads any buckets and objects already under `root`. */
+/** Starts the emulator on 127.0.0.1 with the buckets and objects already under `root`. */
 export async function startStorageEmulator(
   options: StorageEmulatorOptions,
 ): Promise<StorageEmulator> {
   const store = new ObjectStore(options.root);
   await store.open();
   let url = '';
+  const log = options.log ?? ((line) => void process.stderr.write(`${JSON.stringify(line)}\n`));
 
   const resource = (o: StoredObject): ObjectResource => {
     const path = `b/${encodeURIComponent(o.bucket)}/o/${encodeURIComponent(o.name)}`;
@@ -84,9 +105,9 @@ export async function startStorageEmulator(
     };
   };
 
-  /** Commits a new generation, calls the finalize hook, answers the resource. */
-  const commit = async (spec: Parameters<ObjectStore['commit']>[0]): Promise<ObjectResource> => {
-    const object = resource(await store.commit(spec));
+  /** Commits a new generation, tells `onFinalize`, answers the resource. */
+  const commit = async (...args: Parameters<ObjectStore['commit']>): Promise<ObjectResource> => {
+    const object = resource(await store.commit(...args));
     try {
       options.onFinalize?.(object);
     } catch (err) {
@@ -94,89 +115,75 @@ export async function startStorageEmulator(
     }
     return object;
   };
-  const resumable = new Resumable(store, commit);
+  const uploads = new Uploads(store, commit);
 
-  const log = (line: object): void => {
-    if (options.log) options.log(line);
-    else process.stderr.write(`${JSON.stringify(line)}\n`);
-  };
+  /** Opens the live bytes under the lock: the descriptor keeps them if a new generation lands. */
+  const openLive = (bucket: string, name: string, generation: string | null) =>
+    store.exclusive(async () => {
+      const stored = store.live(bucket, name, generation);
+      return { stored, handle: await open(store.absolute(stored.dataPath), 'r') };
+    });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { path, query } = target(req);
+    const method = req.method ?? 'GET';
     let segments = path.split('/').slice(1);
-    const upload = segments[0] === 'upload';
-    if (upload || segments[0] === 'download') segments = segments.slice(1);
+    const mode = segments[0] === 'upload' || segments[0] === 'download' ? segments.shift() : '';
     if (segments[0] === 'storage' && segments[1] === 'v1') segments = segments.slice(2);
     const [b, bucketSegment = '', o, ...rest] = segments;
     if (b !== 'b' || o !== 'o') throw storageError(404, 'notFound', 'Not Found');
     const bucket = decodeURIComponent(bucketSegment);
-    const method = req.method ?? 'GET';
     const ifGenerationMatch = query.get('ifGenerationMatch');
+    // Clients encode `/` in names; a raw `/` splits a name into segments, joined back here.
+    const name = (parts: string[]): string => parts.map(decodeURIComponent).join('/');
+    const at = rest.indexOf('rewriteTo');
 
-    if (rest.length === 0 || (rest.length === 1 && rest[0] === '')) {
-      const uploadType = query.get('uploadType');
+    if (rest.join('') === '') {
       const uploadId = query.get('upload_id');
       if (uploadId && (method === 'PUT' || method === 'POST')) {
-        return resumable.chunk(req, res, uploadId);
+        return uploads.chunk(req, res, uploadId);
       }
       if (method === 'GET') return list(res, bucket, query);
-      if (method !== 'POST' || !upload)
+      if (method !== 'POST' || mode !== 'upload') {
         throw storageError(405, 'methodNotAllowed', 'Method not allowed');
+      }
       store.bucket(bucket);
-      if (uploadType === 'resumable') return resumable.start(req, res, bucket, query, url);
+      const spec = { bucket, name: query.get('name') ?? '', fields: {}, ifGenerationMatch };
+      if (query.get('uploadType') === 'resumable') return uploads.start(req, res, spec, url);
+      return uploads.simple(req, res, spec);
+    }
+    if (method === 'POST' && at > 0 && rest[at + 1] === 'b' && rest[at + 3] === 'o') {
+      const body = await readJson(req);
+      const to = decodeURIComponent(rest[at + 2] ?? '');
+      store.bucket(to);
+      const toName = checkObjectName(name(rest.slice(at + 4)));
+      const { stored, handle } = await openLive(
+        bucket,
+        name(rest.slice(0, at)),
+        query.get('sourceGeneration'),
+      );
       const tmpPath = store.tmpPath();
       try {
-        let fields: ObjectFields = {};
-        let name = query.get('name') ?? undefined;
-        if (uploadType === 'multipart') {
-          const part = await multipartUpload(req);
-          fields = fieldsOf(part.metadata);
-          fields.contentType ??= part.contentType;
-          if (name === undefined && typeof part.metadata.name === 'string')
-            name = part.metadata.name;
-          await writeFile(tmpPath, part.media);
-        } else {
-          fields.contentType = req.headers['content-type'];
-          await pipeline(req, createWriteStream(tmpPath));
-        }
-        const digest = await digestFile(tmpPath);
-        const object = await commit({
-          bucket,
-          name: checkObjectName(name),
-          fields,
-          ifGenerationMatch,
-          digest,
+        await pipeline(handle.createReadStream(), createWriteStream(tmpPath));
+        // The destination starts from the source's fields; the body's fields override them.
+        const fields = fieldsOf(body, stored.fields);
+        const copy = await commit(
+          { bucket: to, name: toName, fields, ifGenerationMatch },
           tmpPath,
-        });
-        return sendJson(res, 200, object);
+          stored,
+        );
+        const size = copy.size;
+        const done = { totalBytesRewritten: size, objectSize: size, done: true, resource: copy };
+        return sendJson(res, 200, { kind: 'storage#rewriteResponse', ...done });
       } finally {
         await rm(tmpPath, { force: true });
       }
     }
-
-    // Clients encode `/` in names; a raw `/` splits the name into segments, joined back here.
-    const at = rest.indexOf('rewriteTo');
-    if (method === 'POST' && at > 0 && rest[at + 1] === 'b' && rest[at + 3] === 'o') {
-      const source = rest.slice(0, at).map(decodeURIComponent).join('/');
-      const toBucket = decodeURIComponent(rest[at + 2] ?? '');
-      const toName = checkObjectName(
-        rest
-          .slice(at + 4)
-          .map(decodeURIComponent)
-          .join('/'),
-      );
-      return rewrite(req, res, bucket, source, toBucket, toName, query);
-    }
-    const name = rest.map(decodeURIComponent).join('/');
     if (method !== 'GET') throw storageError(405, 'methodNotAllowed', 'Method not allowed');
-    if (query.get('alt') !== 'media' && !path.startsWith('/download/')) {
-      return sendJson(res, 200, resource(store.live(bucket, name, query.get('generation'))));
+    if (query.get('alt') !== 'media' && mode !== 'download') {
+      return sendJson(res, 200, resource(store.live(bucket, name(rest), query.get('generation'))));
     }
-    // Opened under the lock: the descriptor keeps these bytes even if a new generation replaces them.
-    const { stored, handle } = await store.exclusive(async () => {
-      const live = store.live(bucket, name, query.get('generation'));
-      return { stored: live, handle: await open(store.absolute(live.dataPath), 'r') };
-    });
+    const { stored, handle } = await openLive(bucket, name(rest), query.get('generation'));
     const encoding = stored.fields.contentEncoding;
     res.writeHead(200, {
       'content-type': stored.fields.contentType ?? 'application/octet-stream',
@@ -191,66 +198,26 @@ export async function startStorageEmulator(
     await pipeline(handle.createReadStream(), res);
   }
 
+  /** Objects by name (in UTF-8 byte order) under `prefix`; the page token is the last name sent. */
   function list(res: ServerResponse, bucket: string, query: URLSearchParams): void {
-    const prefix = query.get('prefix') ?? '';
-    const max = Math.min(1000, Math.max(1, Number(query.get('maxResults') || 1000)));
-    const after = query.get('pageToken');
-    const byBytes = (a: string, b: string): number =>
-      Buffer.compare(Buffer.from(a), Buffer.from(b));
-    const names = [...store.bucket(bucket).keys()]
-      .filter((n) => n.startsWith(prefix) && (!after || byBytes(n, after) > 0))
-      .sort(byBytes);
-    const page = names.slice(0, max);
     const objects = store.bucket(bucket);
+    const prefix = query.get('prefix') ?? '';
+    const after = query.get('pageToken');
+    const max = Math.min(1000, Math.max(1, Number(query.get('maxResults') || 1000)));
+    const order = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+    const names = [...objects.keys()]
+      .filter((n) => n.startsWith(prefix) && (!after || order(n, after) > 0))
+      .sort(order);
+    const page = names.slice(0, max);
     sendJson(res, 200, {
       kind: 'storage#objects',
       ...(names.length > max ? { nextPageToken: page.at(-1) } : {}),
-      items: page.map((n) => objects.get(n)).flatMap((o) => (o ? [resource(o)] : [])),
+      items: page.map((n) => resource(objects.get(n) as StoredObject)),
     });
-  }
-
-  async function rewrite(
-    req: IncomingMessage,
-    res: ServerResponse,
-    fromBucket: string,
-    fromName: string,
-    toBucket: string,
-    toName: string,
-    query: URLSearchParams,
-  ): Promise<void> {
-    const body = await readJson(req);
-    store.bucket(toBucket);
-    const generation = query.get('sourceGeneration');
-    const { source, handle } = await store.exclusive(async () => {
-      const live = store.live(fromBucket, fromName, generation);
-      return { source: live, handle: await open(store.absolute(live.dataPath), 'r') };
-    });
-    const tmpPath = store.tmpPath();
-    try {
-      await pipeline(handle.createReadStream(), createWriteStream(tmpPath));
-      const object = await commit({
-        bucket: toBucket,
-        name: toName,
-        // The destination starts from the source's fields; the body's fields override them.
-        fields: fieldsOf(body, source.fields),
-        ifGenerationMatch: query.get('ifGenerationMatch'),
-        digest: { size: source.size, md5Hash: source.md5Hash, crc32c: source.crc32c },
-        tmpPath,
-      });
-      sendJson(res, 200, {
-        kind: 'storage#rewriteResponse',
-        totalBytesRewritten: object.size,
-        objectSize: object.size,
-        done: true,
-        resource: object,
-      });
-    } finally {
-      await rm(tmpPath, { force: true });
-    }
   }
 
   const server = await serve(route, {
-    port: options.port,
+    ...(options.port ? { port: options.port } : {}),
     onUnexpected: (err, req) =>
       log({
         severity: 'ERROR',
@@ -265,7 +232,7 @@ export async function startStorageEmulator(
     url,
     port: server.port,
     root: store.root,
-    createBucket: (name) => store.createBucket(name),
+    createBucket: (bucket) => store.createBucket(bucket),
     close: () => server.close(),
   };
 }

@@ -8,58 +8,32 @@
  *     <root>/.tmp/, <root>/.uploads/         uploads in progress (cleared at start)
  *
  * Only the live generation is kept. Bytes are written to a temporary file and renamed into place,
- * so a reader never sees half an object.
+ * so a reader never sees half an object; objects written by an earlier run are loaded at start.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import {
-  mkdir,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  rmdir,
-  stat,
-  unlink,
-  writeFile,
-} from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { CRC32C } from '@google-cloud/storage';
 import { HttpError, isObject } from '../http.js';
-
-/** A Cloud Storage object resource as the JSON API returns it (int64 fields as strings). */
-export interface ObjectResource {
-  kind: 'storage#object';
-  /** `bucket/name/generation`. */
-  id: string;
-  name: string;
-  bucket: string;
-  generation: string;
-  metageneration: string;
-  size: string;
-  contentType: string;
-  contentEncoding?: string;
-  /** Base64 MD5 and base64 big-endian CRC32C of the bytes. */
-  md5Hash: string;
-  crc32c: string;
-  etag: string;
-  timeCreated: string;
-  updated: string;
-  storageClass: string;
-  /** Custom metadata (`x-goog-meta-*`); present only when non-empty. */
-  metadata?: Record<string, string>;
-  selfLink: string;
-  mediaLink: string;
-}
 
 /** What a client sets on an object. */
 export interface ObjectFields {
   contentType?: string;
   contentEncoding?: string;
+  /** Custom metadata (`x-goog-meta-*`). */
   metadata?: Record<string, string>;
 }
 
-/** Size and hashes of an object's bytes. */
+/** Where a new generation goes, and its precondition (`"0"`: the object must not exist). */
+export interface Target {
+  bucket: string;
+  name: string;
+  fields: ObjectFields;
+  ifGenerationMatch: string | null;
+}
+
+/** Size and hashes (base64 MD5, base64 big-endian CRC32C) of an object's bytes. */
 export interface Digest {
   size: number;
   md5Hash: string;
@@ -77,45 +51,27 @@ export interface StoredObject extends Digest {
   dataPath: string;
 }
 
-/** Object fields from a JSON resource body: strings set a field; custom metadata values become strings. */
+export const storageError = (code: number, reason: string, message: string): HttpError =>
+  new HttpError(code, message, { reason });
+
+/** Object fields from a JSON resource body, over `base`; custom metadata values become strings. */
 export function fieldsOf(body: unknown, base: ObjectFields = {}): ObjectFields {
   const out: ObjectFields = { ...base };
   if (!isObject(body)) return out;
   if (typeof body.contentType === 'string') out.contentType = body.contentType;
   if (typeof body.contentEncoding === 'string') out.contentEncoding = body.contentEncoding;
   if (isObject(body.metadata)) {
-    const entries = Object.entries(body.metadata).filter(([, v]) => v !== null && v !== undefined);
-    out.metadata = {
-      ...out.metadata,
-      ...Object.fromEntries(entries.map(([k, v]) => [k, String(v)])),
-    };
+    const set = Object.entries(body.metadata).filter(([, v]) => v !== null && v !== undefined);
+    out.metadata = { ...out.metadata, ...Object.fromEntries(set.map(([k, v]) => [k, String(v)])) };
   }
   return out;
 }
-
-export const storageError = (code: number, reason: string, message: string): HttpError =>
-  new HttpError(code, message, { reason });
-const noSuchObject = (bucket: string, name: string): HttpError =>
-  storageError(404, 'notFound', `No such object: ${bucket}/${name}`);
 
 /** Base64 of the big-endian CRC32C of `data`, as in the `crc32c` field and `x-goog-hash`. */
 export function crc32cBase64(data: Buffer): string {
   const crc = new CRC32C();
   crc.update(data);
   return crc.toString();
-}
-
-/** Size, MD5 and CRC32C of a file. */
-export async function digestFile(path: string): Promise<Digest> {
-  const md5 = createHash('md5');
-  const crc = new CRC32C();
-  let size = 0;
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
-    md5.update(chunk);
-    crc.update(chunk);
-    size += chunk.length;
-  }
-  return { size, md5Hash: md5.digest('base64'), crc32c: crc.toString() };
 }
 
 /**
@@ -132,14 +88,14 @@ export function checkObjectName(name: string | undefined): string {
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
-/** An object's metadata file name: `encodeURIComponent(name).json`, hashed when too long. */
+/** An object's metadata file: `encodeURIComponent(name).json`, hashed when too long. */
 function sidecarName(name: string): string {
   const encoded = encodeURIComponent(name);
-  // `%s` never comes out of encodeURIComponent, so a hashed name cannot collide with an encoded one.
+  // `%s` never comes out of encodeURIComponent: a hashed name cannot collide with an encoded one.
   return encoded.length <= 200 ? `${encoded}.json` : `%sha256-${sha256(name)}.json`;
 }
 
-/** Whether a name can be its own path under the bucket folder (relative, no empty, `.` or `..` segment). */
+/** Whether a name can be its own path under the bucket folder: no empty, `.` or `..` segment. */
 function isSafePath(name: string): boolean {
   // eslint-disable-next-line no-control-regex
   if (name.includes('\\') || /[\u0000-\u001f\u007f]/.test(name)) return false;
@@ -161,29 +117,29 @@ export class ObjectStore {
     this.root = resolve(root);
   }
 
-  /** Prepares the folders and loads the buckets and objects an earlier run left. */
+  /** Prepares the folders and loads the objects an earlier run left. */
   async open(): Promise<void> {
-    for (const dir of ['.tmp', '.uploads'])
+    for (const dir of ['.tmp', '.uploads']) {
       await rm(join(this.root, dir), { recursive: true, force: true });
-    for (const dir of ['.tmp', '.uploads', '.meta'])
       await mkdir(join(this.root, dir), { recursive: true });
-    for (const bucket of await readdir(join(this.root, '.meta'))) {
+    }
+    const meta = join(this.root, '.meta');
+    await mkdir(meta, { recursive: true });
+    for (const bucket of await readdir(meta)) {
       const objects = new Map<string, StoredObject>();
       this.buckets.set(bucket, objects);
-      for (const file of await readdir(join(this.root, '.meta', bucket))) {
+      for (const file of await readdir(join(meta, bucket))) {
         try {
           const stored = JSON.parse(
-            await readFile(join(this.root, '.meta', bucket, file), 'utf8'),
+            await readFile(join(meta, bucket, file), 'utf8'),
           ) as StoredObject;
-          if (
-            sidecarName(stored.name) !== file ||
-            !(await stat(this.absolute(stored.dataPath))).isFile()
-          )
+          if (sidecarName(stored.name) !== file || !existsSync(this.absolute(stored.dataPath))) {
             continue;
+          }
           objects.set(stored.name, stored);
           this.lastGeneration = Math.max(this.lastGeneration, Number(stored.generation));
         } catch {
-          // A damaged or orphaned record: the object is gone.
+          // A damaged record: its object is gone.
         }
       }
     }
@@ -221,8 +177,9 @@ export class ObjectStore {
   /** The live object, or 404; `generation` (when given) must be the live one. */
   live(bucket: string, name: string, generation: string | null): StoredObject {
     const stored = this.bucket(bucket).get(name);
-    if (!stored || (generation && generation !== stored.generation))
-      throw noSuchObject(bucket, name);
+    if (!stored || (generation && generation !== stored.generation)) {
+      throw storageError(404, 'notFound', `No such object: ${bucket}/${name}`);
+    }
     return stored;
   }
 
@@ -233,45 +190,36 @@ export class ObjectStore {
     return abs;
   }
 
-  /**
-   * Makes the file at `tmpPath` the new live generation of `bucket/name`, atomically with the
-   * `ifGenerationMatch` precondition (`0`: the object must not exist).
-   */
-  commit(spec: {
-    bucket: string;
-    name: string;
-    fields: ObjectFields;
-    ifGenerationMatch: string | null;
-    digest: Digest;
-    tmpPath: string;
-  }): Promise<StoredObject> {
+  /** Makes the file at `tmpPath` the new live generation of the target (hashing it unless given). */
+  async commit(target: Target, tmpPath: string, digest?: Digest): Promise<StoredObject> {
+    const { size, md5Hash, crc32c } = digest ?? (await digestFile(tmpPath));
     return this.exclusive(async () => {
-      const objects = this.bucket(spec.bucket);
-      const live = objects.get(spec.name);
-      if (spec.ifGenerationMatch !== null && spec.ifGenerationMatch !== (live?.generation ?? '0')) {
-        throw storageError(
-          412,
-          'conditionNotMet',
-          'At least one of the pre-conditions you specified did not hold.',
-        );
+      const objects = this.bucket(target.bucket);
+      const live = objects.get(target.name);
+      const expected = target.ifGenerationMatch;
+      if (expected !== null && expected !== (live?.generation ?? '0')) {
+        const message = 'At least one of the pre-conditions you specified did not hold.';
+        throw storageError(412, 'conditionNotMet', message);
       }
       // Microseconds since the epoch, strictly increasing.
       this.lastGeneration = Math.max(this.lastGeneration + 1, Date.now() * 1000);
-      const dataPath = await this.place(spec.bucket, spec.name, spec.tmpPath);
+      const dataPath = await this.place(target.bucket, target.name, tmpPath);
       if (live && live.dataPath !== dataPath) await this.removeData(live);
       const record: StoredObject = {
-        bucket: spec.bucket,
-        name: spec.name,
+        bucket: target.bucket,
+        name: target.name,
         generation: String(this.lastGeneration),
-        ...spec.digest,
+        size,
+        md5Hash,
+        crc32c,
         timeCreated: new Date().toISOString(),
-        fields: spec.fields,
+        fields: target.fields,
         dataPath,
       };
       const sidecar = this.tmpPath();
       await writeFile(sidecar, JSON.stringify(record));
-      await rename(sidecar, join(this.root, '.meta', spec.bucket, sidecarName(spec.name)));
-      objects.set(spec.name, record);
+      await rename(sidecar, join(this.root, '.meta', target.bucket, sidecarName(target.name)));
+      objects.set(target.name, record);
       return record;
     });
   }
@@ -281,23 +229,14 @@ export class ObjectStore {
    * that collides with another object's file or folder (`a` and `a/b`), goes to `.encoded/`.
    */
   private async place(bucket: string, name: string, tmpPath: string): Promise<string> {
-    const bucketDir = join(this.root, bucket);
-    let target = join(bucketDir, '.encoded', sha256(name));
-    if (isSafePath(name)) {
-      try {
-        const path = join(bucketDir, ...name.split('/'));
-        await mkdir(dirname(path), { recursive: true });
-        await rename(tmpPath, path);
-        target = path;
-      } catch {
-        await mkdir(dirname(target), { recursive: true });
-        await rename(tmpPath, target);
-      }
-    } else {
-      await mkdir(dirname(target), { recursive: true });
-      await rename(tmpPath, target);
-    }
-    return relative(this.root, target).split(sep).join('/');
+    const moveTo = async (path: string): Promise<string> => {
+      await mkdir(dirname(path), { recursive: true });
+      await rename(tmpPath, path);
+      return relative(this.root, path).split(sep).join('/');
+    };
+    const encoded = join(this.root, bucket, '.encoded', sha256(name));
+    if (!isSafePath(name)) return moveTo(encoded);
+    return moveTo(join(this.root, bucket, ...name.split('/'))).catch(() => moveTo(encoded));
   }
 
   /** Deletes an object's bytes and the folders that become empty. */
@@ -315,4 +254,17 @@ export class ObjectStore {
         break;
     }
   }
+}
+
+/** Size, MD5 and CRC32C of a file. */
+export async function digestFile(path: string): Promise<Digest> {
+  const md5 = createHash('md5');
+  const crc = new CRC32C();
+  let size = 0;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    md5.update(chunk);
+    crc.update(chunk);
+    size += chunk.length;
+  }
+  return { size, md5Hash: md5.digest('base64'), crc32c: crc.toString() };
 }

@@ -18,25 +18,32 @@ export interface BlobStore {
   write(uri: string, data: Buffer | string, contentType?: string): Promise<void>;
 }
 
-/** A `BatchPredictionJob` as the REST API renders it (only the fields this emulator produces). */
-export interface VertexJobJson {
+type Status = { code: number; message: string };
+
+/** What a job reports besides its request: state, times, error and results. */
+interface Progress {
+  state: JobState;
+  /** Set once the job processed its input (also for a CANCELLED job that had). */
+  outputInfo?: { gcsOutputDirectory: string };
+  /** google.rpc.Status of FAILED (3, 5, 7 or 13) and CANCELLED (1) jobs. */
+  error?: Status;
+  /** int64 counts as strings; zero counts are omitted. */
+  completionStats?: { successfulCount?: string; failedCount?: string };
+  /** RFC 3339 with microseconds. */
+  createTime: string;
+  startTime?: string;
+  endTime?: string;
+  updateTime: string;
+}
+
+/** A `BatchPredictionJob` as the REST API renders it (the fields this emulator produces). */
+export interface VertexJobJson extends Progress {
   /** `projects/{projectNumber}/locations/{L}/batchPredictionJobs/{19-digit id}`. */
   name: string;
   displayName: string;
   model: string;
   inputConfig: { instancesFormat: string; gcsSource: { uris: string[] } };
   outputConfig: { predictionsFormat: string; gcsDestination: { outputUriPrefix: string } };
-  /** Set once the job processed its input (also for a CANCELLED job that had). */
-  outputInfo?: { gcsOutputDirectory: string };
-  state: JobState;
-  /** google.rpc.Status of FAILED (3, 5, 7 or 13) and CANCELLED (1) jobs. */
-  error?: { code: number; message: string };
-  /** int64 counts as strings; zero counts are omitted. */
-  completionStats?: { successfulCount?: string; failedCount?: string };
-  createTime: string;
-  startTime?: string;
-  endTime?: string;
-  updateTime: string;
   /** Omitted when the job has none. */
   labels?: Record<string, string>;
 }
@@ -48,50 +55,39 @@ export interface Timing {
   cancellingMs: number;
 }
 
-export interface Job {
+export interface Job extends Progress {
   id: string;
   /** The project as given in the create URL (id or number). */
   project: string;
   location: string;
   seq: number;
   request: CreateRequest;
-  state: JobState;
-  createTime: string;
-  startTime?: string;
-  endTime?: string;
-  updateTime: string;
-  error?: { code: number; message: string };
-  outputInfo?: { gcsOutputDirectory: string };
-  completionStats?: VertexJobJson['completionStats'];
-  outcome?: OutcomeFault['outcome'];
-  failMessage?: string;
+  forced?: OutcomeFault;
   timer?: NodeJS.Timeout;
-  processing?: Promise<Processed>;
+  processing?: Promise<Status | { successful: number; failed: number; directory: string }>;
   removed?: boolean;
 }
-
-type Processed =
-  | { error: { code: number; message: string } }
-  | { successful: number; failed: number; directory: string };
 
 let lastMicros = 0;
 
 /** An RFC 3339 UTC timestamp with microseconds, strictly increasing within the process. */
 function timestamp(): string {
-  const micros = Math.max(Date.now() * 1000, lastMicros + 1);
-  lastMicros = micros;
-  const iso = new Date(Math.floor(micros / 1000)).toISOString();
-  return `${iso.slice(0, -1)}${String(micros % 1000).padStart(3, '0')}Z`;
+  lastMicros = Math.max(Date.now() * 1000, lastMicros + 1);
+  const iso = new Date(Math.floor(lastMicros / 1000)).toISOString();
+  return `${iso.slice(0, -1)}${String(lastMicros % 1000).padStart(3, '0')}Z`;
 }
 
 /** A random 19-digit id below 2^63, the form of Vertex job ids. */
 function numericId(): string {
   const random = randomBytes(8).readBigUInt64BE();
-  return (1_000_000_000_000_000_000n + (random % 8_000_000_000_000_000_000n)).toString();
+  return (10n ** 18n + (random % (8n * 10n ** 18n))).toString();
 }
 
-const codeOf = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
 const text = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+const INTERNAL = (message = 'Internal error encountered.'): Status => ({
+  code: RPC.INTERNAL,
+  message,
+});
 
 /** The jobs of one emulator. */
 export class Jobs {
@@ -111,24 +107,20 @@ export class Jobs {
     return `projects/${this.projectNumber}/locations/${job.location}/batchPredictionJobs/${job.id}`;
   }
 
+  /** The job as the API renders it: its settable fields as sent, then its progress, in that order. */
   render(job: Job): VertexJobJson {
-    const sent = Object.fromEntries(
-      SETTABLE_FIELDS.filter((f) => f !== 'labels' && job.request.body[f] !== undefined).map(
-        (f) => [f, structuredClone(job.request.body[f])],
-      ),
-    );
+    const { body, labels } = job.request;
+    const sent = SETTABLE_FIELDS.filter((f) => f !== 'labels').map((f): [string, unknown] => [
+      f,
+      body[f],
+    ]);
+    const { state, outputInfo, error, completionStats, createTime, startTime, endTime } = job;
     const rendered = {
       name: this.name(job),
-      ...sent,
-      outputInfo: job.outputInfo,
-      state: job.state,
-      error: job.error,
-      completionStats: job.completionStats,
-      createTime: job.createTime,
-      startTime: job.startTime,
-      endTime: job.endTime,
+      ...Object.fromEntries(sent),
+      ...{ outputInfo, state, error, completionStats, createTime, startTime, endTime },
       updateTime: job.updateTime,
-      labels: Object.keys(job.request.labels).length > 0 ? { ...job.request.labels } : undefined,
+      labels: Object.keys(labels).length > 0 ? labels : undefined,
     };
     return JSON.parse(JSON.stringify(rendered)) as VertexJobJson;
   }
@@ -137,19 +129,19 @@ export class Jobs {
     let id = numericId();
     while (this.all.has(id)) id = numericId();
     const now = timestamp();
+    const seq = (this.seq += 1);
+    const forced = this.faults.outcomeFor(request);
     const job: Job = {
       id,
       project,
       location,
-      seq: (this.seq += 1),
+      seq,
       request,
+      forced,
       state: 'JOB_STATE_PENDING',
       createTime: now,
       updateTime: now,
     };
-    const forced = this.faults.outcomeFor(request);
-    job.outcome = forced?.outcome;
-    job.failMessage = forced?.message;
     this.all.set(id, job);
     this.schedule(job, this.timing.pendingMs, () => this.start(job));
     return job;
@@ -157,16 +149,13 @@ export class Jobs {
 
   cancel(job: Job): void {
     if (isTerminal(job.state)) {
-      throw apiError(
-        400,
-        `Cannot cancel BatchPredictionJob ${this.name(job)}: it is in state ${job.state}.`,
-        'FAILED_PRECONDITION',
-      );
+      const message = `Cannot cancel BatchPredictionJob ${this.name(job)}: it is in state ${job.state}.`;
+      throw apiError(400, message, 'FAILED_PRECONDITION');
     }
     if (job.state !== 'JOB_STATE_CANCELLING') this.startCancelling(job);
   }
 
-  /** Moves a job one step now (PENDING → RUNNING or EXPIRED, RUNNING → its end, CANCELLING → CANCELLED). */
+  /** Moves a job one step now: PENDING → RUNNING (or EXPIRED), RUNNING → its end, CANCELLING → CANCELLED. */
   async advance(job: Job): Promise<void> {
     if (job.state === 'JOB_STATE_PENDING') this.start(job);
     else if (job.state === 'JOB_STATE_RUNNING') await this.finish(job);
@@ -194,8 +183,7 @@ export class Jobs {
   }
 
   private checkIdle(): void {
-    if (!this.closed && !this.isIdle()) return;
-    for (const resolve of this.idleWaiters.splice(0)) resolve();
+    if (this.closed || this.isIdle()) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   private schedule(job: Job, ms: number, step: () => void): void {
@@ -203,10 +191,9 @@ export class Jobs {
     job.timer = Number.isFinite(ms) ? setTimeout(step, ms) : undefined;
   }
 
-  private setState(job: Job, state: JobState): void {
+  private setState(job: Job, state: JobState, error?: Status): void {
     const now = timestamp();
-    job.state = state;
-    job.updateTime = now;
+    Object.assign(job, { state, updateTime: now }, error ? { error } : {});
     if (state === 'JOB_STATE_RUNNING') job.startTime = now;
     if (isTerminal(state)) {
       job.endTime = now;
@@ -217,45 +204,35 @@ export class Jobs {
 
   private start(job: Job): void {
     if (job.removed || job.state !== 'JOB_STATE_PENDING') return;
-    if (job.outcome === 'EXPIRED') return this.setState(job, 'JOB_STATE_EXPIRED');
+    const forced = job.forced?.outcome;
+    if (forced === 'EXPIRED') return this.setState(job, 'JOB_STATE_EXPIRED');
     this.setState(job, 'JOB_STATE_RUNNING');
     // Forced FAILED and CANCELLED jobs end without output, so they read nothing.
-    if (job.outcome !== 'FAILED' && job.outcome !== 'CANCELLED') job.processing = this.process(job);
+    if (forced !== 'FAILED' && forced !== 'CANCELLED') job.processing = this.process(job);
     this.schedule(job, this.timing.runningMs, () => void this.finish(job));
   }
 
   private async finish(job: Job): Promise<void> {
     clearTimeout(job.timer);
-    const result = await job.processing;
+    const result = (await job.processing) ?? INTERNAL(job.forced?.message);
     if (job.removed || job.state !== 'JOB_STATE_RUNNING') return;
-    if (job.outcome === 'CANCELLED') return this.startCancelling(job);
-    if (job.outcome === 'FAILED') {
-      job.error = { code: RPC.INTERNAL, message: job.failMessage ?? 'Internal error encountered.' };
-      return this.setState(job, 'JOB_STATE_FAILED');
-    }
-    if (!result || 'error' in result) {
-      job.error = result?.error ?? { code: RPC.INTERNAL, message: 'Internal error encountered.' };
-      return this.setState(job, 'JOB_STATE_FAILED');
-    }
+    if (job.forced?.outcome === 'CANCELLED') return this.startCancelling(job);
+    if ('code' in result) return this.setState(job, 'JOB_STATE_FAILED', result);
     this.record(job, result);
-    if (result.successful === 0 && job.outcome !== 'PARTIALLY_SUCCEEDED') {
-      job.error = {
-        code: RPC.INVALID_ARGUMENT,
-        message: `All ${result.failed} requests failed. See the status field of each line under ${result.directory}.`,
-      };
-      return this.setState(job, 'JOB_STATE_FAILED');
-    }
-    this.setState(
-      job,
-      result.failed === 0 ? 'JOB_STATE_SUCCEEDED' : 'JOB_STATE_PARTIALLY_SUCCEEDED',
-    );
+    if (result.failed === 0) return this.setState(job, 'JOB_STATE_SUCCEEDED');
+    if (result.successful > 0 || job.forced)
+      return this.setState(job, 'JOB_STATE_PARTIALLY_SUCCEEDED');
+    this.setState(job, 'JOB_STATE_FAILED', {
+      code: RPC.INVALID_ARGUMENT,
+      message: `All ${result.failed} requests failed. See the status field of each line under ${result.directory}.`,
+    });
   }
 
-  private record(job: Job, result: Extract<Processed, { directory: string }>): void {
+  private record(job: Job, result: { successful: number; failed: number; directory: string }) {
     job.outputInfo = { gcsOutputDirectory: result.directory };
     job.completionStats = {
-      ...(result.successful > 0 ? { successfulCount: String(result.successful) } : {}),
-      ...(result.failed > 0 ? { failedCount: String(result.failed) } : {}),
+      ...(result.successful ? { successfulCount: String(result.successful) } : {}),
+      ...(result.failed ? { failedCount: String(result.failed) } : {}),
     };
   }
 
@@ -269,56 +246,43 @@ export class Jobs {
     const result = await job.processing;
     if (job.removed || job.state !== 'JOB_STATE_CANCELLING') return;
     // Cancelling is best effort: output already written is kept and reported.
-    if (result && !('error' in result)) this.record(job, result);
-    job.error = { code: RPC.CANCELLED, message: 'CANCELED' };
-    this.setState(job, 'JOB_STATE_CANCELLED');
+    if (result && !('code' in result)) this.record(job, result);
+    this.setState(job, 'JOB_STATE_CANCELLED', { code: RPC.CANCELLED, message: 'CANCELED' });
   }
 
-  private async process(job: Job): Promise<Processed> {
-    const { request } = job;
+  private async process(job: Job): Promise<NonNullable<Awaited<Job['processing']>>> {
+    const { inputUris, model, anthropic, outputUriPrefix } = job.request;
     const lines: string[] = [];
-    for (const uri of request.inputUris) {
+    for (const uri of inputUris) {
       try {
         lines.push(...splitLines(await this.blobs.read(uri)));
       } catch (err) {
-        const code = codeOf(err);
-        if (code === 404 || code === '404') {
-          return { error: { code: RPC.NOT_FOUND, message: `Input file not found: ${uri}.` } };
-        }
-        if (code === 403 || code === '403') {
-          return {
-            error: { code: RPC.PERMISSION_DENIED, message: `Permission denied reading ${uri}.` },
-          };
-        }
-        return { error: { code: RPC.INTERNAL, message: `Failed to read ${uri}: ${text(err)}` } };
+        const code = Number((err as { code?: unknown } | null)?.code);
+        if (code === 404) return { code: RPC.NOT_FOUND, message: `Input file not found: ${uri}.` };
+        if (code === 403)
+          return { code: RPC.PERMISSION_DENIED, message: `Permission denied: ${uri}.` };
+        return INTERNAL(`Failed to read ${uri}: ${text(err)}`);
       }
     }
     if (lines.length === 0) {
       return {
-        error: {
-          code: RPC.INVALID_ARGUMENT,
-          message: `The input is empty: ${request.inputUris.join(', ')}.`,
-        },
+        code: RPC.INVALID_ARGUMENT,
+        message: `The input is empty: ${inputUris.join(', ')}.`,
       };
     }
-    const modelId = request.model.slice(request.model.lastIndexOf('/') + 1);
+    const modelId = model.slice(model.lastIndexOf('/') + 1);
     const rows = lines.map((line, i) =>
-      request.anthropic ? claudeRow(line, modelId, job.id, i) : geminiRow(line, modelId),
+      anthropic ? claudeRow(line, modelId, job.id, i) : geminiRow(line, modelId),
     );
-    if (job.outcome === 'PARTIALLY_SUCCEEDED') {
-      const victim = rows.findLastIndex((r) => r.ok);
-      const row = rows[victim];
-      if (row) rows[victim] = failRow(row, request.anthropic, 'Internal error encountered.');
-    }
-    const directory = `${request.outputUriPrefix.replace(/\/+$/, '')}/prediction-model-${job.createTime}`;
+    const victim = job.forced ? rows.findLastIndex((r) => r.ok) : -1;
+    const row = rows[victim];
+    if (row) rows[victim] = failRow(row, anthropic, 'Internal error encountered.');
+    const directory = `${outputUriPrefix.replace(/\/+$/, '')}/prediction-model-${job.createTime}`;
     try {
       const content = rows.map((r) => `${r.line}\n`).join('');
       await this.blobs.write(`${directory}/predictions.jsonl`, content, 'application/jsonl');
     } catch (err) {
-      const code = codeOf(err) === 403 ? RPC.PERMISSION_DENIED : RPC.INTERNAL;
-      return {
-        error: { code, message: `Failed to write the output to ${directory}: ${text(err)}` },
-      };
+      return INTERNAL(`Failed to write the output to ${directory}: ${text(err)}`);
     }
     const successful = rows.filter((r) => r.ok).length;
     return { successful, failed: rows.length - successful, directory };
