@@ -36,6 +36,17 @@ export interface PubSubEmulatorOptions {
   log?: (line: object) => void;
 }
 
+/** The fields of the requests served (proto-loader leaves unset fields out). */
+interface Request extends Record<string, unknown> {
+  project?: string;
+  topic?: string;
+  subscription?: string;
+  messages?: { data?: Buffer; attributes?: Record<string, string> }[];
+  maxMessages?: number;
+  ackIds?: string[];
+  ackDeadlineSeconds?: number;
+}
+
 /** The Publisher and Subscriber services, from the protos that ship with `@google-cloud/pubsub`. */
 function services(): { publisher: ServiceDefinition; subscriber: ServiceDefinition } {
   const require = createRequire(import.meta.url);
@@ -69,7 +80,7 @@ export async function startPubSubEmulator(
 ): Promise<PubSubEmulator> {
   const broker = new Broker();
   const unary =
-    <Req>(fn: (req: Req) => unknown): handleUnaryCall<Req, unknown> =>
+    (fn: (req: Request) => unknown): handleUnaryCall<Request, unknown> =>
     (call, callback) => {
       try {
         callback(null, fn(call.request));
@@ -86,31 +97,24 @@ export async function startPubSubEmulator(
     'grpc.max_receive_message_length': 32 * 1024 * 1024,
     'grpc.max_send_message_length': 32 * 1024 * 1024,
   });
+  const sub = (req: Request) => broker.subscription(req.subscription);
   server.addService(publisher, {
-    createTopic: unary((req: { name?: string }) => broker.createTopic(req)),
-    listTopics: unary((req: { project?: string }) => broker.listTopics(req)),
-    listTopicSubscriptions: unary((req: { topic?: string }) => broker.listTopicSubscriptions(req)),
-    publish: unary((req: Parameters<Broker['publish']>[0]) => broker.publish(req)),
+    createTopic: unary((req) => broker.createTopic(req)),
+    listTopics: unary((req) => broker.listTopics(req)),
+    listTopicSubscriptions: unary((req) => broker.listTopicSubscriptions(req)),
+    publish: unary((req) => broker.publish(req)),
   });
   server.addService(subscriber, {
-    createSubscription: unary((req: Parameters<Broker['createSubscription']>[0]) =>
-      broker.createSubscription(req),
-    ),
-    pull: unary((req: { subscription?: string; maxMessages?: number }) => {
-      if (!req.maxMessages || req.maxMessages <= 0)
-        throw new RpcError(status.INVALID_ARGUMENT, 'maxMessages must be positive');
-      return { receivedMessages: broker.subscription(req.subscription).pull(req.maxMessages) };
-    }),
-    acknowledge: unary((req: { subscription?: string; ackIds?: string[] }) => {
-      broker.subscription(req.subscription).ack(req.ackIds ?? []);
+    createSubscription: unary((req) => broker.createSubscription(req)),
+    pull: unary((req) => ({ receivedMessages: sub(req).pull(req.maxMessages ?? 0) })),
+    acknowledge: unary((req) => {
+      sub(req).ack(req.ackIds ?? []);
       return {};
     }),
-    modifyAckDeadline: unary(
-      (req: { subscription?: string; ackIds?: string[]; ackDeadlineSeconds?: number }) => {
-        broker.subscription(req.subscription).modify(req.ackIds ?? [], req.ackDeadlineSeconds ?? 0);
-        return {};
-      },
-    ),
+    modifyAckDeadline: unary((req) => {
+      sub(req).modify(req.ackIds ?? [], req.ackDeadlineSeconds ?? 0);
+      return {};
+    }),
     streamingPull: (call: StreamCall) => broker.streamingPull(call),
   });
   const port = await new Promise<number>((resolve, reject) =>
@@ -120,15 +124,12 @@ export async function startPubSubEmulator(
       (err, bound) => (err ? reject(err) : resolve(bound)),
     ),
   );
-  let closing: Promise<void> | undefined;
   return {
     host: `127.0.0.1:${port}`,
     port,
-    close: () =>
-      (closing ??= new Promise<void>((resolve) => {
-        broker.shutdown();
-        server.forceShutdown();
-        resolve();
-      })),
+    close: async () => {
+      broker.shutdown();
+      server.forceShutdown();
+    },
   };
 }

@@ -6,12 +6,10 @@
  */
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 
-export type Attributes = Record<string, string>;
-
 /** A published message, as subscribers receive it. */
 export interface PubsubMessage {
   data: Buffer;
-  attributes: Attributes;
+  attributes: Record<string, string>;
   messageId: string;
   publishTime: { seconds: number; nanos: number };
 }
@@ -47,22 +45,12 @@ export class RpcError extends Error {
 export const invalid = (message: string): RpcError =>
   new RpcError(status.INVALID_ARGUMENT, message);
 
-export const MIN_ACK_DEADLINE_SECONDS = 10;
-export const MAX_ACK_DEADLINE_SECONDS = 600;
-
-/** A deadline a subscriber asked for, within what the service allows (10–600 s; 0 nacks). */
-function checkedSeconds(seconds: number): number {
-  if (seconds < 0 || seconds > MAX_ACK_DEADLINE_SECONDS) {
-    throw invalid(`ack deadline must be between 0 and ${MAX_ACK_DEADLINE_SECONDS} seconds`);
-  }
-  return seconds;
-}
-
+/** An ack deadline within what the service allows: 10 to 600 s. */
 export const clampDeadline = (seconds: number | undefined, fallback: number): number =>
-  Math.min(MAX_ACK_DEADLINE_SECONDS, Math.max(MIN_ACK_DEADLINE_SECONDS, seconds || fallback));
+  Math.min(600, Math.max(10, seconds || fallback));
 
 /** Ends a StreamingPull call once: with OK, or with `err` as its status. */
-export function endCall(call: StreamCall, err?: RpcError): void {
+function endCall(call: StreamCall, err?: RpcError): void {
   if (call.writableEnded || call.destroyed) return;
   // grpc-js turns an 'error' event on a server stream into the call's status.
   if (err) call.emit('error', err);
@@ -74,11 +62,6 @@ interface Entry {
   message: PubsubMessage;
 }
 
-interface Stream {
-  call: StreamCall;
-  deadlineSeconds: number;
-}
-
 // Ack ids keep counting across emulators in a process: none is ever reused.
 let nextAck = 1;
 
@@ -86,13 +69,12 @@ export class Subscription {
   /** Messages waiting for delivery, in publish order. */
   private readonly backlog: Entry[] = [];
   private readonly leases = new Map<string, { entry: Entry; timer: NodeJS.Timeout }>();
-  private readonly streams: Stream[] = [];
+  private readonly streams: { call: StreamCall; deadlineSeconds: number }[] = [];
   private next = 0;
 
   constructor(
     readonly name: string,
     readonly topic: string,
-    readonly resource: Record<string, unknown>,
     private readonly ackDeadlineSeconds: number,
   ) {}
 
@@ -103,6 +85,7 @@ export class Subscription {
 
   /** Up to `max` waiting messages, leased for the subscription's ack deadline. */
   pull(max: number): ReceivedMessage[] {
+    if (!(max > 0)) throw invalid('maxMessages must be positive');
     return this.backlog.splice(0, max).map((e) => this.lease(e, this.ackDeadlineSeconds));
   }
 
@@ -112,26 +95,23 @@ export class Subscription {
 
   /** Extends leases, or (0 seconds) nacks them: the messages are delivered again. */
   modify(ackIds: readonly string[], seconds: number): void {
-    checkedSeconds(seconds);
+    if (!(seconds >= 0 && seconds <= 600)) throw invalid('ack deadline must be 0 to 600 seconds');
     for (const id of ackIds) {
       const lease = this.leases.get(id);
-      if (!lease) continue;
-      if (seconds === 0) {
+      if (lease && seconds > 0) {
+        clearTimeout(lease.timer);
+        lease.timer = this.expiry(id, seconds);
+      } else if (lease) {
         this.requeue(id);
-        continue;
       }
-      clearTimeout(lease.timer);
-      lease.timer = this.expiry(id, seconds);
     }
     this.dispatch();
   }
 
   /** Takes a StreamingPull call whose first request named this subscription. */
   attach(call: StreamCall, first: StreamingPullRequest): void {
-    const stream = {
-      call,
-      deadlineSeconds: clampDeadline(first.streamAckDeadlineSeconds, this.ackDeadlineSeconds),
-    };
+    const deadlineSeconds = clampDeadline(first.streamAckDeadlineSeconds, this.ackDeadlineSeconds);
+    const stream = { call, deadlineSeconds };
     this.streams.push(stream);
     const detach = (): void => {
       const at = this.streams.indexOf(stream);
@@ -140,12 +120,11 @@ export class Subscription {
     const handle = (req: StreamingPullRequest): void => {
       try {
         const ids = req.modifyDeadlineAckIds ?? [];
-        const seconds = req.modifyDeadlineSeconds ?? [];
-        if (ids.length !== seconds.length) {
-          throw invalid('modifyDeadlineAckIds and modifyDeadlineSeconds must have the same length');
+        if (ids.length !== (req.modifyDeadlineSeconds ?? []).length) {
+          throw invalid('modifyDeadlineAckIds and modifyDeadlineSeconds differ in length');
         }
         this.ack(req.ackIds ?? []);
-        ids.forEach((id, k) => this.modify([id], seconds[k] ?? 0));
+        ids.forEach((id, k) => this.modify([id], req.modifyDeadlineSeconds?.[k] ?? 0));
       } catch (err) {
         detach();
         endCall(call, err instanceof RpcError ? err : new RpcError(status.INTERNAL, String(err)));
@@ -163,12 +142,10 @@ export class Subscription {
     this.dispatch();
   }
 
-  /** Ends every stream with `err` and forgets every lease (the subscription or server goes away). */
+  /** Ends every stream with `err` and every lease timer (the server goes away). */
   close(err: RpcError): void {
     for (const { call } of this.streams.splice(0)) endCall(call, err);
     for (const { timer } of this.leases.values()) clearTimeout(timer);
-    this.leases.clear();
-    this.backlog.length = 0;
   }
 
   private lease(entry: Entry, seconds: number): ReceivedMessage {
@@ -178,18 +155,18 @@ export class Subscription {
   }
 
   private expiry(ackId: string, seconds: number): NodeJS.Timeout {
-    return setTimeout(() => {
+    const expire = (): void => {
       this.requeue(ackId);
       this.dispatch();
-    }, seconds * 1000).unref();
+    };
+    return setTimeout(expire, seconds * 1000).unref();
   }
 
   private release(ackId: string): Entry | undefined {
     const lease = this.leases.get(ackId);
-    if (!lease) return undefined;
-    clearTimeout(lease.timer);
+    clearTimeout(lease?.timer);
     this.leases.delete(ackId);
-    return lease.entry;
+    return lease?.entry;
   }
 
   /** Puts a nacked or expired message back, in publish order. */
@@ -200,16 +177,16 @@ export class Subscription {
     this.backlog.splice(at < 0 ? this.backlog.length : at, 0, entry);
   }
 
-  /** Spreads the backlog over the open streams, round robin. */
+  /** Spreads the backlog over the open streams, round robin, one response per stream. */
   private dispatch(): void {
-    if (this.streams.length === 0 || this.backlog.length === 0) return;
-    const batches = new Map<Stream, ReceivedMessage[]>();
+    if (this.streams.length === 0) return;
+    const batches = new Map(this.streams.map((s) => [s, [] as ReceivedMessage[]]));
     for (const entry of this.backlog.splice(0)) {
-      const stream = this.streams[this.next++ % this.streams.length] as Stream;
-      const batch = batches.get(stream) ?? [];
-      batch.push(this.lease(entry, stream.deadlineSeconds));
-      batches.set(stream, batch);
+      const stream = this.streams[this.next++ % this.streams.length]!;
+      batches.get(stream)?.push(this.lease(entry, stream.deadlineSeconds));
     }
-    for (const [{ call }, receivedMessages] of batches) call.write({ receivedMessages });
+    for (const [{ call }, receivedMessages] of batches) {
+      if (receivedMessages.length > 0) call.write({ receivedMessages });
+    }
   }
 }

@@ -10,53 +10,39 @@ import {
   invalid,
   RpcError,
   Subscription,
-  type Attributes,
   type StreamCall,
   type StreamingPullRequest,
 } from './subscriptions.js';
 
 type Resource = Record<string, unknown>;
 
-export interface SubscriptionRequest {
-  name?: string;
-  topic?: string;
-  ackDeadlineSeconds?: number;
-  filter?: string;
-  enableMessageOrdering?: boolean;
-  enableExactlyOnceDelivery?: boolean;
-  deadLetterPolicy?: { deadLetterTopic?: string };
-  pushConfig?: { pushEndpoint?: string };
-  bigqueryConfig?: { table?: string };
-  cloudStorageConfig?: { bucket?: string };
-}
+const UNSUPPORTED = [
+  'filter',
+  'deadLetterPolicy',
+  'enableMessageOrdering',
+  'enableExactlyOnceDelivery',
+  'pushConfig',
+  'bigqueryConfig',
+  'cloudStorageConfig',
+];
 
-const RESOURCE_ID = /^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/;
+/** Whether a request field carries a value (proto3 sends defaults as empty values). */
+const isSet = (v: unknown): boolean =>
+  typeof v === 'object' && v !== null ? Object.values(v).some(isSet) : Boolean(v);
 
-/** Validates `projects/{p}/{collection}/{id}`. */
-function resourceName(value: string | undefined, collection: 'topics' | 'subscriptions'): string {
-  const [projects, project, kind, id = '', ...rest] = (value ?? '').split('/');
-  if (
-    projects !== 'projects' ||
-    !project ||
-    kind !== collection ||
-    rest.length > 0 ||
-    !RESOURCE_ID.test(id) ||
-    id.startsWith('goog')
-  ) {
-    throw invalid(`Invalid ${collection.slice(0, -1)} name: ${value ?? ''}`);
+/** `projects/{project}/{collection}/{id}`, with an id of 3–255 characters starting with a letter. */
+function resourceName(value: unknown, collection: 'topics' | 'subscriptions'): string {
+  const pattern = new RegExp(`^projects/[^/]+/${collection}/(?!goog)[A-Za-z][\\w.~+%-]{2,254}$`);
+  if (typeof value !== 'string' || !pattern.test(value)) {
+    throw invalid(`Invalid ${collection.slice(0, -1)} name: ${JSON.stringify(value)}`);
   }
-  return value as string;
+  return value;
 }
 
 const notFound = (kind: string, name: string): RpcError =>
   new RpcError(status.NOT_FOUND, `${kind} not found (resource=${name})`);
-
-/** One page of sorted names; the page token is the last name of the previous page. */
-function page(names: string[], pageSize = 0, pageToken = ''): { items: string[]; next: string } {
-  const sorted = names.filter((n) => n > pageToken).sort();
-  const items = pageSize > 0 ? sorted.slice(0, pageSize) : sorted;
-  return { items, next: items.length < sorted.length ? (items.at(-1) ?? '') : '' };
-}
+const exists = (kind: string, name: string): RpcError =>
+  new RpcError(status.ALREADY_EXISTS, `${kind} already exists (resource=${name})`);
 
 export class Broker {
   private readonly topics = new Map<string, Resource>();
@@ -64,81 +50,64 @@ export class Broker {
   // Message ids keep counting: none is reused while the process runs.
   private nextSeq = 1;
 
-  createTopic(req: Resource & { name?: string }): Resource {
+  createTopic(req: Resource): Resource {
     const name = resourceName(req.name, 'topics');
-    if (this.topics.has(name)) {
-      throw new RpcError(status.ALREADY_EXISTS, `Topic already exists (resource=${name})`);
-    }
-    const topic = { ...req, name };
-    this.topics.set(name, topic);
-    return topic;
+    if (this.topics.has(name)) throw exists('Topic', name);
+    this.topics.set(name, { ...req, name });
+    return { ...req, name };
   }
 
-  listTopics(req: { project?: string; pageSize?: number; pageToken?: string }) {
-    const prefix = `${req.project ?? ''}/topics/`;
-    const names = [...this.topics.keys()].filter((n) => n.startsWith(prefix));
-    const { items, next } = page(names, req.pageSize, req.pageToken);
-    return { topics: items.map((n) => this.topics.get(n)), nextPageToken: next };
+  /** Every topic of the project, in one page. */
+  listTopics(req: { project?: string }): Resource {
+    const names = [...this.topics.keys()].filter((n) => n.startsWith(`${req.project}/topics/`));
+    return { topics: names.sort().map((n) => this.topics.get(n)) };
   }
 
-  listTopicSubscriptions(req: { topic?: string; pageSize?: number; pageToken?: string }) {
+  /** Every subscription of the topic, in one page. */
+  listTopicSubscriptions(req: { topic?: string }): Resource {
     const topic = this.topic(req.topic);
-    const names = [...this.subs.values()].filter((s) => s.topic === topic).map((s) => s.name);
-    const { items, next } = page(names, req.pageSize, req.pageToken);
-    return { subscriptions: items, nextPageToken: next };
+    const subs = [...this.subs.values()].filter((s) => s.topic === topic);
+    return { subscriptions: subs.map((s) => s.name).sort() };
   }
 
-  publish(req: { topic?: string; messages?: { data?: Buffer; attributes?: Attributes }[] }) {
+  publish(req: {
+    topic?: string;
+    messages?: { data?: Buffer; attributes?: Record<string, string> }[];
+  }) {
     const topic = this.topic(req.topic);
     const messages = req.messages ?? [];
     if (messages.length === 0) throw invalid('The publish request contains no messages');
-    if (messages.some((m) => !m.data?.length && Object.keys(m.attributes ?? {}).length === 0)) {
+    if (messages.some((m) => !m.data?.length && !isSet(m.attributes))) {
       throw invalid('Some messages contain neither data nor attributes');
     }
     const now = Date.now();
     const publishTime = { seconds: Math.floor(now / 1000), nanos: (now % 1000) * 1_000_000 };
     const targets = [...this.subs.values()].filter((s) => s.topic === topic);
-    const messageIds = messages.map((m) => {
+    const messageIds = messages.map(({ data = Buffer.alloc(0), attributes = {} }) => {
       const seq = this.nextSeq++;
-      const message = {
-        data: m.data ?? Buffer.alloc(0),
-        attributes: { ...m.attributes },
-        messageId: String(seq),
-        publishTime,
-      };
+      const message = { data, attributes, messageId: String(seq), publishTime };
       for (const sub of targets) sub.enqueue(seq, message);
       return message.messageId;
     });
     return { messageIds };
   }
 
-  createSubscription(req: SubscriptionRequest): Resource {
+  createSubscription(req: Resource & { ackDeadlineSeconds?: number }): Resource {
     const name = resourceName(req.name, 'subscriptions');
     const topic = this.topic(req.topic);
-    if (this.subs.has(name)) {
-      throw new RpcError(status.ALREADY_EXISTS, `Subscription already exists (resource=${name})`);
-    }
-    const unsupported = [
-      req.filter && 'filter',
-      req.deadLetterPolicy?.deadLetterTopic && 'deadLetterPolicy',
-      req.enableMessageOrdering && 'enableMessageOrdering',
-      req.enableExactlyOnceDelivery && 'enableExactlyOnceDelivery',
-      req.pushConfig?.pushEndpoint && 'pushConfig',
-      (req.bigqueryConfig?.table || req.cloudStorageConfig?.bucket) && 'export subscriptions',
-    ].filter(Boolean);
+    if (this.subs.has(name)) throw exists('Subscription', name);
+    const unsupported = UNSUPPORTED.filter((field) => isSet(req[field]));
     if (unsupported.length > 0) {
-      throw new RpcError(
-        status.UNIMPLEMENTED,
-        `not implemented by the builtin emulator: ${unsupported.join(', ')}`,
-      );
+      const message = `not implemented by the builtin emulator: ${unsupported.join(', ')}`;
+      throw new RpcError(status.UNIMPLEMENTED, message);
     }
     const ackDeadlineSeconds = clampDeadline(req.ackDeadlineSeconds, 10);
     const resource = { ...req, name, topic, ackDeadlineSeconds, state: 'ACTIVE' };
-    this.subs.set(name, new Subscription(name, topic, resource, ackDeadlineSeconds));
+    this.subs.set(name, new Subscription(name, topic, ackDeadlineSeconds));
     return resource;
   }
 
-  subscription(name: string | undefined): Subscription {
+  subscription(name: unknown): Subscription {
     const valid = resourceName(name, 'subscriptions');
     const sub = this.subs.get(valid);
     if (!sub) throw notFound('Subscription', valid);
@@ -161,11 +130,9 @@ export class Broker {
     for (const sub of this.subs.values()) {
       sub.close(new RpcError(status.UNAVAILABLE, 'emulator shutting down'));
     }
-    this.subs.clear();
-    this.topics.clear();
   }
 
-  private topic(name: string | undefined): string {
+  private topic(name: unknown): string {
     const valid = resourceName(name, 'topics');
     if (!this.topics.has(valid)) throw notFound('Topic', valid);
     return valid;

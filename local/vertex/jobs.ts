@@ -6,8 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { apiError, isTerminal, RPC, SETTABLE_FIELDS, type JobState } from './api-facts.js';
-import type { Faults, OutcomeFault } from './faults.js';
-import { claudeRow, failRow, geminiRow, splitLines } from './model.js';
+import { claudeRow, geminiRow, splitLines } from './model.js';
 import type { CreateRequest } from './request.js';
 
 /** Where jobs read inputs and write outputs (the local stack backs it with the storage emulator). */
@@ -62,7 +61,6 @@ export interface Job extends Progress {
   location: string;
   seq: number;
   request: CreateRequest;
-  forced?: OutcomeFault;
   timer?: NodeJS.Timeout;
   processing?: Promise<Status | { successful: number; failed: number; directory: string }>;
   removed?: boolean;
@@ -99,7 +97,6 @@ export class Jobs {
   constructor(
     private readonly blobs: BlobStore,
     private readonly timing: Timing,
-    private readonly faults: Faults,
     readonly projectNumber: string,
   ) {}
 
@@ -130,14 +127,12 @@ export class Jobs {
     while (this.all.has(id)) id = numericId();
     const now = timestamp();
     const seq = (this.seq += 1);
-    const forced = this.faults.outcomeFor(request);
     const job: Job = {
       id,
       project,
       location,
       seq,
       request,
-      forced,
       state: 'JOB_STATE_PENDING',
       createTime: now,
       updateTime: now,
@@ -204,24 +199,19 @@ export class Jobs {
 
   private start(job: Job): void {
     if (job.removed || job.state !== 'JOB_STATE_PENDING') return;
-    const forced = job.forced?.outcome;
-    if (forced === 'EXPIRED') return this.setState(job, 'JOB_STATE_EXPIRED');
     this.setState(job, 'JOB_STATE_RUNNING');
-    // Forced FAILED and CANCELLED jobs end without output, so they read nothing.
-    if (forced !== 'FAILED' && forced !== 'CANCELLED') job.processing = this.process(job);
+    job.processing = this.process(job);
     this.schedule(job, this.timing.runningMs, () => void this.finish(job));
   }
 
   private async finish(job: Job): Promise<void> {
     clearTimeout(job.timer);
-    const result = (await job.processing) ?? INTERNAL(job.forced?.message);
+    const result = (await job.processing) ?? INTERNAL();
     if (job.removed || job.state !== 'JOB_STATE_RUNNING') return;
-    if (job.forced?.outcome === 'CANCELLED') return this.startCancelling(job);
     if ('code' in result) return this.setState(job, 'JOB_STATE_FAILED', result);
     this.record(job, result);
     if (result.failed === 0) return this.setState(job, 'JOB_STATE_SUCCEEDED');
-    if (result.successful > 0 || job.forced)
-      return this.setState(job, 'JOB_STATE_PARTIALLY_SUCCEEDED');
+    if (result.successful > 0) return this.setState(job, 'JOB_STATE_PARTIALLY_SUCCEEDED');
     this.setState(job, 'JOB_STATE_FAILED', {
       code: RPC.INVALID_ARGUMENT,
       message: `All ${result.failed} requests failed. See the status field of each line under ${result.directory}.`,
@@ -274,9 +264,6 @@ export class Jobs {
     const rows = lines.map((line, i) =>
       anthropic ? claudeRow(line, modelId, job.id, i) : geminiRow(line, modelId),
     );
-    const victim = job.forced ? rows.findLastIndex((r) => r.ok) : -1;
-    const row = rows[victim];
-    if (row) rows[victim] = failRow(row, anthropic, 'Internal error encountered.');
     const directory = `${outputUriPrefix.replace(/\/+$/, '')}/prediction-model-${job.createTime}`;
     try {
       const content = rows.map((r) => `${r.line}\n`).join('');

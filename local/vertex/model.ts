@@ -14,8 +14,6 @@ export interface Row {
   line: string;
 }
 
-type Json = Record<string, unknown>;
-
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** A Gemini row for one input line. */
@@ -131,13 +129,6 @@ export function claudeRow(text: string, modelId: string, jobId: string, index: n
 
 function claudeError(message: string): string {
   return JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message } });
-}
-
-/** Turns a successful row into a failed one (an injected partial failure), keeping its request. */
-export function failRow(row: Row, anthropic: boolean, status: string): Row {
-  const { custom_id, request, processed_time } = JSON.parse(row.line) as Json;
-  const line = anthropic ? { custom_id, request, status } : { status, processed_time, request };
-  return { ok: false, line: JSON.stringify(line) };
 }
 
 /** The lines of a JSONL file: a byte-order mark and a final newline (LF or CRLF) make no line. */

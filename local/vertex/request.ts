@@ -146,58 +146,33 @@ export function validateCreate(body: unknown, location: string): CreateRequest {
 /** A parsed filter: every group must hold, and a group holds when one of its labels matches. */
 export type JobFilter = [key: string, value: string][][];
 
-const TOKEN =
-  /\s*(?:([()])|(AND|OR)(?=[\s(]|$)|labels\.([a-z][a-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)")\s*/y;
-
 /**
  * Parses the filter shape the product sends (`labels.batch_courier="v1" AND (labels.job_id="a" OR
  * labels.job_id="b" …)`): `labels.KEY="VALUE"` terms joined by AND, each one a term or an OR of
  * terms, with or without parentheses. An empty filter matches every job. Anything else (other
- * fields, unquoted values, NOT, label keys with `-`, which AIP-160 also reads as negation) is a
- * 400: the emulator would rather refuse than guess what the service does with it.
+ * fields, unquoted values, NOT, nesting, label keys with `-`, which AIP-160 also reads as negation)
+ * is a 400: the emulator would rather refuse than guess what the service does with it.
  */
 export function parseJobFilter(filter: string): JobFilter {
-  if (filter.trim() === '') return [];
   const refuse = () =>
-    invalid(
-      `Invalid filter "${filter}": this emulator understands only labels.KEY="VALUE" terms joined by AND and OR.`,
+    invalid(`Invalid filter "${filter}": only labels.KEY="VALUE" terms joined by AND and OR.`);
+  // Quoted values out of the way first, so that nothing inside them reads as syntax.
+  const values: string[] = [];
+  const shape = filter.replace(/"((?:[^"\\]|\\.)*)"/g, (_, value: string) => {
+    values.push(value.replace(/\\(.)/g, '$1'));
+    return `"${values.length - 1}"`;
+  });
+  if (shape.trim() === '') return [];
+  return shape
+    .trim()
+    .split(/\s+AND\s+/)
+    .map((group) =>
+      (/^\((.*)\)$/s.exec(group)?.[1] ?? group).split(/\s+OR\s+/).map((term) => {
+        const m = /^labels\.([a-z][a-z0-9_]*)\s*=\s*"(\d+)"$/.exec(term.trim());
+        if (!m?.[1]) throw refuse();
+        return [m[1], values[Number(m[2])] ?? ''];
+      }),
     );
-  const tokens: { kind: 'p' | 'w' | 'eq'; value: string; key?: string }[] = [];
-  TOKEN.lastIndex = 0;
-  while (TOKEN.lastIndex < filter.length) {
-    const m = TOKEN.exec(filter);
-    if (!m) throw refuse();
-    if (m[1]) tokens.push({ kind: 'p', value: m[1] });
-    else if (m[2]) tokens.push({ kind: 'w', value: m[2] });
-    else tokens.push({ kind: 'eq', key: m[3], value: (m[4] ?? '').replace(/\\(.)/g, '$1') });
-  }
-  let at = 0;
-  const is = (kind: string, value?: string): boolean =>
-    tokens[at]?.kind === kind && (value === undefined || tokens[at]?.value === value);
-  const term = (): [string, string] => {
-    const t = tokens[at++];
-    if (t?.kind !== 'eq' || t.key === undefined) throw refuse();
-    return [t.key, t.value];
-  };
-  const group = (): [string, string][] => {
-    const paren = is('p', '(');
-    if (paren) at++;
-    const terms = [term()];
-    while (is('w', 'OR')) {
-      at++;
-      terms.push(term());
-    }
-    if (paren && !is('p', ')')) throw refuse();
-    if (paren) at++;
-    return terms;
-  };
-  const groups = [group()];
-  while (is('w', 'AND')) {
-    at++;
-    groups.push(group());
-  }
-  if (at !== tokens.length) throw refuse();
-  return groups;
 }
 
 /** Whether a job's labels satisfy a parsed filter. */

@@ -10,7 +10,6 @@ import { readJson, sendJson, serve, target } from '../http.js';
 import {
   ANTHROPIC_CONCURRENT_JOBS,
   apiError,
-  DEFAULT_MESSAGES,
   DEFAULT_PAGE_SIZE,
   invalid,
   isTerminal,
@@ -73,18 +72,14 @@ const OPS: Record<string, VertexOp> = {
 
 /** Starts an emulator on 127.0.0.1 (see the module comment). */
 export async function startVertexEmulator(options: VertexEmulatorOptions): Promise<VertexEmulator> {
-  const duration = (ms: number | undefined, fallback: number): number => {
-    if (ms !== undefined && (Number.isNaN(ms) || ms < 0)) throw new Error(`bad timing: ${ms}`);
-    return ms ?? fallback;
-  };
-  const runningMs = duration(options.timing?.runningMs, 1000);
-  const timing: Timing = {
-    pendingMs: duration(options.timing?.pendingMs, 500),
-    runningMs,
-    cancellingMs: duration(options.timing?.cancellingMs, Math.min(100, runningMs)),
-  };
+  const {
+    pendingMs = 500,
+    runningMs = 1000,
+    cancellingMs = Math.min(100, runningMs),
+  } = options.timing ?? {};
+  const timing = { pendingMs, runningMs, cancellingMs };
   const faults = new Faults();
-  const jobs = new Jobs(options.blobs, timing, faults, PROJECT_NUMBER);
+  const jobs = new Jobs(options.blobs, timing, PROJECT_NUMBER);
   const requests: Record<VertexOp, number> = { create: 0, get: 0, list: 0, cancel: 0 };
   const delays = new Map<NodeJS.Timeout, () => void>();
 
@@ -170,17 +165,8 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
     await delay(faults.latencyMs);
     const body = op === 'create' || op === 'cancel' ? await readJson(req) : undefined;
     const fault = faults.take(op);
-    if (fault && 'status' in fault) {
-      throw apiError(fault.status, fault.message ?? DEFAULT_MESSAGES[fault.status] ?? 'Injected.');
-    }
-    if (op === 'create') {
-      const job = create(project, location, body);
-      if (fault) {
-        faults.useUp(fault);
-        throw apiError(503, DEFAULT_MESSAGES[503] ?? 'Unavailable.');
-      }
-      return sendJson(res, 200, jobs.render(job));
-    }
+    if (fault) throw apiError(...fault);
+    if (op === 'create') return sendJson(res, 200, jobs.render(create(project, location, body)));
     if (op === 'list') return sendJson(res, 200, list(project, location, query));
     const job = find(project, location, id ?? '');
     if (op === 'cancel') jobs.cancel(job);
