@@ -10,16 +10,21 @@ import { freePort, waitForHttp } from './net.js';
 /** Which emulators the stack and the tests use (`BATCH_COURIER_EMULATORS`). */
 export type EmulatorMode = 'gcloud' | 'builtin';
 
-/** The Cloud SDK root, or undefined when gcloud is not installed. */
-export function cloudSdkRoot(): string | undefined {
-  let gcloud: string;
+/** The path of a command on `PATH`, or undefined. */
+function which(command: string): string | undefined {
   try {
-    gcloud = execFileSync('sh', ['-c', 'command -v gcloud'], { encoding: 'utf8' }).trim();
+    return (
+      execFileSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' }).trim() || undefined
+    );
   } catch {
     return undefined;
   }
-  if (!gcloud) return undefined;
-  return dirname(dirname(realpathSync(gcloud)));
+}
+
+/** The Cloud SDK root, or undefined when gcloud is not installed. */
+export function cloudSdkRoot(): string | undefined {
+  const gcloud = which('gcloud');
+  return gcloud && dirname(dirname(realpathSync(gcloud)));
 }
 
 function firestoreLauncher(sdk: string): string | undefined {
@@ -49,22 +54,13 @@ export function resolveEmulatorMode(value: string | undefined): EmulatorMode {
     sdk !== undefined &&
     firestoreLauncher(sdk) !== undefined &&
     pubsubJar(sdk) !== undefined &&
-    hasJava();
+    which('java') !== undefined;
   if (wanted === 'gcloud' && !available) {
     throw new Error(
       'BATCH_COURIER_EMULATORS=gcloud, but the Google Cloud CLI with its Firestore and Pub/Sub emulators (and java) is not installed',
     );
   }
   return available ? 'gcloud' : 'builtin';
-}
-
-function hasJava(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v java'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** A running emulator process. */

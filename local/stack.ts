@@ -107,12 +107,6 @@ function listen(server: Server): Promise<string> {
   });
 }
 
-function parseGsUri(uri: string): { bucket: string; name: string } {
-  const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri);
-  if (!m?.[1] || !m[2]) throw new Error(`not a gs:// object URI: ${uri}`);
-  return { bucket: m[1], name: m[2] };
-}
-
 /** Starts every service and both functions. */
 export async function startStack(options: StackOptions): Promise<Stack> {
   const stops: (() => Promise<void> | void)[] = [];
@@ -190,19 +184,14 @@ async function start(
   await storageEmulator.createBucket(INPUT_BUCKET);
   await storageEmulator.createBucket(OUTPUT_BUCKET);
 
+  const file = (uri: string) => {
+    const [, bucket = '', name = ''] = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri) ?? [];
+    return storage.bucket(bucket).file(name);
+  };
   const blobs: BlobStore = {
-    read: async (uri) => {
-      const { bucket, name } = parseGsUri(uri);
-      const [data] = await storage.bucket(bucket).file(name).download();
-      return data;
-    },
-    write: async (uri, data, contentType) => {
-      const { bucket, name } = parseGsUri(uri);
-      await storage
-        .bucket(bucket)
-        .file(name)
-        .save(data, { resumable: false, contentType: contentType ?? 'application/jsonl' });
-    },
+    read: async (uri) => (await file(uri).download())[0],
+    write: (uri, data, contentType = 'application/jsonl') =>
+      file(uri).save(data, { resumable: false, contentType }),
   };
   let vertex = await startVertexEmulator({ blobs, timing: options.vertexTiming ?? {} });
   const vertexPort = Number(vertex.host.split(':')[1]);
@@ -213,10 +202,7 @@ async function start(
   const pubsub = new PubSub({ projectId: PROJECT });
   stops.push(() => pubsub.close());
   const events: CompletionEvent[] = [];
-  const waiters: {
-    match: (e: CompletionEvent) => boolean;
-    resolve: (e: CompletionEvent) => void;
-  }[] = [];
+  const listeners = new Set<(event: CompletionEvent) => void>();
   let subscription: Subscription | undefined;
   const subscribe = async (): Promise<void> => {
     const [topic] = await pubsub.createTopic(TOPIC);
@@ -226,12 +212,7 @@ async function start(
       const event = CompletionEventSchema.parse(JSON.parse(message.data.toString('utf8')));
       events.push(event);
       options.onEvent?.(event);
-      for (const w of [...waiters]) {
-        if (w.match(event)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(event);
-        }
-      }
+      for (const listener of listeners) listener(event);
     });
     subscription.on('error', () => undefined);
   };
@@ -337,18 +318,17 @@ async function start(
       const seen = events.find(match);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const waiter = {
-          match,
-          resolve: (e: CompletionEvent) => {
-            clearTimeout(timer);
-            resolve(e);
-          },
+        const settle = (event?: CompletionEvent): void => {
+          clearTimeout(timer);
+          listeners.delete(listener);
+          if (event) resolve(event);
+          else reject(new Error(`no matching completion event within ${timeoutMs} ms`));
         };
-        const timer = setTimeout(() => {
-          waiters.splice(waiters.indexOf(waiter), 1);
-          reject(new Error(`no matching completion event within ${timeoutMs} ms`));
-        }, timeoutMs);
-        waiters.push(waiter);
+        const listener = (event: CompletionEvent): void => {
+          if (match(event)) settle(event);
+        };
+        const timer = setTimeout(settle, timeoutMs);
+        listeners.add(listener);
       });
     },
     async stopService(name) {

@@ -27,19 +27,11 @@ const INBOX = join(ROOT, 'inbox');
 const EXAMPLE = resolve(process.cwd(), 'examples', 'customer-reviews.jsonl');
 const EXAMPLE_NAME = `${INPUT_PREFIX}customer-reviews.jsonl`;
 
-const color = process.stdout.isTTY
-  ? {
-      dim: (s: string) => `\x1b[2m${s}\x1b[0m`,
-      bold: (s: string) => `\x1b[1m${s}\x1b[0m`,
-      green: (s: string) => `\x1b[32m${s}\x1b[0m`,
-      red: (s: string) => `\x1b[31m${s}\x1b[0m`,
-    }
-  : {
-      dim: (s: string) => s,
-      bold: (s: string) => s,
-      green: (s: string) => s,
-      red: (s: string) => s,
-    };
+const paint =
+  (code: number) =>
+  (s: string): string =>
+    process.stdout.isTTY ? `\x1b[${code}m${s}\x1b[0m` : s;
+const color = { dim: paint(2), bold: paint(1), green: paint(32), red: paint(31) };
 const say = (s = ''): void => void process.stdout.write(`${s}\n`);
 const step = (object: unknown, text: string): void =>
   say(`  ${color.dim(new Date().toISOString().slice(11, 23))} ${String(object)}: ${text}`);

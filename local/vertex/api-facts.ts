@@ -4,6 +4,7 @@
  * Source: https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.batchPredictionJobs
  * and the `JobState`, `google.rpc.Code` and label pages it links.
  */
+import { z } from 'zod';
 import { HttpError } from '../http.js';
 
 /** The 12 values of `JobState`. */
@@ -45,20 +46,20 @@ export const RPC = {
   INTERNAL: 13,
 };
 
-/** The google.rpc status name Google's HTTP mapping gives each HTTP status. */
-const STATUS_OF_HTTP: Record<number, string> = {
-  400: 'INVALID_ARGUMENT',
-  403: 'PERMISSION_DENIED',
-  404: 'NOT_FOUND',
-  413: 'INVALID_ARGUMENT',
-  429: 'RESOURCE_EXHAUSTED',
-  500: 'INTERNAL',
-  503: 'UNAVAILABLE',
+/** Google's HTTP mapping: the google.rpc status of each HTTP status, and the service's bare message. */
+const HTTP: Record<number, [status: string, message: string]> = {
+  400: ['INVALID_ARGUMENT', 'Request contains an invalid argument.'],
+  403: ['PERMISSION_DENIED', 'Permission denied on resource (or it may not exist).'],
+  404: ['NOT_FOUND', 'The requested resource was not found.'],
+  429: ['RESOURCE_EXHAUSTED', 'Quota exceeded: too many requests. Please retry later.'],
+  500: ['INTERNAL', 'Internal error encountered.'],
+  503: ['UNAVAILABLE', 'The service is currently unavailable.'],
 };
 
 /** An error answer: `{"error": {"code", "message", "status"}}`. */
-export function apiError(code: number, message: string, status = STATUS_OF_HTTP[code]): HttpError {
-  return new HttpError(code, message, { status: status ?? 'UNKNOWN' });
+export function apiError(code: number, message?: string, status?: string): HttpError {
+  const [name = 'UNKNOWN', bare = 'Error.'] = HTTP[code] ?? [];
+  return new HttpError(code, message ?? bare, { status: status ?? name });
 }
 
 export const invalid = (message: string): HttpError => apiError(400, message);
@@ -77,27 +78,46 @@ export const CUSTOM_MODEL_FIELDS: ReadonlySet<string> = new Set(
     generateExplanation explanationSpec`),
 );
 
-/** Settable fields of a publisher-model job, in the order the service renders them. */
-export const SETTABLE_FIELDS = words(`displayName model inputConfig instanceConfig modelParameters
-  outputConfig serviceAccount encryptionSpec disableContainerLogging labels`);
-
-export const MAX_DISPLAY_NAME_CHARS = 128;
-
-/** Labels: at most 64; keys start with a lowercase letter; keys and values up to 63 characters. */
-export const MAX_LABELS = 64;
-export const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
-export const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
-
-/** Model name forms: `publishers/P/models/M`, or the same (or a tuned `models/M`) under a project and location. */
+/** Model names: `publishers/P/models/M`, or that (or a tuned `models/M`) in a project and location. */
 const MODEL_ID = '[A-Za-z0-9][A-Za-z0-9._@-]*';
 export const PUBLISHER_MODEL = new RegExp(`^publishers/(google|anthropic)/models/${MODEL_ID}$`);
 export const PROJECT_MODEL = new RegExp(
   `^projects/[^/]+/locations/([^/]+)/(?:publishers/(google|anthropic)/)?models/${MODEL_ID}$`,
 );
 
-/** `gs://bucket/object` and `gs://bucket[/prefix]`. */
-export const GCS_OBJECT = /^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/.+$/;
-export const GCS_PREFIX = /^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](\/.*)?$/;
+const jsonl = z.literal('jsonl', 'only jsonl is supported for publisher models');
+const gcs = (pattern: RegExp) => z.string().regex(pattern, `not a ${pattern.source} URI`);
+
+/**
+ * The settable fields of a publisher-model job, in the order the service renders them (unknown
+ * fields are refused): labels are at most 64, keys start with a lowercase letter, keys and values
+ * hold up to 63 lowercase letters, digits, `_` or `-`; a display name holds up to 128 characters.
+ */
+export const CREATE_REQUEST = z.strictObject({
+  displayName: z.string().refine((s) => s !== '' && [...s].length <= 128, '1 to 128 characters'),
+  model: z.string(),
+  inputConfig: z.strictObject({
+    instancesFormat: jsonl,
+    gcsSource: z.strictObject({
+      uris: z.array(gcs(/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/.+$/)).min(1),
+    }),
+  }),
+  instanceConfig: z.record(z.string(), z.unknown()).optional(),
+  modelParameters: z.unknown().optional(),
+  outputConfig: z.strictObject({
+    predictionsFormat: jsonl,
+    gcsDestination: z.strictObject({
+      outputUriPrefix: gcs(/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](\/.*)?$/),
+    }),
+  }),
+  serviceAccount: z.string().optional(),
+  encryptionSpec: z.strictObject({ kmsKeyName: z.string().min(1) }).optional(),
+  disableContainerLogging: z.boolean().optional(),
+  labels: z
+    .record(z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/), z.string().regex(/^[a-z0-9_-]{0,63}$/))
+    .refine((labels) => Object.keys(labels).length <= 64, 'at most 64 labels')
+    .optional(),
+});
 
 /** Unfinished Claude batch jobs per project; one more create answers 429 RESOURCE_EXHAUSTED. */
 export const ANTHROPIC_CONCURRENT_JOBS = 4;
@@ -105,13 +125,3 @@ export const ANTHROPIC_CONCURRENT_JOBS = 4;
 /** `list` page sizes: the default, and the most one page holds. */
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
-
-/** The messages the service gives with a bare status. */
-export const DEFAULT_MESSAGES: Record<number, string> = {
-  400: 'Request contains an invalid argument.',
-  403: 'Permission denied on resource (or it may not exist).',
-  404: 'The requested resource was not found.',
-  429: 'Quota exceeded: too many requests. Please retry later.',
-  500: 'Internal error encountered.',
-  503: 'The service is currently unavailable.',
-};

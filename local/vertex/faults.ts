@@ -2,7 +2,6 @@
  * Fault injection for the Vertex emulator, in process (`VertexEmulator.inject`), cleared by
  * `reset()`: failed requests, latency, and refused `list` calls.
  */
-import { DEFAULT_MESSAGES } from './api-facts.js';
 import type { JobFilter } from './request.js';
 
 /** The request kinds that are counted and can be faulted. */
@@ -43,20 +42,17 @@ export class Faults {
     this.latencyMs = 0;
   }
 
-  /** The status and message to answer the next `op` with, if a fault is queued for it (used up). */
-  take(op: VertexOp): [number, string] | undefined {
+  /** The fault queued for the next `op`, if any (used up). */
+  take(op: VertexOp): RequestFault | undefined {
     const slot = this.requests.find((f) => f.fault.op === op);
-    if (!slot) return undefined;
-    slot.left -= 1;
+    if (slot) slot.left -= 1;
     this.requests = this.requests.filter((f) => f.left > 0);
-    const { status, message } = slot.fault;
-    return [status, message ?? DEFAULT_MESSAGES[status] ?? 'Injected fault.'];
+    return slot?.fault;
   }
 
-  /** The message to refuse a list with this (parsed) filter, or undefined to serve it. */
-  listRefusal(filter: JobFilter): string | undefined {
+  /** Whether a list with this (parsed) filter is refused, and with which message. */
+  listRefusal(filter: JobFilter): { message?: string } | undefined {
     const orTerms = filter.reduce((n, group) => n + group.length - 1, 1);
-    if (!this.refusal || orTerms <= (this.refusal.maxOrTerms ?? 0)) return undefined;
-    return this.refusal.message ?? DEFAULT_MESSAGES[400];
+    return orTerms > (this.refusal?.maxOrTerms ?? 0) ? this.refusal : undefined;
   }
 }

@@ -5,7 +5,7 @@
  * writes `<outputUriPrefix>/prediction-model-<createTime>/predictions.jsonl` through a {@link BlobStore}.
  */
 import { randomBytes } from 'node:crypto';
-import { apiError, isTerminal, RPC, SETTABLE_FIELDS, type JobState } from './api-facts.js';
+import { apiError, isTerminal, RPC, type JobState } from './api-facts.js';
 import { claudeRow, geminiRow, splitLines } from './model.js';
 import type { CreateRequest } from './request.js';
 
@@ -106,18 +106,14 @@ export class Jobs {
 
   /** The job as the API renders it: its settable fields as sent, then its progress, in that order. */
   render(job: Job): VertexJobJson {
-    const { body, labels } = job.request;
-    const sent = SETTABLE_FIELDS.filter((f) => f !== 'labels').map((f): [string, unknown] => [
-      f,
-      body[f],
-    ]);
+    const { labels, ...sent } = job.request.body;
     const { state, outputInfo, error, completionStats, createTime, startTime, endTime } = job;
     const rendered = {
       name: this.name(job),
-      ...Object.fromEntries(sent),
+      ...sent,
       ...{ outputInfo, state, error, completionStats, createTime, startTime, endTime },
       updateTime: job.updateTime,
-      labels: Object.keys(labels).length > 0 ? labels : undefined,
+      labels: labels && Object.keys(labels).length > 0 ? labels : undefined,
     };
     return JSON.parse(JSON.stringify(rendered)) as VertexJobJson;
   }
@@ -241,7 +237,10 @@ export class Jobs {
   }
 
   private async process(job: Job): Promise<NonNullable<Awaited<Job['processing']>>> {
-    const { inputUris, model, anthropic, outputUriPrefix } = job.request;
+    const { anthropic, body } = job.request;
+    const { model, inputConfig, outputConfig } = body;
+    const inputUris = inputConfig.gcsSource.uris;
+    const outputUriPrefix = outputConfig.gcsDestination.outputUriPrefix;
     const lines: string[] = [];
     for (const uri of inputUris) {
       try {

@@ -81,7 +81,6 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
   const faults = new Faults();
   const jobs = new Jobs(options.blobs, timing, PROJECT_NUMBER);
   const requests: Record<VertexOp, number> = { create: 0, get: 0, list: 0, cancel: 0 };
-  const delays = new Map<NodeJS.Timeout, () => void>();
 
   const sameProject = (job: Job, project: string): boolean =>
     project === PROJECT_NUMBER || job.project === project || job.project === PROJECT_NUMBER;
@@ -116,7 +115,7 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
     const filterText = query.get('filter') ?? '';
     const filter = parseJobFilter(filterText);
     const refusal = faults.listRefusal(filter);
-    if (refusal !== undefined) throw invalid(refusal);
+    if (refusal) throw apiError(400, refusal.message);
     const size = Number(query.get('pageSize') || DEFAULT_PAGE_SIZE);
     if (!Number.isInteger(size) || size < 0)
       throw invalid(`Invalid pageSize "${query.get('pageSize')}".`);
@@ -144,16 +143,6 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
     };
   };
 
-  const delay = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      if (ms <= 0) return resolve();
-      const timer = setTimeout(() => {
-        delays.delete(timer);
-        resolve();
-      }, ms);
-      delays.set(timer, resolve);
-    });
-
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { path, query } = target(req);
     const match = PATH.exec(path);
@@ -162,10 +151,10 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
     const op = match ? OPS[method] : undefined;
     if (!op) throw apiError(404, `The requested URL ${req.method} ${path} was not found.`);
     requests[op] += 1;
-    await delay(faults.latencyMs);
+    if (faults.latencyMs > 0) await new Promise((r) => setTimeout(r, faults.latencyMs).unref());
     const body = op === 'create' || op === 'cancel' ? await readJson(req) : undefined;
     const fault = faults.take(op);
-    if (fault) throw apiError(...fault);
+    if (fault) throw apiError(fault.status, fault.message);
     if (op === 'create') return sendJson(res, 200, jobs.render(create(project, location, body)));
     if (op === 'list') return sendJson(res, 200, list(project, location, query));
     const job = find(project, location, id ?? '');
@@ -206,10 +195,6 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
     async close() {
       if (jobs.closed) return;
       jobs.clear(true);
-      for (const [timer, resolve] of delays) {
-        clearTimeout(timer);
-        resolve();
-      }
       await server.close();
     },
   };
