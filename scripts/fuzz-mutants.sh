@@ -9,12 +9,15 @@ if ! git diff --quiet -- shared; then
   exit 2
 fi
 trap 'git checkout -- shared' EXIT
+missed=0
 
 mutate() { # description, python that edits files in place
   echo "=== mutant: $1"
   python3 -c "$2" || { echo "could not apply: the code moved; update this script" >&2; exit 1; }
-  FUZZ_SCHEDULES="${FUZZ_SCHEDULES:-5000}" npx vitest run test/model -t random 2>&1 |
-    sed 's/\x1b\[[0-9;]*m//g' | sed -n '/A schedule broke/,/^Broken/p'
+  local out
+  out=$(FUZZ_SCHEDULES="${FUZZ_SCHEDULES:-5000}" npx vitest run test/model -t random 2>&1 |
+    sed 's/\x1b\[[0-9;]*m//g' | sed -n '/A schedule broke/,/^Broken/p')
+  if [ -n "$out" ]; then echo "$out"; else echo "NOT FOUND: the model-based test missed this bug"; missed=1; fi
   git checkout -- shared
 }
 
@@ -46,5 +49,7 @@ sub('shared/app/announce.ts', '  const claimed = await deps.jobs.update(jobId, c
 "
 
 mutate "one queue per provider instead of per (model, location)" "$edit
-sub('shared/core/jobs.ts', 'return \`\${model}@\${location}\`;', \"return model.includes('/anthropic/') ? 'anthropic' : 'google';\")
+sub('shared/core/jobs.ts', 'return \`\${base}@\${location}\`;', \"return model.includes('/anthropic/') ? 'anthropic' : 'google';\")
 "
+
+exit $missed
