@@ -17,20 +17,14 @@ export class HttpError extends Error {
   }
 }
 
-/** A running loopback HTTP server. */
-export interface HttpServer {
-  readonly port: number;
-  /** `127.0.0.1:PORT`. */
-  readonly host: string;
-  /** Stops listening and drops open connections. */
-  close(): Promise<void>;
-}
-
-/** Serves `handler` on 127.0.0.1 (`port`, or a free one); `onUnexpected` sees other errors than HttpError. */
+/**
+ * Serves `handler` on 127.0.0.1 (`port`, or a free one) until `close()`, which also drops open
+ * connections; `onUnexpected` sees the errors that are not an HttpError.
+ */
 export async function serve(
   handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
   options: { port?: number; onUnexpected?: (err: unknown, req: IncomingMessage) => void },
-): Promise<HttpServer> {
+): Promise<{ port: number; host: string; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const ready = req.method === 'GET' && /^\/?(\?|$)/.test(req.url ?? '');
     const answer = ready ? Promise.resolve(void res.end('Ok')) : handler(req, res);

@@ -60,43 +60,7 @@ export interface StackOptions {
 export type StackService = 'vertex' | 'pubsub' | 'firestore';
 
 /** A running stack. */
-export interface Stack {
-  /** Which Firestore and Pub/Sub are in use, for the banner and test output. */
-  readonly services: { firestore: string; pubsub: string; storage: string; vertex: string };
-  /** The environment the functions run with (the variables Terraform sets, plus emulator hosts). */
-  readonly env: Readonly<Record<string, string>>;
-  readonly storage: Storage;
-  readonly vertex: VertexEmulator;
-  readonly submitUrl: string;
-  readonly pollUrl: string;
-  /** Events received so far. */
-  readonly events: CompletionEvent[];
-  /** Uploads an input to the input bucket (which fires the finalize event). */
-  upload(
-    name: string,
-    content: string | Buffer,
-    metadata?: Record<string, string>,
-  ): Promise<ObjectResource>;
-  /** Delivers the finalize event of an uploaded object once more (a duplicate delivery). */
-  redeliver(name: string): void;
-  /** Calls the poller once, like Cloud Scheduler. */
-  poll(): Promise<PollSummary>;
-  /** Resolves with the first event (already received or future) that matches. */
-  waitForEvent(match: (e: CompletionEvent) => boolean, timeoutMs: number): Promise<CompletionEvent>;
-  /**
-   * Stops a service (an outage), and starts it again on the same port: the Vertex emulator, the
-   * builtin Pub/Sub emulator, or the official Firestore emulator (not the in-memory job store). A
-   * restarted emulator starts empty: the Vertex emulator forgets its jobs, Firestore its records;
-   * the Pub/Sub topic and the stack's subscription are created again, as Terraform would have them.
-   */
-  stopService(name: StackService): Promise<void>;
-  startService(name: StackService): Promise<void>;
-  /** Waits until Eventarc has nothing in flight. */
-  deliveriesIdle(): Promise<void>;
-  /** Eventarc's counters: delivered, retried, failed (dropped after its last attempt). */
-  deliveryStats(): EventarcStats;
-  stop(): Promise<void>;
-}
+export type Stack = Awaited<ReturnType<typeof start>>;
 
 function listen(server: Server): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -132,7 +96,7 @@ async function start(
   options: StackOptions,
   stops: (() => Promise<void> | void)[],
   stopAll: () => Promise<void>,
-): Promise<Stack> {
+) {
   const wanted = (options.emulators ?? 'auto').trim().toLowerCase() || 'auto';
   const mode = resolveEmulatorMode(wanted);
   mkdirSync(options.root, { recursive: true });
@@ -281,6 +245,7 @@ async function start(
 
   const sdk = cloudSdkRoot();
   return {
+    /** Which Firestore and Pub/Sub are in use, for the banner and test output. */
     services: {
       firestore: firestore
         ? `official emulator at ${firestore.host}`
@@ -289,15 +254,22 @@ async function start(
       storage: `builtin emulator at ${storageEmulator.url} (files under ${storageEmulator.root})`,
       vertex: `builtin emulator at ${vertex.host}`,
     },
+    /** The environment the functions run with (the variables Terraform sets, plus emulator hosts). */
     env,
     storage,
-    get vertex() {
+    get vertex(): VertexEmulator {
       return vertex;
     },
     submitUrl,
     pollUrl,
+    /** Events received so far. */
     events,
-    async upload(name, content, metadata) {
+    /** Uploads an input to the input bucket (which fires the finalize event). */
+    async upload(
+      name: string,
+      content: string | Buffer,
+      metadata?: Record<string, string>,
+    ): Promise<ObjectResource> {
       const file = storage.bucket(INPUT_BUCKET).file(name);
       await file.save(content, {
         resumable: false,
@@ -308,13 +280,19 @@ async function start(
       if (!object) throw new Error(`no finalize event for ${name}`);
       return object;
     },
-    redeliver(name) {
+    /** Delivers the finalize event of an uploaded object once more (a duplicate delivery). */
+    redeliver(name: string): void {
       const object = finalized.get(`${INPUT_BUCKET}/${name}`);
       if (!object) throw new Error(`never uploaded: ${name}`);
       eventarc.deliver(object);
     },
+    /** Calls the poller once, like Cloud Scheduler. */
     poll,
-    waitForEvent(match, timeoutMs) {
+    /** Resolves with the first event (already received or future) that matches. */
+    waitForEvent(
+      match: (e: CompletionEvent) => boolean,
+      timeoutMs: number,
+    ): Promise<CompletionEvent> {
       const seen = events.find(match);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
@@ -331,7 +309,13 @@ async function start(
         listeners.add(listener);
       });
     },
-    async stopService(name) {
+    /**
+     * Stops a service (an outage), and starts it again on the same port: the Vertex emulator, the
+     * builtin Pub/Sub emulator, or the official Firestore emulator (not the in-memory job store). A
+     * restarted emulator starts empty: the Vertex emulator forgets its jobs, Firestore its records;
+     * the Pub/Sub topic and the stack's subscription are created again, as Terraform would have them.
+     */
+    async stopService(name: StackService): Promise<void> {
       if (name === 'vertex') return vertex.close();
       if (name === 'firestore') {
         if (!firestore) throw new Error('the in-memory job store cannot be stopped');
@@ -341,7 +325,7 @@ async function start(
       await subscription?.close();
       await builtinPubSub.close();
     },
-    async startService(name) {
+    async startService(name: StackService): Promise<void> {
       if (name === 'vertex') {
         vertex = await startVertexEmulator({
           blobs,
@@ -359,8 +343,10 @@ async function start(
       builtinPubSub = await startPubSubEmulator({ port: builtinPubSub.port, log: () => undefined });
       await subscribe();
     },
+    /** Waits until Eventarc has nothing in flight. */
     deliveriesIdle: () => eventarc.idle(),
-    deliveryStats: () => ({ ...eventarc.stats }),
+    /** Eventarc's counters: delivered, retried, failed (dropped after its last attempt). */
+    deliveryStats: (): EventarcStats => ({ ...eventarc.stats }),
     stop: stopAll,
   };
 }

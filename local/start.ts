@@ -33,70 +33,59 @@ const paint =
     process.stdout.isTTY ? `\x1b[${code}m${s}\x1b[0m` : s;
 const color = { dim: paint(2), bold: paint(1), green: paint(32), red: paint(31) };
 const say = (s = ''): void => void process.stdout.write(`${s}\n`);
-const step = (object: unknown, text: string): void =>
-  say(`  ${color.dim(new Date().toISOString().slice(11, 23))} ${String(object)}: ${text}`);
 
-/** The journey, told from the functions' own log lines (every event of the catalogue decided). */
-function narrate(line: Record<string, unknown>): void {
-  const object = line.object;
-  const time = (): string => color.dim(new Date().toISOString().slice(11, 23));
-  const event = line.event as LogEvent;
-  switch (event) {
-    case 'input.received':
-      return step(
-        object,
-        `received (generation ${String(line.generation)}) → job ${String(line.jobId)}`,
-      );
-    case 'input.validated':
-      return step(
-        object,
-        `validated: ${String(line.requestCount)} requests, ${String(line.bytes)} bytes`,
-      );
-    case 'job.submitted':
-      return step(
-        object,
-        `job created: ${String(line.vertexJob)} (${String(line.model)}, ${String(line.location)})`,
-      );
-    case 'input.invalid':
-    case 'job.create_refused':
-      return step(object, color.red(`rejected: ${String(line.reason)}`));
-    case 'input.duplicate':
-      return step(object, 'duplicate delivery: nothing to do');
-    case 'input.waiting':
-      return step(object, `queued: ${String(line.reason)}`);
-    case 'job.state_changed':
-    case 'job.finished':
-      return say(`  ${time()} ${String(line.jobId)}: ${String(line.state)}`);
-    case 'job.cancel_requested':
-      return say(`  ${time()} ${String(line.jobId)}: cancel requested (MAX_JOB_AGE_HOURS)`);
-    case 'submit.retry':
-    case 'input.read_denied':
-    case 'poll.job_failed':
-    case 'poll.submit_failed':
-    case 'poll.failed':
-    case 'event.unpublishable':
-    case 'job.duplicate_cancelled':
-      return say(color.red(`  ${String(line.event)}: ${JSON.stringify(line.error ?? line)}`));
-    // Told elsewhere (the event itself is printed when it arrives), or too fine-grained to narrate.
-    case 'event.unsupported':
-    case 'event.stale':
-    case 'input.ignored':
-    case 'job.recovered':
-    case 'job.fenced':
-    case 'job.stray_check_failed':
-    case 'slot.release_failed':
-    case 'poll.submitted_queued':
-    case 'poll.list_failed':
-    case 'poll.completed':
-    case 'job.completed':
-    case 'input.rejected':
-    case 'event.release_failed':
-      return undefined;
-    default:
-      // A line that is not one of ours (the functions framework's own), or a new event that this
-      // switch must learn: the compiler insists on the latter.
-      return ((unknown: never): undefined => void unknown)(event);
-  }
+type Line = Record<string, unknown>;
+const at = (): string => color.dim(new Date().toISOString().slice(11, 23));
+const str = String;
+const step = (l: Line, text: string): void => say(`  ${at()} ${str(l.object)}: ${text}`);
+const job = (l: Line, text = str(l.state)): void => say(`  ${at()} ${str(l.jobId)}: ${text}`);
+const failure = (l: Line): void =>
+  say(color.red(`  ${str(l.event)}: ${JSON.stringify(l.error ?? l)}`));
+
+/**
+ * How the journey is told from the functions' own log lines: every event of the catalogue is
+ * decided (the compiler checks); `null` is told elsewhere (the event itself is printed when it
+ * arrives), or too fine-grained to narrate.
+ */
+const TELL: Record<LogEvent, ((line: Line) => void) | null> = {
+  'input.received': (l) =>
+    step(l, `received (generation ${str(l.generation)}) → job ${str(l.jobId)}`),
+  'input.validated': (l) =>
+    step(l, `validated: ${str(l.requestCount)} requests, ${str(l.bytes)} bytes`),
+  'job.submitted': (l) =>
+    step(l, `job created: ${str(l.vertexJob)} (${str(l.model)}, ${str(l.location)})`),
+  'input.invalid': (l) => step(l, color.red(`rejected: ${str(l.reason)}`)),
+  'job.create_refused': (l) => step(l, color.red(`rejected: ${str(l.reason)}`)),
+  'input.duplicate': (l) => step(l, 'duplicate delivery: nothing to do'),
+  'input.waiting': (l) => step(l, `queued: ${str(l.reason)}`),
+  'job.state_changed': (l) => job(l),
+  'job.finished': (l) => job(l),
+  'job.cancel_requested': (l) => job(l, 'cancel requested (MAX_JOB_AGE_HOURS)'),
+  'submit.retry': failure,
+  'input.read_denied': failure,
+  'poll.job_failed': failure,
+  'poll.submit_failed': failure,
+  'poll.failed': failure,
+  'event.unpublishable': failure,
+  'job.duplicate_cancelled': failure,
+  'event.unsupported': null,
+  'event.stale': null,
+  'input.ignored': null,
+  'job.recovered': null,
+  'job.fenced': null,
+  'job.stray_check_failed': null,
+  'slot.release_failed': null,
+  'poll.submitted_queued': null,
+  'poll.list_failed': null,
+  'poll.completed': null,
+  'job.completed': null,
+  'input.rejected': null,
+  'event.release_failed': null,
+};
+
+/** Tells one log line; a line that is not one of ours (the functions framework's own) is skipped. */
+function narrate(line: Line): void {
+  if (Object.hasOwn(TELL, str(line.event))) TELL[line.event as LogEvent]?.(line);
 }
 
 /** A Claude message's text: a string, or text blocks. */

@@ -7,7 +7,6 @@
  * ModifyAckDeadline. Every other RPC answers UNIMPLEMENTED. Nothing is persisted.
  */
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import {
   Server,
   ServerCredentials,
@@ -15,7 +14,7 @@ import {
   type handleUnaryCall,
   type ServiceDefinition,
 } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { fromJSON } from '@grpc/proto-loader';
 import { RpcError, type StreamCall } from './subscriptions.js';
 import { Broker } from './topics.js';
 
@@ -47,31 +46,16 @@ interface Request extends Record<string, unknown> {
   ackDeadlineSeconds?: number;
 }
 
-/** The Publisher and Subscriber services, from the protos that ship with `@google-cloud/pubsub`. */
-function services(): { publisher: ServiceDefinition; subscriber: ServiceDefinition } {
-  const require = createRequire(import.meta.url);
-  const pubsubPackage = require.resolve('@google-cloud/pubsub/package.json');
-  // google-gax (which holds the imported Google protos) does not export its package.json.
-  const gaxProtos = join(
-    dirname(createRequire(pubsubPackage).resolve('google-gax')),
-    '..',
-    'protos',
+/** A service of the google.pubsub.v1 descriptor that ships with `@google-cloud/pubsub`. */
+function service(name: 'Publisher' | 'Subscriber'): ServiceDefinition {
+  const json: unknown = createRequire(import.meta.url)(
+    '@google-cloud/pubsub/build/protos/protos.json',
   );
-  const definition = loadSync('google/pubsub/v1/pubsub.proto', {
-    includeDirs: [join(dirname(pubsubPackage), 'build', 'protos'), gaxProtos],
-    longs: String,
-    enums: String,
-    oneofs: true,
-  });
-  const service = (name: string): ServiceDefinition => {
-    const found = definition[name];
-    if (!found || 'format' in found) throw new Error(`${name} is not a service`);
-    return found;
-  };
-  return {
-    publisher: service('google.pubsub.v1.Publisher'),
-    subscriber: service('google.pubsub.v1.Subscriber'),
-  };
+  const found = fromJSON(json as object, { longs: String, enums: String, oneofs: true })[
+    `google.pubsub.v1.${name}`
+  ];
+  if (!found || 'format' in found) throw new Error(`${name} is not a service`);
+  return found;
 }
 
 /** Starts the emulator on 127.0.0.1 and resolves once it accepts connections. */
@@ -92,19 +76,18 @@ export async function startPubSubEmulator(
         callback(rpc);
       }
     };
-  const { publisher, subscriber } = services();
   const server = new Server({
     'grpc.max_receive_message_length': 32 * 1024 * 1024,
     'grpc.max_send_message_length': 32 * 1024 * 1024,
   });
   const sub = (req: Request) => broker.subscription(req.subscription);
-  server.addService(publisher, {
+  server.addService(service('Publisher'), {
     createTopic: unary((req) => broker.createTopic(req)),
     listTopics: unary((req) => broker.listTopics(req)),
     listTopicSubscriptions: unary((req) => broker.listTopicSubscriptions(req)),
     publish: unary((req) => broker.publish(req)),
   });
-  server.addService(subscriber, {
+  server.addService(service('Subscriber'), {
     createSubscription: unary((req) => broker.createSubscription(req)),
     pull: unary((req) => ({ receivedMessages: sub(req).pull(req.maxMessages ?? 0) })),
     acknowledge: unary((req) => {

@@ -57,18 +57,13 @@ function endCall(call: StreamCall, err?: RpcError): void {
   else call.end();
 }
 
-interface Entry {
-  seq: number;
-  message: PubsubMessage;
-}
-
 // Ack ids keep counting across emulators in a process: none is ever reused.
 let nextAck = 1;
 
 export class Subscription {
   /** Messages waiting for delivery, in publish order. */
-  private readonly backlog: Entry[] = [];
-  private readonly leases = new Map<string, { entry: Entry; timer: NodeJS.Timeout }>();
+  private readonly backlog: PubsubMessage[] = [];
+  private readonly leases = new Map<string, { message: PubsubMessage; timer: NodeJS.Timeout }>();
   private readonly streams: { call: StreamCall; deadlineSeconds: number }[] = [];
   private next = 0;
 
@@ -78,15 +73,15 @@ export class Subscription {
     private readonly ackDeadlineSeconds: number,
   ) {}
 
-  enqueue(seq: number, message: PubsubMessage): void {
-    this.backlog.push({ seq, message });
+  enqueue(message: PubsubMessage): void {
+    this.backlog.push(message);
     this.dispatch();
   }
 
   /** Up to `max` waiting messages, leased for the subscription's ack deadline. */
   pull(max: number): ReceivedMessage[] {
     if (!(max > 0)) throw invalid('maxMessages must be positive');
-    return this.backlog.splice(0, max).map((e) => this.lease(e, this.ackDeadlineSeconds));
+    return this.backlog.splice(0, max).map((m) => this.lease(m, this.ackDeadlineSeconds));
   }
 
   ack(ackIds: readonly string[]): void {
@@ -148,10 +143,10 @@ export class Subscription {
     for (const { timer } of this.leases.values()) clearTimeout(timer);
   }
 
-  private lease(entry: Entry, seconds: number): ReceivedMessage {
-    const ackId = `${nextAck++}-${entry.message.messageId}`;
-    this.leases.set(ackId, { entry, timer: this.expiry(ackId, seconds) });
-    return { ackId, message: entry.message };
+  private lease(message: PubsubMessage, seconds: number): ReceivedMessage {
+    const ackId = `${nextAck++}-${message.messageId}`;
+    this.leases.set(ackId, { message, timer: this.expiry(ackId, seconds) });
+    return { ackId, message };
   }
 
   private expiry(ackId: string, seconds: number): NodeJS.Timeout {
@@ -162,28 +157,28 @@ export class Subscription {
     return setTimeout(expire, seconds * 1000).unref();
   }
 
-  private release(ackId: string): Entry | undefined {
+  private release(ackId: string): PubsubMessage | undefined {
     const lease = this.leases.get(ackId);
     clearTimeout(lease?.timer);
     this.leases.delete(ackId);
-    return lease?.entry;
+    return lease?.message;
   }
 
-  /** Puts a nacked or expired message back, in publish order. */
+  /** Puts a nacked or expired message back, in publish order (message ids are increasing numbers). */
   private requeue(ackId: string): void {
-    const entry = this.release(ackId);
-    if (!entry) return;
-    const at = this.backlog.findIndex((e) => e.seq > entry.seq);
-    this.backlog.splice(at < 0 ? this.backlog.length : at, 0, entry);
+    const message = this.release(ackId);
+    if (!message) return;
+    const at = this.backlog.findIndex((m) => Number(m.messageId) > Number(message.messageId));
+    this.backlog.splice(at < 0 ? this.backlog.length : at, 0, message);
   }
 
   /** Spreads the backlog over the open streams, round robin, one response per stream. */
   private dispatch(): void {
     if (this.streams.length === 0) return;
     const batches = new Map(this.streams.map((s) => [s, [] as ReceivedMessage[]]));
-    for (const entry of this.backlog.splice(0)) {
+    for (const message of this.backlog.splice(0)) {
       const stream = this.streams[this.next++ % this.streams.length]!;
-      batches.get(stream)?.push(this.lease(entry, stream.deadlineSeconds));
+      batches.get(stream)?.push(this.lease(message, stream.deadlineSeconds));
     }
     for (const [{ call }, receivedMessages] of batches) {
       if (receivedMessages.length > 0) call.write({ receivedMessages });

@@ -48,7 +48,7 @@ export class Broker {
   private readonly topics = new Map<string, Resource>();
   private readonly subs = new Map<string, Subscription>();
   // Message ids keep counting: none is reused while the process runs.
-  private nextSeq = 1;
+  private nextId = 1;
 
   createTopic(req: Resource): Resource {
     const name = resourceName(req.name, 'topics');
@@ -84,9 +84,8 @@ export class Broker {
     const publishTime = { seconds: Math.floor(now / 1000), nanos: (now % 1000) * 1_000_000 };
     const targets = [...this.subs.values()].filter((s) => s.topic === topic);
     const messageIds = messages.map(({ data = Buffer.alloc(0), attributes = {} }) => {
-      const seq = this.nextSeq++;
-      const message = { data, attributes, messageId: String(seq), publishTime };
-      for (const sub of targets) sub.enqueue(seq, message);
+      const message = { data, attributes, messageId: String(this.nextId++), publishTime };
+      for (const sub of targets) sub.enqueue(message);
       return message.messageId;
     });
     return { messageIds };

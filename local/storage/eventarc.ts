@@ -9,9 +9,6 @@
 import { randomInt } from 'node:crypto';
 import type { ObjectResource } from './server.js';
 
-/** The CloudEvent type of a finalized object. */
-export const STORAGE_FINALIZED_TYPE = 'google.cloud.storage.object.v1.finalized';
-
 /** Options of {@link createEventarcDelivery}. */
 export interface EventarcDeliveryOptions {
   /** Where to POST events, e.g. `http://127.0.0.1:8080/`. */
@@ -68,7 +65,7 @@ export function storageFinalizedRequest(
       'Content-Type': 'application/json',
       'ce-specversion': '1.0',
       'ce-id': encodeHeaderValue(id),
-      'ce-type': STORAGE_FINALIZED_TYPE,
+      'ce-type': 'google.cloud.storage.object.v1.finalized',
       'ce-source': encodeHeaderValue(
         `//storage.googleapis.com/projects/_/buckets/${object.bucket}`,
       ),

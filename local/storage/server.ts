@@ -198,22 +198,14 @@ export async function startStorageEmulator(
     await pipeline(handle.createReadStream(), res);
   }
 
-  /** Objects by name (in UTF-8 byte order) under `prefix`; the page token is the last name sent. */
+  /** Every object under `prefix`, in one page, by name in UTF-8 byte order. */
   function list(res: ServerResponse, bucket: string, query: URLSearchParams): void {
-    const objects = store.bucket(bucket);
     const prefix = query.get('prefix') ?? '';
-    const after = query.get('pageToken');
-    const max = Math.min(1000, Math.max(1, Number(query.get('maxResults') || 1000)));
-    const order = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
-    const names = [...objects.keys()]
-      .filter((n) => n.startsWith(prefix) && (!after || order(n, after) > 0))
-      .sort(order);
-    const page = names.slice(0, max);
-    sendJson(res, 200, {
-      kind: 'storage#objects',
-      ...(names.length > max ? { nextPageToken: page.at(-1) } : {}),
-      items: page.map((n) => resource(objects.get(n) as StoredObject)),
-    });
+    const items = [...store.bucket(bucket).values()]
+      .filter((o) => o.name.startsWith(prefix))
+      .sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)))
+      .map(resource);
+    sendJson(res, 200, { kind: 'storage#objects', items });
   }
 
   const server = await serve(route, {

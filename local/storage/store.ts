@@ -33,23 +33,22 @@ export interface Target {
   ifGenerationMatch: string | null;
 }
 
-/** Size and hashes (base64 MD5, base64 big-endian CRC32C) of an object's bytes. */
-export interface Digest {
-  size: number;
-  md5Hash: string;
-  crc32c: string;
-}
-
-/** The record of a live object (its sidecar file). */
-export interface StoredObject extends Digest {
+/** The record of a live object (its sidecar file); hashes are base64 (CRC32C big-endian). */
+export interface StoredObject {
   bucket: string;
   name: string;
   generation: string;
   timeCreated: string;
   fields: ObjectFields;
+  size: number;
+  md5Hash: string;
+  crc32c: string;
   /** Location of the bytes relative to the root, `/`-separated. */
   dataPath: string;
 }
+
+/** Size and hashes of an object's bytes. */
+export type Digest = Pick<StoredObject, 'size' | 'md5Hash' | 'crc32c'>;
 
 export const storageError = (code: number, reason: string, message: string): HttpError =>
   new HttpError(code, message, { reason });

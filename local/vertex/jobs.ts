@@ -35,24 +35,15 @@ interface Progress {
   updateTime: string;
 }
 
-/** A `BatchPredictionJob` as the REST API renders it (the fields this emulator produces). */
-export interface VertexJobJson extends Progress {
-  /** `projects/{projectNumber}/locations/{L}/batchPredictionJobs/{19-digit id}`. */
-  name: string;
-  displayName: string;
-  model: string;
-  inputConfig: { instancesFormat: string; gcsSource: { uris: string[] } };
-  outputConfig: { predictionsFormat: string; gcsDestination: { outputUriPrefix: string } };
-  /** Omitted when the job has none. */
-  labels?: Record<string, string>;
-}
+/**
+ * A `BatchPredictionJob` as the REST API renders it: its name
+ * (`projects/{projectNumber}/locations/{L}/batchPredictionJobs/{19-digit id}`), the fields of its
+ * create request (labels omitted when there are none), and its progress.
+ */
+export type VertexJobJson = { name: string } & CreateRequest['body'] & Progress;
 
 /** How long jobs stay in each state, in ms; `Infinity`: until `advance()`. */
-export interface Timing {
-  pendingMs: number;
-  runningMs: number;
-  cancellingMs: number;
-}
+export type Timing = Record<'pendingMs' | 'runningMs' | 'cancellingMs', number>;
 
 export interface Job extends Progress {
   id: string;
@@ -82,10 +73,8 @@ function numericId(): string {
 }
 
 const text = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-const INTERNAL = (message = 'Internal error encountered.'): Status => ({
-  code: RPC.INTERNAL,
-  message,
-});
+const status = (code: number, message: string): Status => ({ code, message });
+const INTERNAL = (message = 'Internal error encountered.'): Status => status(RPC.INTERNAL, message);
 
 /** The jobs of one emulator. */
 export class Jobs {
@@ -123,13 +112,14 @@ export class Jobs {
     while (this.all.has(id)) id = numericId();
     const now = timestamp();
     const seq = (this.seq += 1);
+    const state = 'JOB_STATE_PENDING';
     const job: Job = {
       id,
       project,
       location,
       seq,
       request,
-      state: 'JOB_STATE_PENDING',
+      state,
       createTime: now,
       updateTime: now,
     };
@@ -208,10 +198,8 @@ export class Jobs {
     this.record(job, result);
     if (result.failed === 0) return this.setState(job, 'JOB_STATE_SUCCEEDED');
     if (result.successful > 0) return this.setState(job, 'JOB_STATE_PARTIALLY_SUCCEEDED');
-    this.setState(job, 'JOB_STATE_FAILED', {
-      code: RPC.INVALID_ARGUMENT,
-      message: `All ${result.failed} requests failed. See the status field of each line under ${result.directory}.`,
-    });
+    const message = `All ${result.failed} requests failed: see each line's status in ${result.directory}.`;
+    this.setState(job, 'JOB_STATE_FAILED', status(RPC.INVALID_ARGUMENT, message));
   }
 
   private record(job: Job, result: { successful: number; failed: number; directory: string }) {
@@ -233,7 +221,7 @@ export class Jobs {
     if (job.removed || job.state !== 'JOB_STATE_CANCELLING') return;
     // Cancelling is best effort: output already written is kept and reported.
     if (result && !('code' in result)) this.record(job, result);
-    this.setState(job, 'JOB_STATE_CANCELLED', { code: RPC.CANCELLED, message: 'CANCELED' });
+    this.setState(job, 'JOB_STATE_CANCELLED', status(RPC.CANCELLED, 'CANCELED'));
   }
 
   private async process(job: Job): Promise<NonNullable<Awaited<Job['processing']>>> {
@@ -247,17 +235,13 @@ export class Jobs {
         lines.push(...splitLines(await this.blobs.read(uri)));
       } catch (err) {
         const code = Number((err as { code?: unknown } | null)?.code);
-        if (code === 404) return { code: RPC.NOT_FOUND, message: `Input file not found: ${uri}.` };
-        if (code === 403)
-          return { code: RPC.PERMISSION_DENIED, message: `Permission denied: ${uri}.` };
+        if (code === 404) return status(RPC.NOT_FOUND, `Input file not found: ${uri}.`);
+        if (code === 403) return status(RPC.PERMISSION_DENIED, `Permission denied: ${uri}.`);
         return INTERNAL(`Failed to read ${uri}: ${text(err)}`);
       }
     }
     if (lines.length === 0) {
-      return {
-        code: RPC.INVALID_ARGUMENT,
-        message: `The input is empty: ${inputUris.join(', ')}.`,
-      };
+      return status(RPC.INVALID_ARGUMENT, `The input is empty: ${inputUris.join(', ')}.`);
     }
     const modelId = model.slice(model.lastIndexOf('/') + 1);
     const rows = lines.map((line, i) =>

@@ -172,25 +172,15 @@ describe('storage emulator', () => {
         expect((await at(first.generation).exists())[0]).toBe(false);
       });
 
-      it('lists with a prefix, page by page', async () => {
+      it('lists with a prefix', async () => {
         const bucket = storage.bucket(bucketName);
         const names = ['list/a.jsonl', 'list/b.jsonl', 'list/c/1.jsonl', 'list/d.jsonl'];
-        for (const name of names) await bucket.file(name).save(name, { resumable: false });
+        for (const name of [...names].reverse())
+          await bucket.file(name).save(name, { resumable: false });
         const [all] = await bucket.getFiles({ prefix: 'list/' });
         expect(all.map((f) => f.name)).toEqual(names);
-        const seen: string[] = [];
-        let query: Record<string, unknown> | null = { prefix: 'list/', maxResults: 3 };
-        let pages = 0;
-        while (query) {
-          const [found, next] = (await bucket.getFiles({
-            ...query,
-            autoPaginate: false,
-          })) as unknown as [{ name: string }[], Record<string, unknown> | null];
-          seen.push(...found.map((f) => f.name));
-          query = next;
-          pages++;
-        }
-        expect([seen, pages]).toEqual([names, 2]);
+        const [none] = await bucket.getFiles({ prefix: 'nothing/' });
+        expect(none).toEqual([]);
       });
 
       it('copies one generation (rewrite), across buckets, create-only with ifGenerationMatch 0', async () => {
