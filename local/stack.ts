@@ -28,7 +28,7 @@ import {
   startPubSubEmulator as startOfficialPubSub,
   type RunningEmulator,
 } from './gcloud-emulators.js';
-import { startPubSubEmulator, type PubSubEmulator } from './pubsub/server.js';
+import { startPubSubEmulator } from './pubsub/server.js';
 import { startStorageEmulator, type ObjectResource } from './storage/server.js';
 import { startVertexEmulator, type BlobStore, type VertexEmulator } from './vertex/server.js';
 
@@ -62,7 +62,9 @@ export type StackService = 'vertex' | 'pubsub' | 'firestore';
 /** A running stack. */
 export type Stack = Awaited<ReturnType<typeof start>>;
 
-function listen(server: Server): Promise<string> {
+/** Serves a function on a free loopback port until the stack stops; resolves with its URL. */
+function listen(server: Server, stops: (() => Promise<void> | void)[]): Promise<string> {
+  stops.push(() => new Promise<void>((r) => server.close(() => r())));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () =>
@@ -109,20 +111,11 @@ async function start(
     stops.push(() => firestore?.stop());
   }
   // Pub/Sub: builtin unless gcloud's is asked for explicitly.
-  let builtinPubSub: PubSubEmulator | undefined;
-  let pubsubHost: string;
-  let pubsubLabel: string;
-  if (wanted === 'gcloud') {
-    const official = await startOfficialPubSub();
-    stops.push(() => official.stop());
-    pubsubHost = official.host;
-    pubsubLabel = `official emulator at ${official.host}`;
-  } else {
-    builtinPubSub = await startPubSubEmulator({ log: () => undefined });
-    stops.push(() => builtinPubSub?.close());
-    pubsubHost = builtinPubSub.host;
-    pubsubLabel = `builtin emulator at ${builtinPubSub.host}`;
-  }
+  const official = wanted === 'gcloud' ? await startOfficialPubSub() : undefined;
+  let builtinPubSub = official ? undefined : await startPubSubEmulator();
+  stops.push(() => official?.stop() ?? builtinPubSub?.close());
+  const pubsubHost = official?.host ?? builtinPubSub?.host ?? '';
+  const pubsubLabel = `${official ? 'official' : 'builtin'} emulator at ${pubsubHost}`;
 
   // Cloud Storage, with finalize events delivered to the submit function once it listens.
   let deliver: (o: ObjectResource) => void = () => undefined;
@@ -208,12 +201,8 @@ async function start(
   });
   registerSubmitBatchJob(deps.submit);
   registerPollBatchJobs(deps.poll);
-  const submitServer = getTestServer(FUNCTION_TARGETS.submit);
-  const pollServer = getTestServer(FUNCTION_TARGETS.poll);
-  const submitUrl = await listen(submitServer);
-  const pollUrl = await listen(pollServer);
-  stops.push(() => new Promise<void>((r) => submitServer.close(() => r())));
-  stops.push(() => new Promise<void>((r) => pollServer.close(() => r())));
+  const submitUrl = await listen(getTestServer(FUNCTION_TARGETS.submit), stops);
+  const pollUrl = await listen(getTestServer(FUNCTION_TARGETS.poll), stops);
 
   const eventarc = createEventarcDelivery({
     targetUrl: submitUrl,
@@ -340,7 +329,7 @@ async function start(
         return;
       }
       if (!builtinPubSub) throw new Error('only the builtin Pub/Sub emulator can be restarted');
-      builtinPubSub = await startPubSubEmulator({ port: builtinPubSub.port, log: () => undefined });
+      builtinPubSub = await startPubSubEmulator({ port: builtinPubSub.port });
       await subscribe();
     },
     /** Waits until Eventarc has nothing in flight. */

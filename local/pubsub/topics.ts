@@ -16,15 +16,8 @@ import {
 
 type Resource = Record<string, unknown>;
 
-const UNSUPPORTED = [
-  'filter',
-  'deadLetterPolicy',
-  'enableMessageOrdering',
-  'enableExactlyOnceDelivery',
-  'pushConfig',
-  'bigqueryConfig',
-  'cloudStorageConfig',
-];
+const UNSUPPORTED = `filter deadLetterPolicy enableMessageOrdering enableExactlyOnceDelivery
+  pushConfig bigqueryConfig cloudStorageConfig`.split(/\s+/);
 
 /** Whether a request field carries a value (proto3 sends defaults as empty values). */
 const isSet = (v: unknown): boolean =>

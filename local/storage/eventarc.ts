@@ -34,17 +34,6 @@ export interface EventarcStats {
   failed: number;
 }
 
-/** A running delivery pipeline. */
-export interface EventarcDelivery {
-  /** Queues one finalize event for `object` (ignored when it is not in the filtered bucket). */
-  deliver(object: ObjectResource): void;
-  /** Resolves when no event is in flight or waiting for a retry. */
-  idle(): Promise<void>;
-  /** Stops: cancels pending retries and in-flight requests; later `deliver` calls are ignored. */
-  close(): void;
-  readonly stats: EventarcStats;
-}
-
 /**
  * Percent-encodes a CloudEvents attribute for an HTTP header, as the CloudEvents HTTP binding
  * (1.0.2, section 3.1.3.2) requires: space, `"`, `%` and everything outside printable ASCII.
@@ -78,7 +67,7 @@ export function storageFinalizedRequest(
 }
 
 /** Creates a delivery pipeline to `targetUrl`. */
-export function createEventarcDelivery(options: EventarcDeliveryOptions): EventarcDelivery {
+export function createEventarcDelivery(options: EventarcDeliveryOptions) {
   const initialDelayMs = options.retry?.initialDelayMs ?? 1000;
   const maxDelayMs = options.retry?.maxDelayMs ?? 60_000;
   const maxAttempts = Math.max(1, options.retry?.maxAttempts ?? 10);
@@ -138,13 +127,17 @@ export function createEventarcDelivery(options: EventarcDeliveryOptions): Eventa
 
   return {
     stats,
-    deliver(object) {
+    /** Queues one finalize event for `object` (ignored when it is not in the filtered bucket). */
+    deliver(object: ObjectResource): void {
       if (closed || (options.bucket !== undefined && object.bucket !== options.bucket)) return;
       pending += 1;
       void attempt(storageFinalizedRequest(object, String(nextId++)), 1);
     },
-    idle: () => (pending === 0 ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
-    close() {
+    /** Resolves when no event is in flight or waiting for a retry. */
+    idle: (): Promise<void> =>
+      pending === 0 ? Promise.resolve() : new Promise((r) => idleWaiters.push(r)),
+    /** Stops: cancels pending retries and in-flight requests; later `deliver` calls are ignored. */
+    close(): void {
       closed = true;
       for (const timer of waiting) {
         clearTimeout(timer);

@@ -8,8 +8,7 @@
  * and paging, and `rewriteTo` (copy), with `generation`, `sourceGeneration` and `ifGenerationMatch`.
  * Buckets are created in process ({@link StorageEmulator.createBucket}). Anything else is a 404 or 405.
  */
-import { createWriteStream } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { copyFile, open, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { readJson, sendJson, serve, target } from '../http.js';
@@ -117,13 +116,6 @@ export async function startStorageEmulator(
   };
   const uploads = new Uploads(store, commit);
 
-  /** Opens the live bytes under the lock: the descriptor keeps them if a new generation lands. */
-  const openLive = (bucket: string, name: string, generation: string | null) =>
-    store.exclusive(async () => {
-      const stored = store.live(bucket, name, generation);
-      return { stored, handle: await open(store.absolute(stored.dataPath), 'r') };
-    });
-
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { path, query } = target(req);
     const method = req.method ?? 'GET';
@@ -157,14 +149,13 @@ export async function startStorageEmulator(
       const to = decodeURIComponent(rest[at + 2] ?? '');
       store.bucket(to);
       const toName = checkObjectName(name(rest.slice(at + 4)));
-      const { stored, handle } = await openLive(
-        bucket,
-        name(rest.slice(0, at)),
-        query.get('sourceGeneration'),
-      );
       const tmpPath = store.tmpPath();
       try {
-        await pipeline(handle.createReadStream(), createWriteStream(tmpPath));
+        const stored = await store.exclusive(async () => {
+          const live = store.live(bucket, name(rest.slice(0, at)), query.get('sourceGeneration'));
+          await copyFile(live.path, tmpPath);
+          return live;
+        });
         // The destination starts from the source's fields; the body's fields override them.
         const fields = fieldsOf(body, stored.fields);
         const copy = await commit(
@@ -183,7 +174,11 @@ export async function startStorageEmulator(
     if (query.get('alt') !== 'media' && mode !== 'download') {
       return sendJson(res, 200, resource(store.live(bucket, name(rest), query.get('generation'))));
     }
-    const { stored, handle } = await openLive(bucket, name(rest), query.get('generation'));
+    // Opened under the lock: the descriptor keeps these bytes if a new generation replaces them.
+    const { stored, handle } = await store.exclusive(async () => {
+      const live = store.live(bucket, name(rest), query.get('generation'));
+      return { stored: live, handle: await open(live.path, 'r') };
+    });
     const encoding = stored.fields.contentEncoding;
     res.writeHead(200, {
       'content-type': stored.fields.contentType ?? 'application/octet-stream',

@@ -1,19 +1,19 @@
 /**
- * The storage emulator's objects, on disk so a user can open results in a file browser. Layout
- * under `root`:
+ * The storage emulator's objects: the bytes on disk, so a user can open results in a file
+ * browser; their metadata in memory. Layout under `root`:
  *
- *     <root>/<bucket>/<object name>          live bytes, when the name is a safe relative path
- *     <root>/<bucket>/.encoded/<sha256>      live bytes of any other name (`../x`, `a//b`, `dir/`)
- *     <root>/.meta/<bucket>/<enc(name)>.json object metadata (one folder per bucket)
- *     <root>/.tmp/, <root>/.uploads/         uploads in progress (cleared at start)
+ *     <root>/<bucket>/<object name>      live bytes, when the name is a safe relative path
+ *     <root>/<bucket>/.encoded/<sha256>  live bytes of any other name (`../x`, `a//b`, `dir/`)
+ *     <root>/.tmp/, <root>/.uploads/     uploads in progress (cleared at start)
  *
  * Only the live generation is kept. Bytes are written to a temporary file and renamed into place,
- * so a reader never sees half an object; objects written by an earlier run are loaded at start.
+ * so a reader never sees half an object. An emulator starts with no objects: files an earlier run
+ * left stay on disk, but are not served.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { createReadStream } from 'node:fs';
+import { mkdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
 import { CRC32C } from '@google-cloud/storage';
 import { HttpError, isObject } from '../http.js';
 
@@ -33,7 +33,7 @@ export interface Target {
   ifGenerationMatch: string | null;
 }
 
-/** The record of a live object (its sidecar file); hashes are base64 (CRC32C big-endian). */
+/** A live object; hashes are base64 (CRC32C big-endian). */
 export interface StoredObject {
   bucket: string;
   name: string;
@@ -43,8 +43,8 @@ export interface StoredObject {
   size: number;
   md5Hash: string;
   crc32c: string;
-  /** Location of the bytes relative to the root, `/`-separated. */
-  dataPath: string;
+  /** The file that holds the bytes. */
+  path: string;
 }
 
 /** Size and hashes of an object's bytes. */
@@ -87,13 +87,6 @@ export function checkObjectName(name: string | undefined): string {
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
-/** An object's metadata file: `encodeURIComponent(name).json`, hashed when too long. */
-function sidecarName(name: string): string {
-  const encoded = encodeURIComponent(name);
-  // `%s` never comes out of encodeURIComponent: a hashed name cannot collide with an encoded one.
-  return encoded.length <= 200 ? `${encoded}.json` : `%sha256-${sha256(name)}.json`;
-}
-
 /** Whether a name can be its own path under the bucket folder: no empty, `.` or `..` segment. */
 function isSafePath(name: string): boolean {
   // eslint-disable-next-line no-control-regex
@@ -116,36 +109,16 @@ export class ObjectStore {
     this.root = resolve(root);
   }
 
-  /** Prepares the folders and loads the objects an earlier run left. */
+  /** Clears what uploads in progress left. */
   async open(): Promise<void> {
     for (const dir of ['.tmp', '.uploads']) {
       await rm(join(this.root, dir), { recursive: true, force: true });
       await mkdir(join(this.root, dir), { recursive: true });
     }
-    const meta = join(this.root, '.meta');
-    await mkdir(meta, { recursive: true });
-    for (const bucket of await readdir(meta)) {
-      const objects = new Map<string, StoredObject>();
-      this.buckets.set(bucket, objects);
-      for (const file of await readdir(join(meta, bucket))) {
-        try {
-          const stored = JSON.parse(
-            await readFile(join(meta, bucket, file), 'utf8'),
-          ) as StoredObject;
-          if (sidecarName(stored.name) !== file || !existsSync(this.absolute(stored.dataPath))) {
-            continue;
-          }
-          objects.set(stored.name, stored);
-          this.lastGeneration = Math.max(this.lastGeneration, Number(stored.generation));
-        } catch {
-          // A damaged record: its object is gone.
-        }
-      }
-    }
   }
 
   /**
-   * Runs `fn` alone: a commit (precondition check, rename into place, sidecar write) must be atomic
+   * Runs `fn` alone: a commit (precondition check, rename into place, record) must be atomic
    * with respect to other commits and to the snapshot a reader takes before streaming.
    */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -163,7 +136,7 @@ export class ObjectStore {
     if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(name) || name.includes('..')) {
       throw new Error(`invalid bucket name: ${name}`);
     }
-    await mkdir(join(this.root, '.meta', name), { recursive: true });
+    await mkdir(join(this.root, name), { recursive: true });
     if (!this.buckets.has(name)) this.buckets.set(name, new Map());
   }
 
@@ -182,13 +155,6 @@ export class ObjectStore {
     return stored;
   }
 
-  /** Absolute path of stored bytes, refusing anything that would leave the root. */
-  absolute(dataPath: string): string {
-    const abs = resolve(this.root, ...dataPath.split('/'));
-    if (!abs.startsWith(this.root + sep)) throw new Error(`path escapes the root: ${dataPath}`);
-    return abs;
-  }
-
   /** Makes the file at `tmpPath` the new live generation of the target (hashing it unless given). */
   async commit(target: Target, tmpPath: string, digest?: Digest): Promise<StoredObject> {
     const { size, md5Hash, crc32c } = digest ?? (await digestFile(tmpPath));
@@ -202,8 +168,8 @@ export class ObjectStore {
       }
       // Microseconds since the epoch, strictly increasing.
       this.lastGeneration = Math.max(this.lastGeneration + 1, Date.now() * 1000);
-      const dataPath = await this.place(target.bucket, target.name, tmpPath);
-      if (live && live.dataPath !== dataPath) await this.removeData(live);
+      const path = await this.place(target.bucket, target.name, tmpPath);
+      if (live && live.path !== path) await this.remove(live);
       const record: StoredObject = {
         bucket: target.bucket,
         name: target.name,
@@ -213,11 +179,8 @@ export class ObjectStore {
         crc32c,
         timeCreated: new Date().toISOString(),
         fields: target.fields,
-        dataPath,
+        path,
       };
-      const sidecar = this.tmpPath();
-      await writeFile(sidecar, JSON.stringify(record));
-      await rename(sidecar, join(this.root, '.meta', target.bucket, sidecarName(target.name)));
       objects.set(target.name, record);
       return record;
     });
@@ -231,7 +194,7 @@ export class ObjectStore {
     const moveTo = async (path: string): Promise<string> => {
       await mkdir(dirname(path), { recursive: true });
       await rename(tmpPath, path);
-      return relative(this.root, path).split(sep).join('/');
+      return path;
     };
     const encoded = join(this.root, bucket, '.encoded', sha256(name));
     if (!isSafePath(name)) return moveTo(encoded);
@@ -239,18 +202,15 @@ export class ObjectStore {
   }
 
   /** Deletes an object's bytes and the folders that become empty. */
-  private async removeData(record: StoredObject): Promise<void> {
-    const abs = this.absolute(record.dataPath);
-    await unlink(abs).catch(() => undefined);
+  private async remove(record: StoredObject): Promise<void> {
+    await unlink(record.path).catch(() => undefined);
     const bucketDir = join(this.root, record.bucket);
-    for (let dir = dirname(abs); dir.startsWith(bucketDir + sep); dir = dirname(dir)) {
-      if (
-        !(await rmdir(dir).then(
-          () => true,
-          () => false,
-        ))
-      )
+    for (let dir = dirname(record.path); dir.startsWith(bucketDir + sep); dir = dirname(dir)) {
+      try {
+        await rmdir(dir);
+      } catch {
         break;
+      }
     }
   }
 }
