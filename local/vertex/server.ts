@@ -164,12 +164,6 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
 
   const server = await serve(route, { port: options.port });
 
-  const byName = (name: string): Job => {
-    const job = jobs.all.get(name.slice(name.lastIndexOf('/') + 1));
-    if (!job) throw new Error(`no such job: ${name}`);
-    return job;
-  };
-
   return {
     host: server.host,
     url: `http://${server.host}`,
@@ -182,9 +176,9 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
     },
     jobs: () => [...jobs.all.values()].sort((a, b) => a.seq - b.seq).map((j) => jobs.render(j)),
     async advance(name) {
-      await Promise.all(
-        (name ? [byName(name)] : [...jobs.all.values()]).map((j) => jobs.advance(j)),
-      );
+      const job = name && jobs.all.get(name.slice(name.lastIndexOf('/') + 1));
+      if (name && !job) throw new Error(`no such job: ${name}`);
+      await Promise.all((job ? [job] : [...jobs.all.values()]).map((j) => jobs.advance(j)));
     },
     async settle() {
       while (!jobs.closed && !jobs.isIdle()) {
