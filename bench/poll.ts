@@ -172,9 +172,12 @@ for (const n of SIZES) {
         read: () => {
           throw new Error('the poll bench reads no input');
         },
+        list: async () => [],
       },
       reports: {
         write: async () => undefined,
+        writeStream: async () => undefined,
+        remove: async () => undefined,
         copy: () => {
           throw new Error('the poll bench submits no input');
         },

@@ -14,15 +14,40 @@ export interface ObjectReader {
    * when that generation no longer exists, a TransientError when storage is unavailable.
    */
   read(bucket: string, name: string, generation: string): AsyncIterable<Uint8Array>;
+  /**
+   * Every object whose name starts with `prefix` (all pages), by name in byte order. Transient
+   * failures are TransientError; a missing bucket is an empty list.
+   */
+  list(bucket: string, prefix: string): Promise<ListedObject[]>;
 }
 
-/** Writes objects under a job's output prefix: rejection reports, and the pinned input copy. */
+/** One object of a listing. */
+export interface ListedObject {
+  name: string;
+  /** int64 as a string. */
+  generation: string;
+  /** Bytes. */
+  size: number;
+}
+
+/**
+ * Writes objects under a job's output prefix: rejection reports, the pinned input copy, and the
+ * results digest (its files and its temporary parts).
+ */
 export interface ObjectWriter {
   /**
    * Creates `gs://bucket/name` unless it exists (an existing object is kept: what one job writes
    * there is the same on every attempt). Transient failures are TransientError.
    */
   write(uri: string, content: string, contentType: string): Promise<void>;
+  /**
+   * Like {@link write}, for content of any size produced as it is consumed (backpressure: the
+   * next chunk is pulled when the last one was taken). Fails with TransientError when Cloud Storage
+   * stops taking bytes for a while; the object is then not created. An existing object is kept.
+   */
+  writeStream(uri: string, chunks: AsyncIterable<Uint8Array>, contentType: string): Promise<void>;
+  /** Deletes `gs://bucket/name` if it exists (idempotent). Transient failures are TransientError. */
+  remove(uri: string): Promise<void>;
   /**
    * Copies exactly generation `source.generation` of `gs://source.bucket/source.name` to
    * `destinationUri` on the server side (a rewrite with `ifSourceGenerationMatch`), unless the

@@ -79,15 +79,50 @@ export function createFakeReader(): ObjectReader & {
       const size = data.length < 1 << 20 ? 7 : 1 << 16;
       for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
     },
+    async list(bucket: string, prefix: string) {
+      await Promise.resolve();
+      // The live generation of each name: the highest one stored.
+      const live = new Map<string, { name: string; generation: string; size: number }>();
+      for (const [key, data] of objects) {
+        const at = key.lastIndexOf('#');
+        const path = key.slice(0, at);
+        if (!path.startsWith(`${bucket}/`)) continue;
+        const name = path.slice(bucket.length + 1);
+        if (!name.startsWith(prefix)) continue;
+        const generation = key.slice(at + 1);
+        const seen = live.get(name);
+        if (!seen || BigInt(generation) > BigInt(seen.generation))
+          live.set(name, { name, generation, size: data.length });
+      }
+      return [...live.values()].sort((a, b) =>
+        Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)),
+      );
+    },
   };
   return reader;
+}
+
+let fakeGeneration = 1_700_000_000_000_000n;
+
+/** A new generation number, increasing across the process (as Cloud Storage's are per object). */
+export function nextGeneration(): string {
+  fakeGeneration += 1n;
+  return String(fakeGeneration);
+}
+
+function splitGsUri(uri: string): [string, string] {
+  const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri);
+  if (!m?.[1] || !m[2]) throw new Error(`not an object URI: ${uri}`);
+  return [m[1], m[2]];
 }
 
 type Op = 'create' | 'get' | 'list' | 'cancel';
 
 /**
- * A writer that keeps what it wrote; `fail` makes the next writes or copies throw. Copies read the
- * exact source generation from `source` (the fake reader) and keep its bytes in `copies`.
+ * A writer that keeps what it wrote; `fail` makes the next writes, copies, streamed writes or
+ * deletes throw. Copies read the exact source generation from `source` (the fake reader) and keep
+ * its bytes in `copies`. With a `source`, what is written or copied can be read and listed back
+ * through it (a new generation each), and `remove` deletes there too.
  */
 export function createFakeWriter(source?: ReturnType<typeof createFakeReader>): ObjectWriter & {
   objects: Map<string, string>;
@@ -107,7 +142,29 @@ export function createFakeWriter(source?: ReturnType<typeof createFakeReader>): 
       await Promise.resolve();
       const err = faults.shift();
       if (err) throw err;
-      if (!objects.has(uri)) objects.set(uri, content);
+      if (objects.has(uri)) return;
+      objects.set(uri, content);
+      source?.put(...splitGsUri(uri), nextGeneration(), content);
+    },
+    async writeStream(uri, chunks) {
+      const err = faults.shift();
+      if (err) throw err;
+      const parts: Buffer[] = [];
+      for await (const chunk of chunks) parts.push(Buffer.from(chunk));
+      if (objects.has(uri)) return;
+      const content = Buffer.concat(parts);
+      objects.set(uri, content.toString('utf8'));
+      source?.put(...splitGsUri(uri), nextGeneration(), content);
+    },
+    async remove(uri) {
+      await Promise.resolve();
+      const err = faults.shift();
+      if (err) throw err;
+      objects.delete(uri);
+      if (!source) return;
+      const [bucket, name] = splitGsUri(uri);
+      for (const o of await source.list(bucket, name))
+        if (o.name === name) source.remove(bucket, name, o.generation);
     },
     async copy(from, uri) {
       await Promise.resolve();
@@ -122,6 +179,7 @@ export function createFakeWriter(source?: ReturnType<typeof createFakeReader>): 
         );
       }
       copies.set(uri, Buffer.from(bytes));
+      source?.put(...splitGsUri(uri), nextGeneration(), bytes);
     },
   };
 }

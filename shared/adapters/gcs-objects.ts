@@ -1,14 +1,17 @@
 /**
- * Cloud Storage: the {@link ObjectReader} streams one exact generation of an object; the
- * {@link ObjectWriter} writes rejection reports and copies one exact generation.
+ * Cloud Storage: the {@link ObjectReader} streams one exact generation of an object and lists a
+ * folder; the {@link ObjectWriter} writes rejection reports and the results digest (streamed),
+ * copies one exact generation, and deletes the digest's temporary parts.
  *
  * Every call is bounded: a read fails when no bytes arrive for a while (a stall timeout, not a
  * total one: reading a 1 GB input takes long, but it never stops moving), a write or a copy when
  * it has not finished in time (the client's own retries would last up to 10 minutes).
  */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Storage } from '@google-cloud/storage';
 import { BatchCourierError, PermanentError, TransientError } from '../core/errors.js';
-import type { ObjectReader, ObjectWriter } from '../ports.js';
+import type { ListedObject, ObjectReader, ObjectWriter } from '../ports.js';
 import { formatSeconds, withTimeLimit } from '../time-limit.js';
 
 /** Default of {@link GcsReaderOptions.stallTimeoutMs}. */
@@ -68,6 +71,30 @@ export function createGcsObjectReader(
         throw mapStorageError(err, uri);
       } finally {
         stream.destroy();
+      }
+    },
+    async list(bucket, prefix) {
+      const where = `gs://${bucket}/${prefix}`;
+      try {
+        const [files] = await withTimeLimit(
+          storage.bucket(bucket).getFiles({ prefix, autoPaginate: true }),
+          stallMs,
+          () =>
+            new TransientError(
+              'STORAGE.UNAVAILABLE',
+              `could not list ${where}: Cloud Storage did not answer within ${formatSeconds(stallMs)}`,
+            ),
+        );
+        return files
+          .map((f): ListedObject => ({
+            name: f.name,
+            generation: String(f.metadata.generation ?? ''),
+            size: Number(f.metadata.size ?? 0),
+          }))
+          .sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+      } catch (err) {
+        if (isStatus(err, 404)) return [];
+        throw mapStorageError(err, where, 'list');
       }
     },
   };
@@ -159,6 +186,62 @@ export function createGcsObjectWriter(
         throw new TransientError('STORAGE.UNAVAILABLE', `could not write ${uri}`, { cause: err });
       }
     },
+    async writeStream(uri, chunks, contentType) {
+      const [bucket, name] = splitUri(uri);
+      const stall = tooLate(`write ${uri}`);
+      // A stall watchdog, not a total deadline (a large digest takes long, but never stops moving):
+      // it is reset each time the upload takes a chunk, and once more when the last one was taken.
+      let timer: NodeJS.Timeout | undefined;
+      let fail: (err: Error) => void = () => undefined;
+      const stalled = new Promise<never>((_, reject) => (fail = reject));
+      const arm = (): void => {
+        clearTimeout(timer);
+        timer = setTimeout(() => fail(stall()), deadlineMs);
+      };
+      async function* watched(): AsyncGenerator<Uint8Array> {
+        for await (const chunk of chunks) {
+          arm();
+          yield chunk;
+        }
+        arm();
+      }
+      // Create only, as `write`: the digest of one job is the same bytes on every attempt.
+      const upload = storage
+        .bucket(bucket)
+        .file(name)
+        .createWriteStream({
+          resumable: true,
+          contentType,
+          preconditionOpts: { ifGenerationMatch: 0 },
+        });
+      arm();
+      const source = Readable.from(watched(), { objectMode: false });
+      try {
+        await Promise.race([pipeline(source, upload), stalled]);
+      } catch (err) {
+        source.destroy();
+        upload.destroy();
+        if (isStatus(err, 412)) return;
+        if (err instanceof BatchCourierError) throw err;
+        throw new TransientError('STORAGE.UNAVAILABLE', `could not write ${uri}`, { cause: err });
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async remove(uri) {
+      const [bucket, name] = splitUri(uri);
+      try {
+        await withTimeLimit(
+          storage.bucket(bucket).file(name).delete({ ignoreNotFound: true }),
+          deadlineMs,
+          tooLate(`delete ${uri}`),
+        );
+      } catch (err) {
+        if (isStatus(err, 404)) return;
+        if (err instanceof BatchCourierError) throw err;
+        throw new TransientError('STORAGE.UNAVAILABLE', `could not delete ${uri}`, { cause: err });
+      }
+    },
   };
 }
 
@@ -168,7 +251,11 @@ export function createGcsObjectWriter(
  * propagating grant, not a bad input); anything else → TransientError `STORAGE.UNAVAILABLE`.
  * Our own errors (a stall) pass unchanged.
  */
-export function mapStorageError(err: unknown, uri: string, op: 'read' | 'copy' = 'read'): Error {
+export function mapStorageError(
+  err: unknown,
+  uri: string,
+  op: 'read' | 'copy' | 'list' = 'read',
+): Error {
   if (err instanceof BatchCourierError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   if (code === 404) {

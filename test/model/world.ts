@@ -239,10 +239,13 @@ export function createModelWorld(options: WorldOptions = {}) {
           if (dead) throw new Crash('the instance is gone');
           return reader.read(b, n, g);
         },
+        list: (b, p) => read(() => reader.list(b, p)),
       },
       reports: {
         write: (u, c, t) => effect(() => reports.write(u, c, t)),
         copy: (s, d) => effect(() => reports.copy(s, d)),
+        writeStream: (u, c, t) => effect(() => reports.writeStream(u, c, t)),
+        remove: (u) => effect(() => reports.remove(u)),
       },
       vertex: {
         create: (l, r, o) => effect(() => vertex.create(l, r, o)),
