@@ -5,8 +5,9 @@
  * uploads go to `/upload/storage/v1/...`, and `/download/storage/v1/...` (the `mediaLink`) reads.
  *
  * Implemented: object upload (media, multipart, resumable), download, metadata, list with `prefix`
- * and paging, and `rewriteTo` (copy), with `generation`, `sourceGeneration` and `ifGenerationMatch`.
- * Buckets are created in process ({@link StorageEmulator.createBucket}). Anything else is a 404 or 405.
+ * and paging, `rewriteTo` (copy) and delete, with `generation`, `sourceGeneration` and
+ * `ifGenerationMatch`. Buckets are created in process ({@link StorageEmulator.createBucket}).
+ * Anything else is a 404 or 405.
  */
 import { copyFile, open, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -169,6 +170,16 @@ export async function startStorageEmulator(
       } finally {
         await rm(tmpPath, { force: true });
       }
+    }
+    if (method === 'DELETE' && mode === '') {
+      await store.delete(
+        bucket,
+        checkObjectName(name(rest)),
+        query.get('generation'),
+        ifGenerationMatch,
+      );
+      res.writeHead(204).end();
+      return;
     }
     if (method !== 'GET') throw storageError(405, 'methodNotAllowed', 'Method not allowed');
     if (query.get('alt') !== 'media' && mode !== 'download') {

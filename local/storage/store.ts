@@ -155,6 +155,27 @@ export class ObjectStore {
     return stored;
   }
 
+  /**
+   * Deletes the live object: 404 when there is none, or when `generation` is given and is not the
+   * live one; 412 when `ifGenerationMatch` is given and is not the live generation.
+   */
+  async delete(
+    bucket: string,
+    name: string,
+    generation: string | null,
+    ifGenerationMatch: string | null,
+  ): Promise<void> {
+    await this.exclusive(async () => {
+      const live = this.live(bucket, name, generation);
+      if (ifGenerationMatch !== null && ifGenerationMatch !== live.generation) {
+        const message = 'At least one of the pre-conditions you specified did not hold.';
+        throw storageError(412, 'conditionNotMet', message);
+      }
+      this.bucket(bucket).delete(name);
+      await this.remove(live);
+    });
+  }
+
   /** Makes the file at `tmpPath` the new live generation of the target (hashing it unless given). */
   async commit(target: Target, tmpPath: string, digest?: Digest): Promise<StoredObject> {
     const { size, md5Hash, crc32c } = digest ?? (await digestFile(tmpPath));

@@ -97,7 +97,8 @@ describe('storage emulator', () => {
     }
     // Calls the product does not make are not implemented.
     expect((await fetch(`${emulator.url}/storage/v1/b`)).status).toBe(404);
-    expect((await fetch(`${emulator.url}/b/names/o/x`, { method: 'DELETE' })).status).toBe(405);
+    expect((await fetch(`${emulator.url}/b/names/o`, { method: 'DELETE' })).status).toBe(405);
+    expect((await fetch(`${emulator.url}/b/names/o/x`, { method: 'PATCH' })).status).toBe(405);
   });
 
   const styles = [
@@ -225,6 +226,36 @@ describe('storage emulator', () => {
         expect((await file.download())[0].toString()).toBe('three');
       });
 
+      it('deletes with file.delete(): 404 when absent, honouring generation and ifGenerationMatch', async () => {
+        const bucket = storage.bucket(bucketName);
+        const file = bucket.file('tmp/digest/part-1.jsonl');
+        await file.save('one', { resumable: false });
+        const [{ generation }] = await file.getMetadata();
+        const stale = Number(generation) - 1;
+
+        // A generation that is not the live one is absent; a precondition that fails keeps it.
+        expect(await statusOf(bucket.file(file.name, { generation: stale }).delete())).toBe(404);
+        expect(await statusOf(file.delete({ ifGenerationMatch: stale }))).toBe(412);
+        expect((await file.exists())[0]).toBe(true);
+
+        await bucket
+          .file(file.name, { generation: Number(generation) })
+          .delete({ ifGenerationMatch: Number(generation) });
+        expect((await file.exists())[0]).toBe(false);
+        expect(await statusOf(file.download())).toBe(404);
+        expect(await statusOf(file.delete())).toBe(404);
+        await file.delete({ ignoreNotFound: true });
+        const [listed] = await bucket.getFiles({ prefix: 'tmp/digest/' });
+        expect(listed).toEqual([]);
+
+        // The name can be used again, with a newer generation.
+        await file.save('two', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
+        const [again] = await file.getMetadata();
+        expect(BigInt(String(again.generation))).toBeGreaterThan(BigInt(String(generation)));
+        expect((await file.download())[0].toString()).toBe('two');
+        await file.delete();
+      });
+
       it('streams a 5 MB upload in resumable chunks and downloads it intact', async () => {
         const size = 5 * 1024 * 1024;
         const block = randomBytes(64 * 1024);
@@ -329,6 +360,41 @@ describe('storage emulator', () => {
       .file('raw-resumable.txt')
       .download();
     expect(content.toString()).toBe('abcdefgh');
+  });
+
+  it('answers DELETE with 204 and no body, and removes the bytes and emptied folders', async () => {
+    const bucket = apiEndpointClient(emulator.url).bucket('names');
+    await bucket.file('gone/deep/x.jsonl').save('x', { resumable: false });
+    await bucket.file('gone/kept.jsonl').save('k', { resumable: false });
+    await bucket.file('../encoded-gone').save('e', { resumable: false });
+    const before = await files(join(root, 'names'));
+    expect(before).toContain('gone/deep/x.jsonl');
+
+    for (const path of [
+      '/storage/v1/b/names/o/gone%2Fdeep%2Fx.jsonl',
+      `/b/names/o/${encodeURIComponent('../encoded-gone')}`,
+    ]) {
+      const res = await fetch(`${emulator.url}${path}`, { method: 'DELETE' });
+      expect(res.status, path).toBe(204);
+      expect(await res.text()).toBe('');
+      const again = await fetch(`${emulator.url}${path}`, { method: 'DELETE' });
+      expect(again.status).toBe(404);
+      expect(((await again.json()) as { error: { code: number } }).error.code).toBe(404);
+    }
+    const after = await files(join(root, 'names'));
+    expect(before.filter((f) => !after.includes(f))).toHaveLength(2);
+    expect(after).toContain('gone/kept.jsonl');
+    expect(await readdir(join(root, 'names', 'gone'))).toEqual(['kept.jsonl']);
+    const missingBucket = await fetch(`${emulator.url}/b/missing-bucket/o/x`, {
+      method: 'DELETE',
+    });
+    expect(missingBucket.status).toBe(404);
+    const badPrecondition = await fetch(
+      `${emulator.url}/storage/v1/b/names/o/gone%2Fkept.jsonl?ifGenerationMatch=0`,
+      { method: 'DELETE' },
+    );
+    expect(badPrecondition.status).toBe(412);
+    expect((await bucket.file('gone/kept.jsonl').exists())[0]).toBe(true);
   });
 
   it('lets exactly one of two concurrent create-if-absent saves win', async () => {
