@@ -2,12 +2,17 @@
  * The emulator's jobs and their lifecycle: PENDING → RUNNING → SUCCEEDED, PARTIALLY_SUCCEEDED (some
  * rows failed) or FAILED (no row succeeded, or the input could not be read); cancel goes
  * CANCELLING → CANCELLED and keeps output already written. A running job reads its input and
- * writes `<outputUriPrefix>/prediction-model-<createTime>/predictions.jsonl` through a {@link BlobStore}.
+ * writes its rows in a shuffled order (seeded by the job id) to
+ * `<outputUriPrefix>/prediction-model-<createTime>/`: `predictions.jsonl`, or, above
+ * `rowsPerFile` rows, `predictions_00001-of-0000N.jsonl` and so on, one file at a time, through a
+ * {@link BlobStore}.
  */
 import { randomBytes } from 'node:crypto';
 import { apiError, isTerminal, RPC, type JobState } from './api-facts.js';
+import type { RowFailures } from './failures.js';
 import { claudeRow, geminiRow, splitLines } from './model.js';
 import type { CreateRequest } from './request.js';
+import { shuffledOrder } from './seeded.js';
 
 /** Where jobs read inputs and write outputs (the local stack backs it with the storage emulator). */
 export interface BlobStore {
@@ -87,6 +92,7 @@ export class Jobs {
     private readonly blobs: BlobStore,
     private readonly timing: Timing,
     readonly projectNumber: string,
+    private readonly output: { rowsPerFile: number; failures: RowFailures },
   ) {}
 
   name(job: Job): string {
@@ -220,7 +226,9 @@ export class Jobs {
     const result = await job.processing;
     if (job.removed || job.state !== 'JOB_STATE_CANCELLING') return;
     // Cancelling is best effort: output already written is kept and reported.
-    if (result && !('code' in result)) this.record(job, result);
+    if (result && !('code' in result) && result.successful + result.failed > 0) {
+      this.record(job, result);
+    }
     this.setState(job, 'JOB_STATE_CANCELLED', status(RPC.CANCELLED, 'CANCELED'));
   }
 
@@ -232,7 +240,7 @@ export class Jobs {
     const lines: string[] = [];
     for (const uri of inputUris) {
       try {
-        lines.push(...splitLines(await this.blobs.read(uri)));
+        for (const line of splitLines(await this.blobs.read(uri))) lines.push(line);
       } catch (err) {
         const code = Number((err as { code?: unknown } | null)?.code);
         if (code === 404) return status(RPC.NOT_FOUND, `Input file not found: ${uri}.`);
@@ -244,17 +252,40 @@ export class Jobs {
       return status(RPC.INVALID_ARGUMENT, `The input is empty: ${inputUris.join(', ')}.`);
     }
     const modelId = model.slice(model.lastIndexOf('/') + 1);
-    const rows = lines.map((line, i) =>
-      anthropic ? claudeRow(line, modelId, job.id, i) : geminiRow(line, modelId),
-    );
     const directory = `${outputUriPrefix.replace(/\/+$/, '')}/prediction-model-${job.createTime}`;
-    try {
-      const content = rows.map((r) => `${r.line}\n`).join('');
-      await this.blobs.write(`${directory}/predictions.jsonl`, content, 'application/jsonl');
-    } catch (err) {
-      return INTERNAL(`Failed to write the output to ${directory}: ${text(err)}`);
+    // Rows come out in an order of their own, across files, as the service writes them.
+    const order = shuffledOrder(lines.length, job.id);
+    const { rowsPerFile, failures } = this.output;
+    const files = Math.ceil(lines.length / rowsPerFile);
+    const fail = failures.forJob();
+    let successful = 0;
+    let failed = 0;
+    // A cancelled (or forgotten) job writes no more files; those written are kept.
+    for (let f = 0; f < files && !job.removed && job.state === 'JOB_STATE_RUNNING'; f += 1) {
+      // One file's text at a time: a large input is never one string.
+      let content = '';
+      for (const index of order.slice(f * rowsPerFile, (f + 1) * rowsPerFile)) {
+        const context = { modelId, jobId: job.id, index, fail };
+        const line = lines[index] ?? '';
+        const row = anthropic ? claudeRow(line, context) : geminiRow(line, context);
+        if (row.ok) successful += 1;
+        else failed += 1;
+        content += `${row.line}\n`;
+      }
+      const uri = `${directory}/${predictionFile(f, files)}`;
+      try {
+        await this.blobs.write(uri, content, 'application/jsonl');
+      } catch (err) {
+        return INTERNAL(`Failed to write the output to ${uri}: ${text(err)}`);
+      }
     }
-    const successful = rows.filter((r) => r.ok).length;
-    return { successful, failed: rows.length - successful, directory };
+    return { successful, failed, directory };
   }
+}
+
+/** The name of prediction file `index` (from 0) of `count`. */
+export function predictionFile(index: number, count: number): string {
+  if (count === 1) return 'predictions.jsonl';
+  const number = (n: number) => String(n).padStart(5, '0');
+  return `predictions_${number(index + 1)}-of-${number(count)}.jsonl`;
 }

@@ -2,11 +2,15 @@
  * What a batch job writes for each input line: a Gemini row (`status`, `processed_time`,
  * `request`, `response` with `candidates` and `usageMetadata`) or a Claude row (`custom_id`,
  * `request`, `response`, `status`), answered by the sentiment model. A line that is not a valid
- * request becomes a failed row with a non-empty `status` and no `response`.
+ * request, or a valid one that fails (see `failures.ts`), becomes a failed row: a non-empty
+ * `status` holding the error text, no `response`, no usage.
  */
 import { createHash } from 'node:crypto';
 import { isObject } from '../http.js';
-import { analyzeSentiment, estimateTokens } from './sentiment.js';
+import { claudeStatus, geminiStatus, type FailureKind } from './failures.js';
+import { canonicalJson, digest } from './seeded.js';
+import { analyzeSentiment } from './sentiment.js';
+import { claudeUsage, geminiUsage } from './usage.js';
 
 /** One output line, and whether it succeeded. */
 export interface Row {
@@ -14,15 +18,48 @@ export interface Row {
   line: string;
 }
 
+/** What a row needs besides its input line. */
+export interface RowContext {
+  /** The model id, without its `publishers/.../models/` path. */
+  modelId: string;
+  jobId: string;
+  /** The line's index in the job's input. */
+  index: number;
+  /** Whether a valid request fails, and why, from its hash and its text. */
+  fail: (key: string, prompt: string) => FailureKind | undefined;
+}
+
+/** The answer is one word: one token. */
+const ANSWER_TOKENS = 1;
+
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
+/** The `text` of the parts of a Gemini `Content` (anything else in it is ignored). */
+function partsText(content: unknown): string {
+  if (!isObject(content) || !Array.isArray(content.parts)) return '';
+  return content.parts
+    .filter(isObject)
+    .map((p) => (typeof p.text === 'string' ? p.text : ''))
+    .join('');
+}
+
+/** The text of a Claude message content or system prompt: a string, or text blocks. */
+function blocksText(content: unknown): string | undefined {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return undefined;
+  return content
+    .filter(isObject)
+    .map((b) => (b.type === 'text' && typeof b.text === 'string' ? b.text : ''))
+    .join('');
+}
+
 /** A Gemini row for one input line. */
-export function geminiRow(text: string, modelId: string): Row {
+export function geminiRow(text: string, ctx: RowContext): Row {
   const processed_time = new Date().toISOString().replace('Z', '+00:00');
-  const failed = (message: string, request?: unknown): Row => ({
+  const failed = (kind: FailureKind, request: unknown, message?: string): Row => ({
     ok: false,
     line: JSON.stringify({
-      status: `Bad Request: ${JSON.stringify({ error: { code: 400, message, status: 'INVALID_ARGUMENT' } })}`,
+      status: geminiStatus(kind, ctx.modelId, message),
       processed_time,
       ...(request === undefined ? {} : { request }),
     }),
@@ -31,28 +68,31 @@ export function geminiRow(text: string, modelId: string): Row {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    return failed(`Invalid JSON payload received. ${errorText(err)}`);
+    return failed('invalid', undefined, `Invalid JSON payload received. ${errorText(err)}`);
   }
   const request = isObject(parsed) ? parsed.request : undefined;
   if (!isObject(request)) {
-    return failed('Each line must be a JSON object with a "request" object.', request);
+    return failed('invalid', request, 'Each line must be a JSON object with a "request" object.');
   }
   if (!Array.isArray(request.contents) || request.contents.length === 0) {
-    return failed('Unable to submit request because it has an empty contents field.', request);
+    const message = 'Unable to submit request because it has an empty contents field.';
+    return failed('invalid', request, message);
   }
   const turn = request.contents
     .filter(isObject)
     .filter((c) => c.role === undefined || c.role === 'user')
     .at(-1);
   if (!turn || !Array.isArray(turn.parts)) {
-    return failed('Unable to submit request because it has no user content with parts.', request);
+    const message = 'Unable to submit request because it has no user content with parts.';
+    return failed('invalid', request, message);
   }
-  const prompt = turn.parts
-    .filter(isObject)
-    .map((p) => (typeof p.text === 'string' ? p.text : ''))
-    .join('');
-  const { label, score } = analyzeSentiment(prompt);
-  const promptTokenCount = estimateTokens(prompt);
+  const system = request.systemInstruction ?? request.system_instruction;
+  const contents: unknown[] = request.contents;
+  const allText = [system, ...contents].map(partsText).filter(Boolean).join('\n');
+  const key = digest(canonicalJson(request));
+  const failure = ctx.fail(key, allText);
+  if (failure) return failed(failure, request);
+  const { label, score } = analyzeSentiment(partsText(turn));
   const response = {
     candidates: [
       {
@@ -61,74 +101,74 @@ export function geminiRow(text: string, modelId: string): Row {
         avgLogprobs: -Number((0.01 + 0.1 / (1 + Math.abs(score))).toFixed(4)),
       },
     ],
-    usageMetadata: {
-      promptTokenCount,
-      candidatesTokenCount: 1,
-      totalTokenCount: promptTokenCount + 1,
-    },
-    modelVersion: modelId,
+    usageMetadata: geminiUsage({
+      request,
+      text: allText,
+      answerTokens: ANSWER_TOKENS,
+      key,
+      modelId: ctx.modelId,
+    }),
+    modelVersion: ctx.modelId,
   };
   return { ok: true, line: JSON.stringify({ status: '', processed_time, request, response }) };
 }
 
-/** A Claude row for line `index` of job `jobId`. */
-export function claudeRow(text: string, modelId: string, jobId: string, index: number): Row {
+/** A Claude row for one input line. */
+export function claudeRow(text: string, ctx: RowContext): Row {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    return {
-      ok: false,
-      line: JSON.stringify({ status: claudeError(`Invalid JSON: ${errorText(err)}`) }),
-    };
+    const status = claudeStatus('invalid', ctx.modelId, `Invalid JSON: ${errorText(err)}`);
+    return { ok: false, line: JSON.stringify({ status }) };
   }
   const custom =
     isObject(parsed) && parsed.custom_id !== undefined ? { custom_id: parsed.custom_id } : {};
   const request = isObject(parsed) ? parsed.request : undefined;
-  const failed = (message: string): Row => ({
+  const failed = (kind: FailureKind, message?: string): Row => ({
     ok: false,
     line: JSON.stringify({
       ...custom,
       ...(request === undefined ? {} : { request }),
-      status: claudeError(message),
+      status: claudeStatus(kind, ctx.modelId, message),
     }),
   });
-  if (!isObject(request)) return failed('Each line must be a JSON object with a "request" object.');
-  if (!Array.isArray(request.messages) || request.messages.length === 0) {
-    return failed('messages: field required');
+  if (!isObject(request)) {
+    return failed('invalid', 'Each line must be a JSON object with a "request" object.');
   }
-  if (typeof request.anthropic_version !== 'string')
-    return failed('anthropic_version: field required');
+  if (!Array.isArray(request.messages) || request.messages.length === 0) {
+    return failed('invalid', 'messages: field required');
+  }
+  if (typeof request.anthropic_version !== 'string') {
+    return failed('invalid', 'anthropic_version: field required');
+  }
   const maxTokens = request.max_tokens;
   if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {
-    return failed('max_tokens: field required (a positive integer)');
+    return failed('invalid', 'max_tokens: field required (a positive integer)');
   }
-  const content = request.messages.filter(isObject).findLast((m) => m.role === 'user')?.content;
-  const prompt =
-    typeof content === 'string'
-      ? content
-      : Array.isArray(content)
-        ? content
-            .filter(isObject)
-            .map((b) => (b.type === 'text' && typeof b.text === 'string' ? b.text : ''))
-            .join('')
-        : undefined;
-  if (prompt === undefined) return failed('messages: a user message with text content is required');
-  const digest = createHash('sha256').update(`${jobId}:${index}`).digest('base64url');
+  const messages = request.messages.filter(isObject);
+  const prompt = blocksText(messages.findLast((m) => m.role === 'user')?.content);
+  if (prompt === undefined) {
+    return failed('invalid', 'messages: a user message with text content is required');
+  }
+  const allText = [request.system, ...messages.map((m) => m.content)]
+    .map((c) => blocksText(c) ?? '')
+    .filter(Boolean)
+    .join('\n');
+  const key = digest(canonicalJson({ ...custom, request }));
+  const failure = ctx.fail(key, allText);
+  if (failure) return failed(failure);
+  const id = createHash('sha256').update(`${ctx.jobId}:${ctx.index}`).digest('base64url');
   const response = {
-    id: `msg_vrtx_${digest.replace(/[-_]/g, '').slice(0, 24)}`,
+    id: `msg_vrtx_${id.replace(/[-_]/g, '').slice(0, 24)}`,
     type: 'message',
     role: 'assistant',
-    model: modelId,
+    model: ctx.modelId,
     content: [{ type: 'text', text: analyzeSentiment(prompt).label }],
     stop_reason: 'end_turn',
-    usage: { input_tokens: estimateTokens(prompt), output_tokens: 1 },
+    usage: claudeUsage({ text: allText, answerTokens: ANSWER_TOKENS, key }),
   };
   return { ok: true, line: JSON.stringify({ ...custom, request, response, status: '' }) };
-}
-
-function claudeError(message: string): string {
-  return JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message } });
 }
 
 /** The lines of a JSONL file: a byte-order mark and a final newline (LF or CRLF) make no line. */

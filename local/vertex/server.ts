@@ -3,7 +3,9 @@
  * product uses (create, get, list, cancel) on the production paths
  * (`/v1/projects/{P}/locations/{L}/batchPredictionJobs...`), plain HTTP on 127.0.0.1, so the code
  * under test only swaps its endpoint (`VERTEX_AI_EMULATOR_HOST`). `GET /` answers `Ok`. It never
- * logs: prompts and answers are customer data.
+ * logs: prompts and answers are customer data. Jobs write realistic outputs: rows shuffled, across
+ * several files for a large input, with usage numbers, and some rows failed on purpose (see
+ * `failures.ts` and {@link VertexEmulatorOptions}).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJson, sendJson, serve, target } from '../http.js';
@@ -16,11 +18,14 @@ import {
   MAX_PAGE_SIZE,
   type JobState,
 } from './api-facts.js';
+import { RowFailures } from './failures.js';
 import { Faults, type VertexFault, type VertexOp } from './faults.js';
 import { Jobs, type BlobStore, type Job, type Timing, type VertexJobJson } from './jobs.js';
+import { outputOptions } from './options.js';
 import { matchesFilter, parseJobFilter, validateCreate } from './request.js';
 
 export type { BlobStore, JobState, VertexFault, VertexJobJson, VertexOp };
+export { OptionsError } from './options.js';
 
 /** Options of {@link startVertexEmulator}. */
 export interface VertexEmulatorOptions {
@@ -33,6 +38,19 @@ export interface VertexEmulatorOptions {
    * Defaults: pending 500, running 1000, cancelling min(100, runningMs).
    */
   timing?: Partial<Timing>;
+  /**
+   * Share of the valid requests that fail (0 to 1), picked by a hash of the request, with a mix of
+   * reasons: mostly transient ones (quota, internal, unavailable, deadline), which fail only the
+   * first time the emulator sees the request, and some permanent (invalid argument). Default:
+   * `VERTEX_EMULATOR_FAILED_ROW_SHARE`, else 0. Prompts containing `[transient]` or `[invalid]`
+   * fail whatever the share.
+   */
+  failedRowShare?: number;
+  /**
+   * At most this many rows per prediction file: a larger input gets `predictions_00001-of-0000N.jsonl`
+   * files instead of one `predictions.jsonl`. Default: `VERTEX_EMULATOR_ROWS_PER_FILE`, else 1,000.
+   */
+  rowsPerFile?: number;
 }
 
 /** A running emulator. */
@@ -43,7 +61,7 @@ export interface VertexEmulator {
   readonly url: string;
   /** Adds a fault (see {@link VertexFault}). */
   inject(fault: VertexFault): void;
-  /** Forgets all jobs, faults and request counters, and stops all job timers. */
+  /** Forgets all jobs, faults, request counters and requests seen, and stops all job timers. */
   reset(): void;
   /** Snapshots of all jobs, oldest first. */
   jobs(): VertexJobJson[];
@@ -70,8 +88,13 @@ const OPS: Record<string, VertexOp> = {
   'POST cancel': 'cancel',
 };
 
-/** Starts an emulator on 127.0.0.1 (see the module comment). */
+/**
+ * Starts an emulator on 127.0.0.1 (see the module comment); a bad option, or a bad value in an
+ * environment variable it defaults from, is an {@link OptionsError} naming it.
+ */
 export async function startVertexEmulator(options: VertexEmulatorOptions): Promise<VertexEmulator> {
+  const { failedRowShare, rowsPerFile } = outputOptions(options);
+  const failures = new RowFailures(failedRowShare);
   const {
     pendingMs = 500,
     runningMs = 1000,
@@ -79,7 +102,7 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
   } = options.timing ?? {};
   const timing = { pendingMs, runningMs, cancellingMs };
   const faults = new Faults();
-  const jobs = new Jobs(options.blobs, timing, PROJECT_NUMBER);
+  const jobs = new Jobs(options.blobs, timing, PROJECT_NUMBER, { rowsPerFile, failures });
   const requests: Record<VertexOp, number> = { create: 0, get: 0, list: 0, cancel: 0 };
 
   const sameProject = (job: Job, project: string): boolean =>
@@ -172,6 +195,7 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
     reset() {
       jobs.clear(false);
       faults.clear();
+      failures.clear();
       for (const op of Object.keys(requests) as VertexOp[]) requests[op] = 0;
     },
     jobs: () => [...jobs.all.values()].sort((a, b) => a.seq - b.seq).map((j) => jobs.render(j)),

@@ -1,150 +1,39 @@
 /**
  * The local Vertex AI batch prediction emulator, over real HTTP, and its sentiment model.
  * Jobs are driven either by timers of 0 ms (awaiting `whenIdle`) or by manual timing (`Infinity`)
- * and `advance()`, so no test sleeps or depends on wall-clock time.
+ * and `advance()`, so no test sleeps or depends on wall-clock time. The realism of its outputs
+ * (order, files, usage, failed rows) is tested in `vertex-output.test.ts`.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  startVertexEmulator,
-  type BlobStore,
-  type VertexEmulator,
-  type VertexEmulatorOptions,
-  type VertexFault,
-  type VertexJobJson,
-} from '../../local/vertex/server.js';
+import type { VertexFault, VertexJobJson } from '../../local/vertex/server.js';
 import { analyzeSentiment, scoredPart } from '../../local/vertex/sentiment.js';
+import {
+  answerOf,
+  call,
+  CLAUDE,
+  claudeLine,
+  closeEmulators,
+  create,
+  FAST,
+  finished,
+  GEMINI,
+  geminiLine,
+  get,
+  INSTRUCTION,
+  JOB_NAME,
+  jobBody,
+  jobsPath,
+  LOCATION,
+  MANUAL,
+  NUMBER,
+  PROJECT,
+  RFC3339_MICROS,
+  start,
+  type Answer,
+  type Json,
+} from './vertex-harness.js';
 
-type Json = Record<string, unknown>;
-
-const PROJECT = 'demo-project';
-const NUMBER = '123456789012';
-const LOCATION = 'us-central1';
-const GEMINI = 'publishers/google/models/gemini-2.5-flash';
-const CLAUDE = 'publishers/anthropic/models/claude-3-5-haiku';
-const INSTRUCTION = 'Classify the sentiment of this review as positive, negative or neutral: ';
-const MANUAL = { pendingMs: Infinity, runningMs: Infinity, cancellingMs: Infinity };
-const FAST = { pendingMs: 0, runningMs: 0, cancellingMs: 0 };
-const JOB_NAME = /^projects\/123456789012\/locations\/us-central1\/batchPredictionJobs\/\d{19}$/;
-const RFC3339_MICROS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-
-/** An in-memory {@link BlobStore}: what the local stack provides over the storage emulator. */
-class MemoryBlobs implements BlobStore {
-  readonly objects = new Map<string, Buffer>();
-
-  async read(uri: string): Promise<Buffer> {
-    const data = this.objects.get(uri);
-    if (!data) throw Object.assign(new Error(`No such object: ${uri}`), { code: 404 });
-    return data;
-  }
-
-  async write(uri: string, data: Buffer | string): Promise<void> {
-    this.objects.set(uri, Buffer.from(data));
-  }
-
-  put(uri: string, lines: string[]): void {
-    this.objects.set(uri, Buffer.from(lines.map((l) => `${l}\n`).join('')));
-  }
-
-  /** The parsed lines of a JSONL object. */
-  lines(uri: string): Json[] {
-    const data = this.objects.get(uri);
-    if (!data) throw new Error(`not written: ${uri}`);
-    return data
-      .toString('utf8')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Json);
-  }
-}
-
-const running: VertexEmulator[] = [];
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((e) => e.close()));
-});
-
-async function start(
-  options: Partial<VertexEmulatorOptions> = {},
-): Promise<{ emu: VertexEmulator; blobs: MemoryBlobs }> {
-  const blobs = new MemoryBlobs();
-  const emu = await startVertexEmulator({ blobs, ...options });
-  running.push(emu);
-  return { emu, blobs };
-}
-
-interface Answer {
-  status: number;
-  body: Json;
-}
-
-async function call(
-  emu: VertexEmulator,
-  method: string,
-  path: string,
-  body?: unknown,
-  init: RequestInit = {},
-): Promise<Answer> {
-  const res = await fetch(`${emu.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    ...init,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Json) };
-}
-
-const jobsPath = (location = LOCATION, project = PROJECT): string =>
-  `/v1/projects/${project}/locations/${location}/batchPredictionJobs`;
-
-/** A create request body, like the one our code sends. */
-function jobBody(overrides: Json = {}): Json {
-  const id = typeof overrides.displayName === 'string' ? overrides.displayName : 'reviews-1';
-  return {
-    displayName: id,
-    model: GEMINI,
-    inputConfig: { instancesFormat: 'jsonl', gcsSource: { uris: ['gs://acme-in/reviews.jsonl'] } },
-    outputConfig: {
-      predictionsFormat: 'jsonl',
-      gcsDestination: { outputUriPrefix: `gs://acme-out/results/${id}/` },
-    },
-    labels: { batch_courier: 'v1', job_id: id },
-    ...overrides,
-  };
-}
-
-async function create(
-  emu: VertexEmulator,
-  overrides: Json = {},
-  location = LOCATION,
-): Promise<VertexJobJson> {
-  const res = await call(emu, 'POST', jobsPath(location), jobBody(overrides));
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body as unknown as VertexJobJson;
-}
-
-async function get(emu: VertexEmulator, name: string): Promise<VertexJobJson> {
-  const res = await call(emu, 'GET', `/v1/${name}`);
-  expect(res.status).toBe(200);
-  return res.body as unknown as VertexJobJson;
-}
-
-function geminiLine(review: string): string {
-  return JSON.stringify({
-    request: { contents: [{ role: 'user', parts: [{ text: `${INSTRUCTION}${review}` }] }] },
-  });
-}
-
-function claudeLine(customId: string, content: unknown): string {
-  return JSON.stringify({
-    custom_id: customId,
-    request: {
-      messages: [{ role: 'user', content }],
-      anthropic_version: 'vertex-2023-10-16',
-      max_tokens: 8,
-    },
-  });
-}
+afterEach(closeEmulators);
 
 function googleError(res: Answer): { code: number; message: string; status: string } {
   const error = res.body.error as { code: number; message: string; status: string };
@@ -152,18 +41,6 @@ function googleError(res: Answer): { code: number; message: string; status: stri
   expect(error.code).toBe(res.status);
   expect(typeof error.message).toBe('string');
   return error;
-}
-
-/** The job once no job is unfinished (timers of 0 ms), checked to be in `state`. */
-async function finished(
-  emu: VertexEmulator,
-  name: string,
-  state: VertexJobJson['state'],
-): Promise<VertexJobJson> {
-  await emu.whenIdle();
-  const job = await get(emu, name);
-  expect(job.state).toBe(state);
-  return job;
 }
 
 function listNames(res: Answer): string[] {
@@ -261,15 +138,16 @@ describe('vertex emulator', () => {
     const directory = `gs://acme-out/results/reviews-1/prediction-model-${created.createTime}`;
     expect(done.outputInfo).toEqual({ gcsOutputDirectory: directory });
 
+    expect(blobs.files(directory)).toEqual(['predictions.jsonl']);
     const lines = blobs.lines(`${directory}/predictions.jsonl`);
     expect(lines).toHaveLength(3);
-    expect(Object.keys(lines[0] ?? {})).toEqual([
-      'status',
-      'processed_time',
-      'request',
-      'response',
-    ]);
-    expect(lines[0]).toEqual({
+    const promptOf = (row: Json | undefined): unknown =>
+      (row?.request as { contents: { parts: { text: string }[] }[] }).contents[0]?.parts[0]?.text;
+    const first = lines.find(
+      (l) => promptOf(l) === `${INSTRUCTION}Arrived early and works perfectly.`,
+    );
+    expect(Object.keys(first ?? {})).toEqual(['status', 'processed_time', 'request', 'response']);
+    expect(first).toEqual({
       status: '',
       processed_time: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T[\d:.]+\+00:00$/) as unknown,
       request: {
@@ -288,21 +166,20 @@ describe('vertex emulator', () => {
             avgLogprobs: expect.any(Number) as unknown,
           },
         ],
-        usageMetadata: {
+        usageMetadata: expect.objectContaining({
           promptTokenCount: expect.any(Number) as unknown,
           candidatesTokenCount: 1,
           totalTokenCount: expect.any(Number) as unknown,
-        },
+        }) as unknown,
         modelVersion: 'gemini-2.5-flash',
       },
     });
-    const answers = lines.map((l) => {
-      const response = l.response as {
-        candidates: { content: { parts: { text: string }[] } }[];
-      };
-      return response.candidates[0]?.content.parts[0]?.text;
+    const answers = Object.fromEntries(lines.map((l) => [promptOf(l), answerOf(l)]));
+    expect(answers).toEqual({
+      [`${INSTRUCTION}Arrived early and works perfectly.`]: 'positive',
+      [`${INSTRUCTION}The blender broke after two days.`]: 'negative',
+      [`${INSTRUCTION}It is a box.`]: 'neutral',
     });
-    expect(answers).toEqual(['positive', 'negative', 'neutral']);
   });
 
   it('runs jobs to the end on its own timers and reports idleness', async () => {
@@ -364,8 +241,15 @@ describe('vertex emulator', () => {
     const done = await finished(emu, job.name, 'JOB_STATE_SUCCEEDED');
     expect(done.completionStats).toEqual({ successfulCount: '2' });
     const lines = blobs.lines(`${done.outputInfo?.gcsOutputDirectory}/predictions.jsonl`);
-    expect(Object.keys(lines[0] ?? {})).toEqual(['custom_id', 'request', 'response', 'status']);
-    expect(lines[0]).toEqual({
+    const byId = new Map(lines.map((l) => [l.custom_id, l]));
+    expect([...byId.keys()].sort()).toEqual(['review-0007', 'review-0008']);
+    expect(Object.keys(byId.get('review-0007') ?? {})).toEqual([
+      'custom_id',
+      'request',
+      'response',
+      'status',
+    ]);
+    expect(byId.get('review-0007')).toEqual({
       custom_id: 'review-0007',
       request: {
         messages: [{ role: 'user', content: `${INSTRUCTION}Arrived early and works perfectly.` }],
@@ -379,11 +263,14 @@ describe('vertex emulator', () => {
         model: 'claude-3-5-haiku',
         content: [{ type: 'text', text: 'positive' }],
         stop_reason: 'end_turn',
-        usage: { input_tokens: expect.any(Number) as unknown, output_tokens: 1 },
+        usage: expect.objectContaining({
+          input_tokens: expect.any(Number) as unknown,
+          output_tokens: 1,
+        }) as unknown,
       },
       status: '',
     });
-    expect(lines[1]).toMatchObject({
+    expect(byId.get('review-0008')).toMatchObject({
       custom_id: 'review-0008',
       response: { content: [{ type: 'text', text: 'negative' }] },
       status: '',
@@ -405,13 +292,23 @@ describe('vertex emulator', () => {
     expect(done.completionStats).toEqual({ successfulCount: '2', failedCount: '4' });
     expect(done).not.toHaveProperty('error');
     const lines = blobs.lines(`${done.outputInfo?.gcsOutputDirectory}/predictions.jsonl`);
-    expect(lines.map((l) => l.status === '')).toEqual([true, false, false, false, false, true]);
-    for (const failed of lines.slice(1, 5)) {
-      expect(failed.status).toEqual(expect.stringMatching(/\S/));
-      expect(failed).not.toHaveProperty('response');
+    expect(lines).toHaveLength(6);
+    expect(
+      lines
+        .filter((l) => l.status === '')
+        .map(answerOf)
+        .sort(),
+    ).toEqual(['negative', 'positive']);
+    const failed = lines.filter((l) => l.status !== '');
+    for (const row of failed) {
+      expect(row.status).toMatch(
+        /^Bad Request: \{"error": \{"code": 400, "message": ".+", "status": "INVALID_ARGUMENT"\}\}$/,
+      );
+      expect(row).not.toHaveProperty('response');
     }
-    expect(lines[2]).not.toHaveProperty('request');
-    expect(lines[4]?.request).toEqual({ contents: [] });
+    // Lines that are not JSON, or have no request object, echo no request.
+    expect(failed.filter((l) => !('request' in l))).toHaveLength(3);
+    expect(failed.filter((l) => 'request' in l).map((l) => l.request)).toEqual([{ contents: [] }]);
   });
 
   it('ends FAILED with INVALID_ARGUMENT when every line fails', async () => {
