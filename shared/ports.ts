@@ -4,7 +4,7 @@
  * (and, for the job store, by the offline stack when no Firestore emulator is installed).
  */
 import type { CompletionEvent } from './core/events.js';
-import type { JobRecord } from './core/jobs.js';
+import type { JobRecord, JobStatus } from './core/jobs.js';
 import type { BatchJobRequest, VertexBatchJob } from './core/vertex.js';
 
 /** Reads input objects from Cloud Storage. */
@@ -71,6 +71,19 @@ export interface OutstandingPage {
   next: string | undefined;
 }
 
+/** What {@link JobStore.listRecent} returns: filters and a limit. */
+export interface RecentQuery {
+  /** Only records in one of these statuses; absent or empty: any status. */
+  statuses?: readonly JobStatus[];
+  /** Only records created at or after this instant (RFC 3339 UTC, as `toISOString()` writes it). */
+  since?: string;
+  /** At most this many records, a whole number from 1 to {@link MAX_RECENT_LIMIT}. */
+  limit: number;
+}
+
+/** The most records one {@link JobStore.listRecent} call returns. */
+export const MAX_RECENT_LIMIT = 1000;
+
 /** Stores job records (Firestore). Every change is atomic with respect to concurrent changes. */
 export interface JobStore {
   /** Creates the record unless one with its id exists; returns the stored record either way. */
@@ -97,6 +110,12 @@ export interface JobStore {
   releaseSlot(pool: string, jobId: string): Promise<void>;
   /** Records with `outstanding == true`, oldest first, `limit` at a time. */
   listOutstanding(limit: number, cursor?: string): Promise<OutstandingPage>;
+  /**
+   * Records newest first (`createTime` descending, then job id descending), optionally only some
+   * statuses and only those created since an instant; for operators (`batch-courier jobs`). Throws
+   * a RangeError for a limit outside 1..{@link MAX_RECENT_LIMIT}.
+   */
+  listRecent(query: RecentQuery): Promise<JobRecord[]>;
 }
 
 /** A page of `list` results. */

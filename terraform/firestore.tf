@@ -36,3 +36,26 @@ resource "google_firestore_index" "outstanding_jobs" {
 
   depends_on = [google_project_service.apis, google_firestore_database.default]
 }
+
+# The operators' listing, `batch-courier jobs --status S` (newest first:
+# where(status == S).orderBy(createTime desc)), needs this index (RECENT_JOBS_INDEX in
+# shared/adapters/recent-jobs-index.ts; a test compares both). Without a status filter the listing
+# uses Firestore's automatic single-field index of createTime.
+resource "google_firestore_index" "recent_jobs" {
+  project     = var.project_id
+  database    = "(default)"
+  collection  = var.firestore.jobs_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "createTime"
+    order      = "DESCENDING"
+  }
+
+  depends_on = [google_project_service.apis, google_firestore_database.default]
+}

@@ -14,11 +14,12 @@ import firestoreModule, {
   type DocumentSnapshot,
   type Firestore,
   type GrpcStatus,
+  type Query,
   type Timestamp,
 } from '@google-cloud/firestore';
 import { BatchCourierError, PermanentError, TransientError } from '../core/errors.js';
 import type { JobRecord, JobStatus } from '../core/jobs.js';
-import type { JobStore, OutstandingPage } from '../ports.js';
+import { MAX_RECENT_LIMIT, type JobStore, type OutstandingPage } from '../ports.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { formatSeconds, withTimeLimit } from '../time-limit.js';
 import { holdsCapacity } from '../core/transitions.js';
@@ -263,6 +264,28 @@ export function createFirestoreJobStore(
         const last = records[records.length - 1];
         return { records, next: records.length === limit && last ? encodeCursor(last) : undefined };
       }),
+
+    listRecent: async ({ statuses = [], since, limit }) => {
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_RECENT_LIMIT) {
+        throw new RangeError(
+          `listRecent: limit must be a whole number from 1 to ${MAX_RECENT_LIMIT}`,
+        );
+      }
+      return run('list recent records', async () => {
+        // Newest first. A status filter with this order is served by the composite index of
+        // shared/adapters/recent-jobs-index.ts; without one, by the single-field index of createTime.
+        let query: Query = col;
+        if (statuses.length === 1) query = query.where('status', '==', statuses[0]);
+        else if (statuses.length > 1) query = query.where('status', 'in', [...statuses]);
+        if (since !== undefined) query = query.where('createTime', '>=', since);
+        const snap = await query
+          .orderBy('createTime', 'desc')
+          .orderBy(FieldPath.documentId(), 'desc')
+          .limit(limit)
+          .get();
+        return snap.docs.map((d) => d.data() as JobRecord);
+      });
+    },
   };
 }
 

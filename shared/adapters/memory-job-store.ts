@@ -4,7 +4,12 @@
  * against Firestore, so it cannot drift from the real adapter.
  */
 import type { JobRecord } from '../core/jobs.js';
-import type { JobStore, OutstandingPage, RecordChange } from '../ports.js';
+import {
+  MAX_RECENT_LIMIT,
+  type JobStore,
+  type OutstandingPage,
+  type RecordChange,
+} from '../ports.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { holdsCapacity } from '../core/transitions.js';
 
@@ -71,6 +76,19 @@ export function createMemoryJobStore(): JobStore & {
       const records = sorted.slice(0, limit).map((d) => structuredClone(d));
       const last = records[records.length - 1];
       return { records, next: sorted.length > limit && last ? encodeCursor(last) : undefined };
+    },
+    async listRecent({ statuses = [], since, limit }) {
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_RECENT_LIMIT) {
+        throw new RangeError(
+          `listRecent: limit must be a whole number from 1 to ${MAX_RECENT_LIMIT}`,
+        );
+      }
+      return [...docs.values()]
+        .filter((d) => statuses.length === 0 || statuses.includes(d.status))
+        .filter((d) => since === undefined || d.createTime >= since)
+        .sort((a, b) => compare(b, a))
+        .slice(0, limit)
+        .map((d) => structuredClone(d));
     },
     all: () => [...docs.values()].map((d) => structuredClone(d)),
     clear: () => {

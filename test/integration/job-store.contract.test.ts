@@ -11,6 +11,7 @@ import {
   firestoreClientConfig,
 } from '../../shared/adapters/firestore-job-store.js';
 import { createMemoryJobStore } from '../../shared/adapters/memory-job-store.js';
+import type { JobRecord } from '../../shared/core/jobs.js';
 import type { JobStore } from '../../shared/ports.js';
 import { submittingRecord } from '../records.js';
 
@@ -151,6 +152,64 @@ function contract(name: string, makeStore: () => JobStore): void {
       expect(await store.reserveSlot('anthropic', 'h2', 1)).toBe(false);
       await store.update('h1', (cur) => ({ ...cur, status: 'COMPLETED' }));
       expect(await store.reserveSlot('anthropic', 'h2', 1)).toBe(true);
+    });
+
+    it('lists recent records newest first, filtered by status and creation time, up to a limit', async () => {
+      const store = makeStore();
+      const rows: [string, JobRecord['status'], string][] = [
+        ['r1', 'COMPLETED', '2026-11-26T10:00:01.000Z'],
+        ['r2', 'REJECTED', '2026-11-26T10:00:02.000Z'],
+        ['r3', 'SUBMITTED', '2026-11-26T10:00:03.000Z'],
+        ['r4', 'COMPLETED', '2026-11-26T10:00:04.000Z'],
+        ['r5', 'WAITING', '2026-11-26T10:00:04.000Z'],
+        ['r6', 'COMPLETED', '2026-11-26T10:00:06.000Z'],
+      ];
+      for (const [id, status, createTime] of rows) {
+        await store.createIfAbsent(submittingRecord(id, { status, createTime }));
+      }
+      const ids = (records: JobRecord[]): string[] => records.map((r) => r.jobId);
+      // Equal creation times: the larger job id first, so pages are stable.
+      expect(ids(await store.listRecent({ limit: 10 }))).toEqual([
+        'r6',
+        'r5',
+        'r4',
+        'r3',
+        'r2',
+        'r1',
+      ]);
+      expect(ids(await store.listRecent({ limit: 2 }))).toEqual(['r6', 'r5']);
+      expect(ids(await store.listRecent({ statuses: ['COMPLETED'], limit: 10 }))).toEqual([
+        'r6',
+        'r4',
+        'r1',
+      ]);
+      expect(ids(await store.listRecent({ statuses: ['REJECTED', 'WAITING'], limit: 10 }))).toEqual(
+        ['r5', 'r2'],
+      );
+      expect(ids(await store.listRecent({ since: '2026-11-26T10:00:03.000Z', limit: 10 }))).toEqual(
+        ['r6', 'r5', 'r4', 'r3'],
+      );
+      expect(
+        ids(
+          await store.listRecent({
+            statuses: ['COMPLETED'],
+            since: '2026-11-26T10:00:02.000Z',
+            limit: 1,
+          }),
+        ),
+      ).toEqual(['r6']);
+      expect(await store.listRecent({ statuses: ['SUBMIT_FAILED'], limit: 10 })).toEqual([]);
+      // Whole records, as stored.
+      expect((await store.listRecent({ statuses: ['SUBMITTED'], limit: 1 }))[0]).toEqual(
+        submittingRecord('r3', { status: 'SUBMITTED', createTime: '2026-11-26T10:00:03.000Z' }),
+      );
+    });
+
+    it('refuses a listing limit outside 1..1000', async () => {
+      const store = makeStore();
+      for (const limit of [0, -1, 1.5, 1001, Number.NaN]) {
+        await expect(store.listRecent({ limit }), String(limit)).rejects.toThrow(RangeError);
+      }
     });
 
     it('a record leaves the outstanding list once announced', async () => {

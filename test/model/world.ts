@@ -233,6 +233,7 @@ export function createModelWorld(options: WorldOptions = {}) {
         reserveSlot: (p, id, c) => effect(() => jobs.reserveSlot(p, id, c)),
         releaseSlot: (p, id) => effect(() => jobs.releaseSlot(p, id)),
         listOutstanding: (l, c) => read(() => jobs.listOutstanding(l, c)),
+        listRecent: (q) => read(() => jobs.listRecent(q)),
       },
       reader: {
         read: (b, n, g) => {
