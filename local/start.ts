@@ -68,6 +68,10 @@ const TELL: Record<LogEvent, ((line: Line) => void) | null> = {
   'poll.failed': failure,
   'event.unpublishable': failure,
   'job.duplicate_cancelled': failure,
+  'digest.failed': failure,
+  'digest.unmatched': failure,
+  'job.digested': (l) => job(l, `digested: ${digestText(l)}`),
+  'cost.unpriced': null,
   'event.unsupported': null,
   'event.stale': null,
   'input.ignored': null,
@@ -82,6 +86,18 @@ const TELL: Record<LogEvent, ((line: Line) => void) | null> = {
   'input.rejected': null,
   'event.release_failed': null,
 };
+
+/** `12 succeeded, 1 failed, 0 missing; tokens …; $…` of a digest's log line. */
+function digestText(l: Line): string {
+  const rows = l.rows as { succeeded: number; failed: number; missing: number } | undefined;
+  const usage = l.usage as Record<string, number> | null | undefined;
+  if (!rows) return str(l.note ?? 'no output');
+  const tokens = usage
+    ? `tokens in ${usage.inputTokens} / out ${usage.outputTokens} / thinking ${usage.thinkingTokens} / cached ${usage.cachedTokens}`
+    : 'no usage';
+  const cost = typeof l.actualUsd === 'number' ? `$${l.actualUsd.toFixed(6)}` : 'no price';
+  return `${rows.succeeded} succeeded, ${rows.failed} failed, ${rows.missing} missing; ${tokens}; ${cost}`;
+}
 
 /** Tells one log line; a line that is not one of ours (the functions framework's own) is skipped. */
 function narrate(line: Line): void {
@@ -101,40 +117,69 @@ function textOf(content: unknown): string {
   return '';
 }
 
+/** The lines of an object of the local storage emulator. */
+async function linesOf(stack: Stack, uri: string): Promise<string[]> {
+  const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri);
+  if (!m?.[1] || !m[2]) return [];
+  const [content] = await stack.storage.bucket(m[1]).file(m[2]).download();
+  return content.toString('utf8').trim().split('\n');
+}
+
+/** Where an object of the local storage emulator is on disk. */
+function onDisk(uri: string): string {
+  return uri.replace(/^gs:\/\//, '.local/storage/');
+}
+
+/** The digest of a finished job: its figures, where its files are, and its first results. */
 async function preview(stack: Stack, event: CompletionEvent): Promise<void> {
-  const dir = event.output?.directory;
-  if (!dir) return;
-  const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(dir);
-  if (!m?.[1] || !m[2]) return;
-  const [files] = await stack.storage.bucket(m[1]).getFiles({ prefix: `${m[2]}/` });
-  for (const file of files.slice(0, 1)) {
-    const [content] = await file.download();
-    const lines = content.toString('utf8').trim().split('\n');
+  const { results, usage, cost } = event;
+  if (!results || !event.output) return;
+  const { succeeded, failed, missing } = results.rows;
+  say(`  ${color.bold('digest')}: ${succeeded} succeeded, ${failed} failed, ${missing} missing`);
+  if (usage) {
     say(
-      `  predictions: gs://${m[1]}/${file.name} (${lines.length} lines; on disk under .local/storage/${m[1]}/)`,
+      `    tokens: ${usage.inputTokens} in, ${usage.outputTokens} out, ${usage.thinkingTokens} thinking, ${usage.cachedTokens} cached`,
     );
-    for (const l of lines.slice(0, 5)) {
-      const row = JSON.parse(l) as {
-        request?: {
-          contents?: { parts?: { text?: string }[] }[];
-          messages?: { content?: unknown }[];
-        };
-        response?: {
-          candidates?: { content?: { parts?: { text?: string }[] } }[];
-          content?: { text?: string }[];
-        };
-        status?: string;
+  }
+  if (cost) {
+    const money = (v: number | null): string => (v === null ? 'unknown' : `$${v.toFixed(6)}`);
+    say(
+      `    cost: ${money(cost.actualUsd)} (estimated before submit: at most ${money(cost.estimatedUsd)}; prices ${cost.pricing})`,
+    );
+  }
+  say(`    results.jsonl: ${results.resultsUri} (on disk: ${onDisk(results.resultsUri)})`);
+  if (results.failedRowsUri) say(`    failed.jsonl:  ${results.failedRowsUri}`);
+  const [rows, requests] = await Promise.all([
+    linesOf(stack, results.resultsUri),
+    linesOf(stack, `${event.output.uriPrefix}input.jsonl`),
+  ]);
+  for (const [i, l] of rows.slice(0, 5).entries()) {
+    const row = JSON.parse(l) as {
+      line: number;
+      status: string;
+      error: string | null;
+      response?: {
+        candidates?: { content?: { parts?: { text?: string }[] } }[];
+        content?: { text?: string }[];
+      } | null;
+    };
+    const request = JSON.parse(requests[i] ?? '{}') as {
+      request?: {
+        contents?: { parts?: { text?: string }[] }[];
+        messages?: { content?: unknown }[];
       };
-      const prompt =
-        row.request?.contents?.at(-1)?.parts?.[0]?.text ??
-        textOf(row.request?.messages?.at(-1)?.content);
-      const answer =
-        row.response?.candidates?.[0]?.content?.parts?.[0]?.text ??
-        row.response?.content?.[0]?.text ??
-        `error: ${row.status}`;
-      const text = prompt.includes(': ') ? prompt.slice(prompt.lastIndexOf(': ') + 2) : prompt;
-      say(`    ${answer.padEnd(9)} ← ${text.length > 70 ? `${text.slice(0, 67)}...` : text}`);
-    }
+    };
+    const prompt =
+      request.request?.contents?.at(-1)?.parts?.[0]?.text ??
+      textOf(request.request?.messages?.at(-1)?.content);
+    const answer =
+      row.response?.candidates?.[0]?.content?.parts?.[0]?.text ??
+      row.response?.content?.[0]?.text ??
+      `failed: ${(row.error ?? '').slice(0, 60)}`;
+    const text = prompt.includes(': ') ? prompt.slice(prompt.lastIndexOf(': ') + 2) : prompt;
+    say(
+      `    line ${String(row.line).padEnd(3)} ${answer.padEnd(9)} ← ${text.length > 60 ? `${text.slice(0, 57)}...` : text}`,
+    );
   }
 }
 
@@ -229,7 +274,7 @@ async function main(): Promise<number> {
     previewed.set(
       e.eventId,
       preview(stack, e).catch((err: unknown) =>
-        say(color.red(`  could not read the predictions: ${String(err)}`)),
+        say(color.red(`  could not read the results: ${String(err)}`)),
       ),
     );
   };

@@ -3,6 +3,7 @@
  * Handlers never read the environment themselves; they receive the frozen {@link Config}.
  */
 import { z } from 'zod';
+import { priceTableSchema, priceTableWith } from './core/pricing.js';
 
 /** Log levels, lowest first. */
 export const LOG_LEVELS = ['debug', 'info', 'warning', 'error'] as const;
@@ -129,6 +130,35 @@ const deployedSchema = {
         'must be gs:// or https:// prefixes separated by commas',
       ),
   ),
+  /**
+   * Reject an input whose estimated cost (an upper bound, README "Results and cost") is above this
+   * many US dollars, before anything is spent (`INPUT.OVER_BUDGET`). 0: no limit.
+   */
+  MAX_ESTIMATED_COST_USD: z.preprocess(
+    emptyAsUndefined,
+    z.coerce.number().min(0, 'must be 0 (no limit) or a positive amount of US dollars').default(0),
+  ),
+  /**
+   * Prices replacing or adding models of the built-in table (`shared/core/prices.json`): JSON of
+   * the same shape, `{"date": "YYYY-MM-DD", "models": {"<model id>": {"input": …, "output": …}}}`.
+   * Empty: the built-in table.
+   */
+  PRICE_TABLE: z.preprocess(
+    (v) => {
+      if (typeof v !== 'string' || v === '') return undefined;
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        return v; // not JSON: refused by the schema below, with its message
+      }
+    },
+    z
+      .object(priceTableSchema.shape, {
+        error: 'must be JSON: {"date": "YYYY-MM-DD", "models": {"<model id>": {"input": …}}}',
+      })
+      .optional()
+      .transform(priceTableWith),
+  ),
   /** `debug`, `info`, `warning` or `error`. */
   LOG_LEVEL: z.preprocess(
     (v) => (typeof v === 'string' && v !== '' ? v.toLowerCase() : undefined),
@@ -190,7 +220,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       const key = String(issue.path[0] ?? '(config)');
       if (problems.has(key)) continue;
       const missing = picked[key] === undefined || picked[key] === '';
-      problems.set(key, `${key}: ${missing ? 'is required' : issue.message}`);
+      // Inside a structured value (PRICE_TABLE), say where: `models.gemini-2.5-flash.input`.
+      const inner = issue.path.slice(1).map(String).join('.');
+      const reason = missing ? 'is required' : inner ? `${inner}: ${issue.message}` : issue.message;
+      problems.set(key, `${key}: ${reason}`);
     }
     throw new ConfigError([...problems.values()]);
   }

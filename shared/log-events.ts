@@ -14,6 +14,7 @@ export const LOG_EVENTS = {
   'input.invalid': 'the input was refused',
   'input.read_denied': 'no permission to read the input (IAM)',
   'input.waiting': 'queued until its model has capacity',
+  'cost.unpriced': 'no price for the model: the estimate or actual cost is null',
   'submit.retry': 'a transient failure; the delivery will be retried',
   // creating the job
   'job.submitted': 'the Vertex AI batch job was created',
@@ -33,6 +34,10 @@ export const LOG_EVENTS = {
   'poll.list_failed': 'a list failed; its jobs are read one by one',
   'poll.completed': 'a poll run finished',
   'poll.failed': 'a poll run failed',
+  // digesting a finished job's output, before its event
+  'job.digested': "the job's results digest was written",
+  'digest.failed': 'the digest could not be made; the event goes without it',
+  'digest.unmatched': 'output lines matched no input line',
   // announcing
   'job.completed': 'the completion event was published',
   'input.rejected': 'the rejection event was published',

@@ -30,6 +30,14 @@ function thinkingBudget(request: Record<string, unknown>): number | undefined {
   return typeof budget === 'number' ? budget : undefined;
 }
 
+/** `generationConfig.maxOutputTokens` (either JSON spelling), when a number. */
+function maxOutputTokens(request: Record<string, unknown>): number | undefined {
+  const config = request.generationConfig ?? request.generation_config;
+  if (!isObject(config)) return undefined;
+  const max = config.maxOutputTokens ?? config.max_output_tokens;
+  return typeof max === 'number' ? max : undefined;
+}
+
 /** A Gemini `usageMetadata`. */
 export function geminiUsage(row: {
   request: Record<string, unknown>;
@@ -46,8 +54,11 @@ export function geminiUsage(row: {
   const budget = thinkingBudget(row.request);
   const thinks = THINKING_MODEL.test(row.modelId) && budget !== 0;
   const natural = 96 + Math.floor(640 * hashUnit(row.key, 'thoughts'));
+  // Thinking counts against maxOutputTokens on the thinking models: it never exceeds what is left.
+  const max = maxOutputTokens(row.request);
+  const room = max === undefined ? Infinity : Math.max(0, max - candidatesTokenCount);
   const thoughtsTokenCount = thinks
-    ? Math.min(natural, budget && budget > 0 ? budget : natural)
+    ? Math.min(natural, budget && budget > 0 ? budget : natural, room)
     : 0;
   const cached = cachedTokens(row.key, promptTokenCount);
   const text = (tokenCount: number) => [{ modality: 'TEXT', tokenCount }];

@@ -1,20 +1,32 @@
 /**
- * Announcing an outcome: publish the completion event once, then mark the record announced.
- * Shared by the submit function (rejections) and the poller (finished jobs, retried announcements).
+ * Announcing an outcome: digest a finished job's output, publish the completion event once, then
+ * mark the record announced. Shared by the submit function (rejections) and the poller (finished
+ * jobs, retried announcements).
  */
-import { PermanentError } from '../core/errors.js';
+import { digestJob, type DigestDeps } from './digest.js';
+import { PermanentError, TransientError } from '../core/errors.js';
 import { buildCompletionEvent } from '../core/events.js';
-import { logFields } from '../core/jobs.js';
-import type { Logger } from '../logger.js';
+import { logFields, type Digest, type JobRecord } from '../core/jobs.js';
+import { pricingName } from '../core/pricing.js';
 import type { Clock, EventPublisher, JobStore } from '../ports.js';
-import { claimAnnouncement, markAnnounced, release } from '../core/transitions.js';
+import {
+  claimAnnouncement,
+  DIGEST_TIME_LIMIT_SECONDS,
+  markAnnounced,
+  MAX_DIGEST_ATTEMPTS,
+  needsDigest,
+  release,
+  toDigested,
+} from '../core/transitions.js';
+import { formatSeconds, withTimeLimit } from '../time-limit.js';
 
 /** What {@link announce} needs. */
-export interface AnnounceDeps {
+export interface AnnounceDeps extends DigestDeps {
   jobs: JobStore;
   publisher: EventPublisher;
-  log: Logger;
   clock: Clock;
+  /** Tuning of the digest (tests). */
+  digest?: { timeLimitMs?: number; partBytes?: number };
 }
 
 /**
@@ -28,10 +40,21 @@ export interface AnnounceDeps {
 export async function announce(jobId: string, owner: string, deps: AnnounceDeps): Promise<boolean> {
   // Why a claim in a transaction: concurrent poll runs (and a submit retry) may all see the same
   // unannounced outcome; only the one that takes the claim publishes.
-  const claimed = await deps.jobs.update(jobId, claimAnnouncement(owner, deps.clock()));
+  let claimed = await deps.jobs.update(jobId, claimAnnouncement(owner, deps.clock()));
   if (!claimed) return false;
 
+  // Why the digest comes first, under the same claim: the event carries its figures, so it waits
+  // for them; a crash mid-digest leaves the claim to expire and a later run digests again (the
+  // files are the same), and only the holder of the claim records the digest and publishes.
+  if (needsDigest(claimed)) {
+    const digest = await digestOrGiveUp(claimed, owner, deps);
+    const digested = await deps.jobs.update(jobId, toDigested(owner, deps.clock(), digest));
+    if (!digested) return false; // the claim ran out meanwhile: its new holder publishes
+    claimed = digested;
+  }
+
   let messageId: string;
+  const current = claimed;
   const event = buildCompletionEvent(claimed, deps.clock());
   try {
     messageId = await deps.publisher.publish(event);
@@ -44,7 +67,7 @@ export async function announce(jobId: string, owner: string, deps: AnnounceDeps)
     );
     if (err instanceof PermanentError) {
       deps.log.error('event.unpublishable', 'Pub/Sub refused the completion event', {
-        ...logFields(claimed),
+        ...logFields(current),
         eventId: event.eventId,
         error: err,
         fix: 'check that COMPLETION_TOPIC exists and the function may publish to it',
@@ -69,7 +92,85 @@ export async function announce(jobId: string, owner: string, deps: AnnounceDeps)
       messageId,
       state: event.state,
       vertexJob: event.vertexJob,
+      ...(event.error ? { errorCode: event.error.code } : {}),
+      ...(event.results ? { rows: event.results.rows } : {}),
+      ...(event.cost
+        ? { estimatedUsd: event.cost.estimatedUsd, actualUsd: event.cost.actualUsd }
+        : {}),
     },
   );
   return true;
+}
+
+/**
+ * Digests the job's output within {@link DIGEST_TIME_LIMIT_SECONDS}. A failure that may pass
+ * releases the claim and throws (a later run tries again); after {@link MAX_DIGEST_ATTEMPTS}
+ * attempts, or a failure that cannot pass, the event goes out without a digest (`results` null),
+ * logged at ERROR: the outcome is never held back for good.
+ */
+async function digestOrGiveUp(
+  record: JobRecord,
+  owner: string,
+  deps: AnnounceDeps,
+): Promise<Digest> {
+  const fields = { ...logFields(record), vertexJob: record.vertexJob };
+  const giveUp = (why: string, error?: unknown): Digest => {
+    deps.log.error('digest.failed', 'No results digest: the event goes out without one', {
+      ...fields,
+      attempts: record.digestAttempts,
+      reason: why,
+      ...(error === undefined ? {} : { error }),
+      fix: 'check that the poll function may read and write the output bucket; the output files stay in place',
+    });
+    return {
+      results: null,
+      usage: null,
+      actualUsd: null,
+      pricing: pricingName(deps.config.PRICE_TABLE),
+      note: why,
+    };
+  };
+  if (record.digestAttempts > MAX_DIGEST_ATTEMPTS) {
+    return giveUp(`the digest was started ${MAX_DIGEST_ATTEMPTS} times and never finished`);
+  }
+  const limitMs = deps.digest?.timeLimitMs ?? DIGEST_TIME_LIMIT_SECONDS * 1000;
+  const stop = new AbortController();
+  const started = performance.now();
+  try {
+    const digest = await withTimeLimit(
+      digestJob(record, deps, {
+        workId: `${owner}-${record.digestAttempts}`,
+        signal: stop.signal,
+        ...(deps.digest?.partBytes ? { partBytes: deps.digest.partBytes } : {}),
+      }),
+      limitMs,
+      () => {
+        stop.abort();
+        return new TransientError(
+          'DEADLINE.EXCEEDED',
+          `the digest did not finish within ${formatSeconds(limitMs)}`,
+        );
+      },
+    );
+    deps.log.info('job.digested', 'Results digest written', {
+      ...fields,
+      ...(digest.results ? { rows: digest.results.rows } : { note: digest.note }),
+      usage: digest.usage,
+      actualUsd: digest.actualUsd,
+      ms: Math.round(performance.now() - started),
+    });
+    return digest;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof PermanentError || record.digestAttempts >= MAX_DIGEST_ATTEMPTS) {
+      return giveUp(`the digest failed after ${record.digestAttempts} attempts: ${message}`, err);
+    }
+    await deps.jobs.update(record.jobId, release(owner)).catch(() => undefined);
+    deps.log.warning('digest.failed', 'The digest failed; a later poll run tries again', {
+      ...fields,
+      attempts: record.digestAttempts,
+      error: err,
+    });
+    throw err;
+  }
 }

@@ -6,7 +6,7 @@
  * region never delays another's announcements.
  */
 import { announce } from './announce.js';
-import { chunk, mapLimit } from './concurrency.js';
+import { chunk, mapLimit, Serial } from './concurrency.js';
 import { deadlineAfter, type Deadline } from './deadline.js';
 import { BatchCourierError, PermanentError } from '../core/errors.js';
 import { POLL_TIME_BUDGET_SECONDS } from '../function-targets.js';
@@ -24,6 +24,7 @@ import {
 import {
   CANCEL_CONFIRM_HOURS,
   isStaleSubmitting,
+  needsDigest,
   OUTCOME_STATUSES,
   toCancelRequested,
   toCompleted,
@@ -80,6 +81,10 @@ export interface PollSummary {
   errors: number;
   /** True when the run stopped at its time budget with work left for the next run. */
   truncated: boolean;
+  /** Inputs waiting for capacity seen by this run. */
+  waiting: number;
+  /** How long the oldest of them has waited, in seconds (0 when none). */
+  oldestWaitingSeconds: number;
 }
 
 const DEFAULTS: PollOptions = {
@@ -99,6 +104,8 @@ interface Run {
   summary: PollSummary;
   /** Queues (model and region) blocked for the rest of this run: first-in first-out. */
   blocked: Set<string>;
+  /** Digests run one at a time: each holds a part of its results in memory. */
+  digests: Serial;
 }
 
 /** One poll run. Throws only when the job store cannot be read. */
@@ -118,8 +125,11 @@ export async function pollBatchJobs(deps: PollDeps): Promise<PollSummary> {
       submitted: 0,
       errors: 0,
       truncated: false,
+      waiting: 0,
+      oldestWaitingSeconds: 0,
     },
     blocked: new Set<string>(),
+    digests: new Serial(),
   };
   const { summary, deadline } = run;
 
@@ -145,6 +155,15 @@ export async function pollBatchJobs(deps: PollDeps): Promise<PollSummary> {
     firstPage = false;
     cursor = page.next;
     summary.checked += page.records.length;
+    const now = deps.clock();
+    for (const r of page.records) {
+      if (r.status !== 'WAITING') continue;
+      summary.waiting++;
+      summary.oldestWaitingSeconds = Math.max(
+        summary.oldestWaitingSeconds,
+        Math.round(hoursWaiting(r, now) * 3600),
+      );
+    }
 
     const submitted = page.records.filter((r) => r.status === 'SUBMITTED' && r.vertexJob);
     const byLocation = new Map<string, JobRecord[]>();
@@ -188,19 +207,35 @@ function failed(run: Run, err: unknown, what: LogEvent, fields: Record<string, u
 
 /** Outcomes known but not yet announced (a failed or interrupted publish). */
 async function announceOutcomes(records: JobRecord[], run: Run): Promise<void> {
+  await mapLimit(records, run.opts.concurrency, (record) =>
+    announceOne(record, needsDigest(record), run),
+  );
+}
+
+/**
+ * Announces one outcome. A digest first (a job that just finished, or whose digest is still to be
+ * made) runs one at a time and under its own time limit, not the run's budget, so a large output
+ * is never cut short by a late start: it only does not start once the budget is spent.
+ */
+async function announceOne(record: JobRecord, digest: boolean, run: Run): Promise<void> {
   const { deps, deadline, summary } = run;
-  await mapLimit(records, run.opts.concurrency, async (record) => {
-    if (deadline.expired()) {
-      summary.truncated = true;
-      return;
-    }
-    try {
-      if (await deadline.within('announce', () => announce(record.jobId, run.owner, deps)))
-        summary.published++;
-    } catch (err) {
-      failed(run, err, 'poll.job_failed', { jobId: record.jobId, vertexJob: record.vertexJob });
-    }
-  });
+  const over = (): boolean => {
+    if (!deadline.expired()) return false;
+    summary.truncated = true;
+    return true;
+  };
+  try {
+    const published = digest
+      ? await run.digests.run(() =>
+          over() ? Promise.resolve(false) : announce(record.jobId, run.owner, deps),
+        )
+      : over()
+        ? false
+        : await deadline.within('announce', () => announce(record.jobId, run.owner, deps));
+    if (published) summary.published++;
+  } catch (err) {
+    failed(run, err, 'poll.job_failed', { jobId: record.jobId, vertexJob: record.vertexJob });
+  }
 }
 
 /** How long a queued input has waited, in hours. */
@@ -305,11 +340,13 @@ async function reconcileLocation(records: JobRecord[], run: Run): Promise<void> 
     }
     const lookup = found.get(record.jobId);
     if (!lookup) return; // not read before the budget ran out
+    let finished = false;
     try {
-      await deadline.within('reconcile', () => reconcile(record, lookup, run));
+      finished = await deadline.within('reconcile', () => reconcile(record, lookup, run));
     } catch (err) {
       failed(run, err, 'poll.job_failed', { jobId: record.jobId, vertexJob: record.vertexJob });
     }
+    if (finished) await announceOne(record, true, run);
   });
 }
 
@@ -369,7 +406,8 @@ async function readJobs(records: JobRecord[], run: Run): Promise<Map<string, Loo
   return found;
 }
 
-async function reconcile(record: JobRecord, lookup: Lookup, run: Run): Promise<void> {
+/** Records what Vertex said of a job; true when it finished (its outcome is then announced). */
+async function reconcile(record: JobRecord, lookup: Lookup, run: Run): Promise<boolean> {
   const { deps, summary } = run;
   let job: VertexBatchJob;
   if ('error' in lookup) {
@@ -392,15 +430,14 @@ async function reconcile(record: JobRecord, lookup: Lookup, run: Run): Promise<v
   const now = deps.clock();
   if (isTerminalState(state)) {
     await finish(record, terminalFields(job, state, record), run);
-    return;
+    return true;
   }
 
   const maxHours = deps.config.MAX_JOB_AGE_HOURS;
   // Wall-clock age since creation: time spent PAUSED or QUEUED counts, so no job is tracked forever.
   const since = Date.parse(record.vertexCreateTime ?? record.createTime);
   if (maxHours > 0 && now.getTime() - since > maxHours * 3600_000) {
-    await cancelTooOld(record, job, maxHours, run);
-    return;
+    return cancelTooOld(record, job, maxHours, run);
   }
 
   if (state !== record.vertexState || (job.startTime && !record.vertexStartTime)) {
@@ -415,9 +452,10 @@ async function reconcile(record: JobRecord, lookup: Lookup, run: Run): Promise<v
       });
     }
   }
+  return false;
 }
 
-/** Records a terminal outcome (once), frees its capacity slot and announces it. */
+/** Records a terminal outcome (once) and frees its capacity slot; the caller announces it. */
 async function finish(record: JobRecord, outcome: TerminalFields, run: Run): Promise<void> {
   const { deps, summary } = run;
   const written = await deps.jobs.update(record.jobId, toCompleted(deps.clock(), outcome));
@@ -442,21 +480,20 @@ async function finish(record: JobRecord, outcome: TerminalFields, run: Run): Pro
       }),
     );
   }
-  if (await announce(record.jobId, run.owner, deps)) summary.published++;
 }
 
 /**
  * A job older than MAX_JOB_AGE_HOURS: ask Vertex to cancel it, once, and keep polling. Cancel is
  * best effort (the job may still succeed or fail): only the state Vertex then reports is
  * announced. If Vertex reports no final state CANCEL_CONFIRM_HOURS after the request, the job is
- * announced as cancelled and no longer tracked.
+ * announced as cancelled and no longer tracked (true: finished).
  */
 async function cancelTooOld(
   record: JobRecord,
   job: VertexBatchJob,
   maxHours: number,
   run: Run,
-): Promise<void> {
+): Promise<boolean> {
   const { deps, summary } = run;
   const now = deps.clock();
   if (record.cancelRequestedAt === null) {
@@ -480,10 +517,10 @@ async function cancelTooOld(
         },
       );
     }
-    return;
+    return false;
   }
   const waited = now.getTime() - Date.parse(record.cancelRequestedAt);
-  if (waited < CANCEL_CONFIRM_HOURS * 3600_000) return;
+  if (waited < CANCEL_CONFIRM_HOURS * 3600_000) return false;
   await finish(
     record,
     {
@@ -496,6 +533,7 @@ async function cancelTooOld(
     },
     run,
   );
+  return true;
 }
 
 function terminalFields(job: VertexBatchJob, state: string, record: JobRecord): TerminalFields {

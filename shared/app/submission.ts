@@ -18,6 +18,7 @@ import { logFields, type JobError, type JobRecord } from '../core/jobs.js';
 import { MAX_INPUT_BYTES, validateJsonl, type ValidationResult } from '../core/jsonl.js';
 import type { Logger } from '../logger.js';
 import { locationInModel, normalizeModel } from '../core/models.js';
+import { estimateCost, type CostEstimate } from '../core/pricing.js';
 import type {
   Clock,
   EventPublisher,
@@ -54,6 +55,8 @@ export interface SubmissionDeps {
   clock: Clock;
   /** Waits between retries of a failed `list` (default: real time). */
   sleep?: (ms: number) => Promise<void>;
+  /** Tuning of the results digest (tests and benchmarks). */
+  digest?: { timeLimitMs?: number; partBytes?: number };
 }
 
 /** What the event told about the object (absent when resuming from a record). */
@@ -166,10 +169,11 @@ async function recordWaiting(
   reason: string,
   throttled: boolean,
   deps: SubmissionDeps,
+  estimate: CostEstimate | null = null,
 ): Promise<SubmissionOutcome> {
   const written = await deps.jobs.update(
     record.jobId,
-    toWaiting(owner, deps.clock(), { requestCount, throttled }),
+    toWaiting(owner, deps.clock(), { requestCount, throttled, estimate }),
   );
   if (!written) throw lostClaim();
   deps.log.info('input.waiting', 'Input queued until its model has capacity', {
@@ -203,6 +207,7 @@ export async function runSubmission(
   // 2. Validate the bytes of exactly this generation, as a stream, then pin them: the job reads a
   // copy of exactly the validated generation, never a later upload of the same name.
   let requestCount = record.requestCount;
+  let estimate = record.estimate;
   if (requestCount === null) {
     let result;
     try {
@@ -226,6 +231,10 @@ export async function runSubmission(
         : `${record.object}: invalid input`;
       return reject(record, owner, deps, { code: result.code, message }, result);
     }
+    // 2b. The estimate (an upper bound), and the budget: refused before anything is spent.
+    estimate = estimateCost(deps.config.PRICE_TABLE, record.model, result.sizing);
+    const over = overBudget(record, estimate, deps);
+    if (over) return reject(record, owner, deps, over, result, 'REJECTED', estimate);
     try {
       await deps.reports.copy(
         { bucket: record.bucket, name: record.object, generation: record.generation },
@@ -242,6 +251,9 @@ export async function runSubmission(
       requestCount,
       bytes: result.bytes,
       pinnedInput: pinnedInputUri(record),
+      estimatedUsd: estimate.usd,
+      estimatedInputTokens: estimate.inputTokens,
+      estimatedOutputTokens: estimate.outputTokens,
     });
   }
 
@@ -253,10 +265,13 @@ export async function runSubmission(
 
   // 4. Admission: wait (acknowledged, not retried) while the model has no capacity.
   const full = await capacityProblem(record, deps, hints.fromQueue === true);
-  if (full) return recordWaiting(record, owner, requestCount, full, false, deps);
+  if (full) return recordWaiting(record, owner, requestCount, full, false, deps, estimate);
 
   // 5. The fence: only the holder of a live claim creates, with a renewed lease.
-  const counted = await deps.jobs.update(jobId, toCreating(owner, deps.clock(), requestCount));
+  const counted = await deps.jobs.update(
+    jobId,
+    toCreating(owner, deps.clock(), requestCount, estimate),
+  );
   if (!counted) throw lostClaim();
 
   // The claim renewed by the fence must still be live when the request goes out: an instance
@@ -458,6 +473,7 @@ export async function reject(
   error: JobError,
   found: Pick<ValidationResult, 'errors' | 'complete' | 'requestCount'> | undefined,
   status: 'REJECTED' | 'SUBMIT_FAILED' = 'REJECTED',
+  estimate: CostEstimate | null = null,
 ): Promise<SubmissionOutcome> {
   const lineErrors = (found?.errors ?? [])
     .slice(0, 100)
@@ -474,7 +490,7 @@ export async function reject(
   }
   const written = await deps.jobs.update(
     record.jobId,
-    toRejected(owner, deps.clock(), status, error, lineErrors),
+    toRejected(owner, deps.clock(), status, error, lineErrors, estimate),
   );
   if (!written) throw lostClaim();
   await freeSlot(record, deps);
@@ -489,6 +505,32 @@ export async function reject(
   );
   await announce(record.jobId, owner, deps);
   return { outcome: 'rejected', jobId: record.jobId, code: error.code };
+}
+
+/**
+ * `INPUT.OVER_BUDGET` when the estimate exceeds MAX_ESTIMATED_COST_USD. A model without a price
+ * cannot be held to a budget: it passes, with a warning.
+ */
+function overBudget(
+  record: JobRecord,
+  estimate: CostEstimate,
+  deps: SubmissionDeps,
+): JobError | undefined {
+  const limit = deps.config.MAX_ESTIMATED_COST_USD;
+  if (estimate.usd === null) {
+    deps.log.warning('cost.unpriced', 'No price for this model: no estimate, no budget check', {
+      ...logFields(record),
+      model: record.model,
+      pricing: estimate.pricing,
+      fix: 'add the model to PRICE_TABLE (README "Results and cost")',
+    });
+    return undefined;
+  }
+  if (limit <= 0 || estimate.usd <= limit) return undefined;
+  return {
+    code: 'INPUT.OVER_BUDGET',
+    message: `${record.object}: the estimated cost is $${estimate.usd.toFixed(2)}, above MAX_ESTIMATED_COST_USD $${limit.toFixed(2)} (${estimate.inputTokens} input tokens estimated from the bytes, at most ${estimate.outputTokens} output tokens from each request's maximum, at ${estimate.pricing} prices); lower max tokens, split the file, or raise the limit`,
+  };
 }
 
 /** The checks that need only the event: model, region, encoding, size. */

@@ -94,6 +94,60 @@ export const CompletionEventSchema = z
       })
       .strict()
       .nullable(),
+    results: z
+      .object({
+        rows: z
+          .object({
+            succeeded: z.number().int().nonnegative(),
+            failed: z.number().int().nonnegative(),
+            missing: z.number().int().nonnegative().describe('Input requests with no output line'),
+          })
+          .strict(),
+        summaryUri: z
+          .string()
+          .regex(/^gs:\/\//)
+          .describe('summary.json under the job prefix'),
+        resultsUri: z
+          .string()
+          .regex(/^gs:\/\//)
+          .describe('results.jsonl: one line per input request, in input order'),
+        failedRowsUri: z
+          .string()
+          .regex(/^gs:\/\//)
+          .nullable()
+          .describe('failed.jsonl: the failed input lines, byte for byte; null when none failed'),
+      })
+      .strict()
+      .nullable()
+      .describe('The results digest; null when the job wrote no output or the input was rejected'),
+    usage: z
+      .object({
+        inputTokens: z.number().int().nonnegative(),
+        outputTokens: z.number().int().nonnegative(),
+        thinkingTokens: z.number().int().nonnegative(),
+        cachedTokens: z.number().int().nonnegative(),
+      })
+      .strict()
+      .nullable()
+      .describe('Token totals over all output lines; null when there was no output'),
+    cost: z
+      .object({
+        currency: z.literal('USD'),
+        estimatedUsd: z
+          .number()
+          .nonnegative()
+          .nullable()
+          .describe('Upper bound computed before submit; null when the model has no price'),
+        actualUsd: z
+          .number()
+          .nonnegative()
+          .nullable()
+          .describe('From usage at batch prices; null until known or when the model has no price'),
+        pricing: z.string().min(1).describe('The price table used, named by its date'),
+      })
+      .strict()
+      .nullable()
+      .describe('Null only when the input was rejected before its size was known'),
     createTime: nullableTime,
     startTime: nullableTime,
     endTime: nullableTime,
@@ -128,6 +182,19 @@ export function eventIdFor(jobId: string, state: string): string {
   return createHash('sha256').update(`${jobId}\u0000${state}`).digest('hex').slice(0, 32);
 }
 
+/** The event's `cost`: null only when neither an estimate nor a digest exists. */
+export function costOf(record: Pick<JobRecord, 'estimate' | 'digest'>): CompletionEvent['cost'] {
+  const { estimate, digest } = record;
+  const pricing = digest?.pricing ?? estimate?.pricing;
+  if (pricing === undefined) return null;
+  return {
+    currency: 'USD',
+    estimatedUsd: estimate?.usd ?? null,
+    actualUsd: digest?.actualUsd ?? null,
+    pricing,
+  };
+}
+
 /** Builds (and validates) the event announcing a record's outcome. */
 export function buildCompletionEvent(record: JobRecord, publishTime: Date): CompletionEvent {
   const rejected = record.status !== 'COMPLETED';
@@ -155,6 +222,9 @@ export function buildCompletionEvent(record: JobRecord, publishTime: Date): Comp
         : { uriPrefix: record.outputUriPrefix, directory: record.outputDirectory },
     stats: record.stats,
     error: record.error,
+    results: record.digest?.results ?? null,
+    usage: record.digest?.usage ?? null,
+    cost: costOf(record),
     createTime: record.vertexCreateTime,
     startTime: record.vertexStartTime,
     endTime: record.vertexEndTime,

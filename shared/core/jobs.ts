@@ -7,6 +7,7 @@
  * `outstanding == true`, so an unannounced outcome is never forgotten.
  */
 import type { Provider } from './models.js';
+import type { CostEstimate, Usage } from './pricing.js';
 
 /** Our status of an input. */
 export type JobStatus =
@@ -30,6 +31,29 @@ export interface JobError {
 export interface LineError {
   line: number;
   message: string;
+}
+
+/** Where a job's results digest is and what it counted (the event's `results`). */
+export interface ResultsSummary {
+  rows: { succeeded: number; failed: number; missing: number };
+  summaryUri: string;
+  resultsUri: string;
+  /** Null when no row failed or was missing. */
+  failedRowsUri: string | null;
+}
+
+/** The outcome of digesting a finished job's output (README "Results and cost"). */
+export interface Digest {
+  /** Null when there was nothing to digest (no prediction file) or the digest was given up. */
+  results: ResultsSummary | null;
+  /** Token totals over every output line; null when there was no output. */
+  usage: Usage | null;
+  /** The cost of `usage` at batch prices; null without usage or without a price for the model. */
+  actualUsd: number | null;
+  /** The price table used. */
+  pricing: string;
+  /** Why `results` is null, when it is. */
+  note: string | null;
 }
 
 /** The Firestore document of one input object generation. Every field is always present. */
@@ -58,6 +82,8 @@ export interface JobRecord {
   outputUriPrefix: string;
   /** Number of requests (lines) in the input, once validated. */
   requestCount: number | null;
+  /** The cost estimate made while validating (an upper bound); null before. */
+  estimate: CostEstimate | null;
   /** `projects/.../batchPredictionJobs/...` once created. */
   vertexJob: string | null;
   /** The last Vertex state seen. */
@@ -84,6 +110,10 @@ export interface JobRecord {
   waitingSince: string | null;
   /** RFC 3339: when we asked Vertex to cancel the job (MAX_JOB_AGE_HOURS); null: never. */
   cancelRequestedAt: string | null;
+  /** The results digest of a finished job, once made; null before (and for rejections). */
+  digest: Digest | null;
+  /** Digests started (a run that died mid-digest counts): after a few, the event goes without. */
+  digestAttempts: number;
   /** The current claim, if any. */
   lease: Lease | null;
   /** True until the completion event is published. */
@@ -95,6 +125,20 @@ export interface JobRecord {
   /** When the record was created / last changed (RFC 3339). */
   createTime: string;
   updateTime: string;
+}
+
+/**
+ * A stored record in today's shape: fields added since it was written get their initial values
+ * (a record written by an earlier version of the functions stays readable and moves on).
+ */
+export function upgradeRecord(stored: JobRecord): JobRecord {
+  const partial = stored as Partial<JobRecord> & JobRecord;
+  return {
+    ...stored,
+    estimate: partial.estimate ?? null,
+    digest: partial.digest ?? null,
+    digestAttempts: partial.digestAttempts ?? 0,
+  };
 }
 
 /**

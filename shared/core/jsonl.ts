@@ -11,6 +11,7 @@
 import { isUtf8 } from 'node:buffer';
 import { lineCheckFor, type FileUriAllowList, type LineCheck } from './line-rules.js';
 import type { Provider } from './models.js';
+import { maxOutputTokensOf, type RequestSizing } from './pricing.js';
 
 /** Vertex's limits for one input file. */
 export const MAX_INPUT_LINES = 200_000;
@@ -73,6 +74,8 @@ export interface ValidationResult {
   code: ValidationCode | undefined;
   /** False when validation stopped early (too many errors, a file limit, the wrong format). */
   complete: boolean;
+  /** What the valid requests ask for, for the cost estimate. */
+  sizing: RequestSizing;
 }
 
 /** Options of {@link validateJsonl}. */
@@ -121,6 +124,7 @@ export async function validateJsonl(
   let bytes = 0;
   let lineNo = 0;
   let requestCount = 0;
+  const sizing: RequestSizing = { bytes: 0, maxOutputTokens: 0, withoutMax: 0 };
   // Blank lines are an error only when content follows, which is known later. Of a run of them
   // (consecutive, so their line numbers follow the first's) only the first is remembered, plus
   // the offsets of as many more as can still be reported: never one entry per blank line.
@@ -261,6 +265,12 @@ export async function validateJsonl(
       return;
     }
     const problem = check(value as Record<string, unknown>);
+    if (!problem) {
+      sizing.bytes += line.length;
+      const max = maxOutputTokensOf(value as Record<string, unknown>);
+      if (max === undefined) sizing.withoutMax++;
+      else sizing.maxOutputTokens += max;
+    }
     if (problem) {
       fail(
         problem.fatal ? 'INPUT.WRONG_FORMAT' : (problem.code ?? 'INPUT.INVALID_JSONL'),
@@ -346,7 +356,14 @@ export async function validateJsonl(
       0,
     );
   }
-  return { requestCount: Math.min(requestCount, maxLines), bytes, errors, code, complete };
+  return {
+    requestCount: Math.min(requestCount, maxLines),
+    bytes,
+    errors,
+    code,
+    complete,
+    sizing,
+  };
 }
 
 /**

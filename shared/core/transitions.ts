@@ -7,7 +7,8 @@
  *
  * The state diagram is drawn in docs/architecture.md.
  */
-import type { JobError, JobRecord, JobStatus, Lease, LineError } from './jobs.js';
+import type { Digest, JobError, JobRecord, JobStatus, Lease, LineError } from './jobs.js';
+import type { CostEstimate } from './pricing.js';
 import type { RecordChange } from '../ports.js';
 import type { VertexBatchJob } from './vertex.js';
 
@@ -23,6 +24,7 @@ export type TransitionName =
   | 'toCancelRequested'
   | 'toCompleted'
   | 'claimAnnouncement'
+  | 'toDigested'
   | 'markAnnounced';
 
 /** A change that knows which transition it is. */
@@ -41,6 +43,15 @@ export const SUBMIT_LEASE_SECONDS = 540;
 export const CREATE_LEASE_SECONDS = SUBMIT_LEASE_SECONDS;
 /** How long a claim to publish lasts; after it, another run may publish (with the same eventId). */
 export const PUBLISH_LEASE_SECONDS = 60;
+/**
+ * How long a digest may run (README "Results and cost"): the poll function's timeout must cover
+ * the poll's time budget plus this (Terraform checks).
+ */
+export const DIGEST_TIME_LIMIT_SECONDS = 150;
+/** A claim to digest and then publish: longer than a digest may run, so no one else starts one. */
+export const DIGEST_LEASE_SECONDS = DIGEST_TIME_LIMIT_SECONDS + PUBLISH_LEASE_SECONDS + 30;
+/** Digests started per finished job before its event goes out without one (`results` null). */
+export const MAX_DIGEST_ATTEMPTS = 3;
 /** A SUBMITTING record with no live claim and no change for this long belongs to a submit that died. */
 export const STALE_SUBMITTING_SECONDS = 900;
 /** After a cancel request, how long Vertex may take to report a final state before we stop waiting. */
@@ -129,12 +140,18 @@ export function release(owner: string): Transition {
  * claim is renewed to a full lease; the attempt is counted first, so that a create whose answer
  * is lost is looked for by label before any second create.
  */
-export function toCreating(owner: string, now: Date, requestCount: number): Transition {
+export function toCreating(
+  owner: string,
+  now: Date,
+  requestCount: number,
+  estimate: CostEstimate | null = null,
+): Transition {
   return named('toCreating', (cur) =>
     cur.status === 'SUBMITTING' && holdsLease(cur, owner, now)
       ? {
           ...cur,
           requestCount,
+          estimate: estimate ?? cur.estimate,
           createAttempts: cur.createAttempts + 1,
           lease: leaseFor(owner, now, CREATE_LEASE_SECONDS),
           updateTime: now.toISOString(),
@@ -150,7 +167,7 @@ export function toCreating(owner: string, now: Date, requestCount: number): Tran
 export function toWaiting(
   owner: string,
   now: Date,
-  opts: { requestCount: number | null; throttled: boolean },
+  opts: { requestCount: number | null; throttled: boolean; estimate?: CostEstimate | null },
 ): Transition {
   return named('toWaiting', (cur) =>
     cur.status === 'SUBMITTING' && cur.lease?.owner === owner
@@ -158,6 +175,7 @@ export function toWaiting(
           ...cur,
           status: 'WAITING',
           requestCount: opts.requestCount ?? cur.requestCount,
+          estimate: opts.estimate ?? cur.estimate,
           lease: null,
           waitAttempts: cur.waitAttempts + (opts.throttled ? 1 : 0),
           nextAttemptAt: opts.throttled
@@ -200,10 +218,19 @@ export function toRejected(
   status: 'REJECTED' | 'SUBMIT_FAILED',
   error: JobError,
   lineErrors: LineError[],
+  estimate: CostEstimate | null = null,
 ): Transition {
   return named('toRejected', (cur) =>
     cur.status === 'SUBMITTING' && cur.lease?.owner === owner
-      ? { ...cur, status, error, lineErrors, lease: null, updateTime: now.toISOString() }
+      ? {
+          ...cur,
+          status,
+          error,
+          lineErrors,
+          estimate: estimate ?? cur.estimate,
+          lease: null,
+          updateTime: now.toISOString(),
+        }
       : undefined,
   );
 }
@@ -260,12 +287,40 @@ export function toCompleted(now: Date, outcome: TerminalFields): Transition {
   );
 }
 
-/** Claim to publish an outcome that is known and not yet announced. */
+/** True when a finished job's output is still to be digested before its event. */
+export function needsDigest(record: Pick<JobRecord, 'status' | 'digest'>): boolean {
+  return record.status === 'COMPLETED' && record.digest === null;
+}
+
+/**
+ * Claim to publish an outcome that is known and not yet announced. A finished job not yet
+ * digested gets a claim long enough to digest first, and the attempt is counted (a run that dies
+ * mid-digest counts too, so a digest that can never finish does not hold the event forever).
+ */
 export function claimAnnouncement(owner: string, now: Date): Transition {
-  return named('claimAnnouncement', (cur) =>
-    cur.outstanding && OUTCOME_STATUSES.has(cur.status) && leaseFree(cur, now, owner)
+  return named('claimAnnouncement', (cur) => {
+    if (!(cur.outstanding && OUTCOME_STATUSES.has(cur.status) && leaseFree(cur, now, owner)))
+      return undefined;
+    const digesting = needsDigest(cur);
+    return {
+      ...cur,
+      digestAttempts: cur.digestAttempts + (digesting ? 1 : 0),
+      lease: leaseFor(owner, now, digesting ? DIGEST_LEASE_SECONDS : PUBLISH_LEASE_SECONDS),
+      updateTime: now.toISOString(),
+    };
+  });
+}
+
+/**
+ * The digest is written: recorded once, by the holder of a live claim (a worker whose claim ran
+ * out meanwhile is fenced: another one digests, with the same files), with a fresh claim to publish.
+ */
+export function toDigested(owner: string, now: Date, digest: Digest): Transition {
+  return named('toDigested', (cur) =>
+    cur.outstanding && needsDigest(cur) && holdsLease(cur, owner, now)
       ? {
           ...cur,
+          digest,
           lease: leaseFor(owner, now, PUBLISH_LEASE_SECONDS),
           updateTime: now.toISOString(),
         }

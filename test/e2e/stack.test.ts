@@ -31,6 +31,12 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
+/** An object of the output bucket, as text. */
+async function download(name: string): Promise<string> {
+  const [content] = await stack.storage.bucket('batch-courier-output').file(name).download();
+  return content.toString('utf8');
+}
+
 const example = readFileSync(new URL('../../examples/customer-reviews.jsonl', import.meta.url));
 const claude = readFileSync(new URL('../../examples/claude-reviews.jsonl', import.meta.url));
 
@@ -50,24 +56,71 @@ describe('the offline stack', () => {
     expect(dir).toMatch(
       /^gs:\/\/batch-courier-output\/results\/reviews-[0-9a-f]{16}\/prediction-model-/,
     );
-    const [content] = await stack.storage
-      .bucket('batch-courier-output')
-      .file(`${dir.replace('gs://batch-courier-output/', '')}/predictions.jsonl`)
-      .download();
-    const lines = content
-      .toString('utf8')
+    // The digest: counts, tokens and cost in the event; its three files in the output bucket.
+    const prefix = `gs://batch-courier-output/results/${event.jobId}/`;
+    expect(event.results).toEqual({
+      rows: { succeeded: 12, failed: 0, missing: 0 },
+      summaryUri: `${prefix}summary.json`,
+      resultsUri: `${prefix}results.jsonl`,
+      failedRowsUri: null,
+    });
+    expect(event.usage?.inputTokens).toBeGreaterThan(0);
+    expect(event.usage?.outputTokens).toBeGreaterThanOrEqual(12);
+    expect(event.cost).toMatchObject({
+      currency: 'USD',
+      pricing: expect.stringMatching(/^vertex-ai-batch-/),
+    });
+    expect(event.cost?.actualUsd).toBeGreaterThan(0);
+    expect(event.cost!.estimatedUsd!).toBeGreaterThan(event.cost!.actualUsd!);
+    const rows = (await download(`results/${event.jobId}/results.jsonl`))
       .trim()
       .split('\n')
       .map(
         (l) =>
           JSON.parse(l) as {
+            line: number;
+            status: string;
             response: { candidates: { content: { parts: { text: string }[] } }[] };
           },
       );
-    expect(lines).toHaveLength(12);
-    expect(lines.map((l) => l.response.candidates[0]!.content.parts[0]!.text).slice(0, 2)).toEqual([
+    // In input order, whatever order Vertex wrote them in.
+    expect(rows.map((r) => r.line)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect(rows.map((r) => r.response.candidates[0]!.content.parts[0]!.text).slice(0, 2)).toEqual([
       'positive',
       'negative',
+    ]);
+    const summary = JSON.parse(await download(`results/${event.jobId}/summary.json`)) as Record<
+      string,
+      unknown
+    >;
+    expect(summary).toMatchObject({ results: event.results, usage: event.usage, cost: event.cost });
+  });
+
+  it('a row Vertex refuses: the event counts it, failed.jsonl holds its line, the summary names the error', async () => {
+    const good = (t: string) =>
+      JSON.stringify({ request: { contents: [{ role: 'user', parts: [{ text: t }] }] } });
+    const bad = good('Classify the sentiment: [invalid] broken on arrival.');
+    const input = [good('Classify the sentiment: great.'), bad, good('Classify: fine.')].join('\n');
+    await stack.upload('inputs/one-bad-row.jsonl', `${input}\n`);
+    const event = await stack.waitForEvent(
+      (e) => e.input.name === 'inputs/one-bad-row.jsonl',
+      20_000,
+    );
+    expect(event.state).toBe('JOB_STATE_PARTIALLY_SUCCEEDED');
+    expect(event.results?.rows).toEqual({ succeeded: 2, failed: 1, missing: 0 });
+    expect(event.results?.failedRowsUri).toMatch(/failed\.jsonl$/);
+    expect(await download(`results/${event.jobId}/failed.jsonl`)).toBe(`${bad}\n`);
+    const rows = (await download(`results/${event.jobId}/results.jsonl`)).trim().split('\n');
+    expect(rows.map((l) => (JSON.parse(l) as { status: string }).status)).toEqual([
+      'succeeded',
+      'failed',
+      'succeeded',
+    ]);
+    const summary = JSON.parse(await download(`results/${event.jobId}/summary.json`)) as {
+      topErrors: { error: string; count: number }[];
+    };
+    expect(summary.topErrors).toEqual([
+      { error: expect.stringContaining('INVALID_ARGUMENT'), count: 1 },
     ]);
   });
 

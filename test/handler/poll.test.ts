@@ -88,6 +88,8 @@ describe('pollBatchJobs handler', () => {
         submitted: 0,
         errors: 0,
         truncated: false,
+        waiting: 0,
+        oldestWaitingSeconds: 0,
       });
       expect(w.publisher.events).toHaveLength(1);
       const event = w.publisher.events[0]!;

@@ -133,6 +133,8 @@ describe('pollBatchJobs over HTTP', () => {
       submitted: 0,
       errors: 0,
       truncated: false,
+      waiting: 0,
+      oldestWaitingSeconds: 0,
     });
   });
 

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { INPUT_REJECTED_STATE } from '../../shared/core/events.js';
+import { MAX_DIGEST_ATTEMPTS } from '../../shared/core/transitions.js';
 import { isTerminalState } from '../../shared/core/vertex.js';
 import type { World } from './world.js';
 
@@ -72,6 +73,39 @@ export async function always(w: World, cap: number): Promise<string | undefined>
       (event.output !== null && event.output.uriPrefix !== record.outputUriPrefix)
     ) {
       return `invariant 6: event ${event.eventId} (${event.state}, ${event.vertexJob}) disagrees with its record (${state}, ${record.vertexJob})`;
+    }
+    // 8. A finished job's event carries its digest: rows that add up to the requests, and a
+    // results.jsonl of one line per request, in input order. Without one only when the job wrote
+    // nothing, or the digest was given up after its attempts.
+    if (event.eventType === 'job.completed') {
+      const results = event.results;
+      const gaveUp = record.digestAttempts >= MAX_DIGEST_ATTEMPTS;
+      const nothing = /^(no prediction file|Vertex AI reported no output)/.test(
+        record.digest?.note ?? '',
+      );
+      if (!results) {
+        if (!nothing && !gaveUp) {
+          return `invariant 8: ${event.jobId} (${event.state}) was announced without a digest: ${record.digest?.note}`;
+        }
+      } else {
+        const { succeeded, failed, missing } = results.rows;
+        const lines = (w.reports.objects.get(results.resultsUri) ?? '').trim().split('\n');
+        if (
+          succeeded + failed + missing !== record.requestCount ||
+          lines.length !== record.requestCount
+        ) {
+          return `invariant 8: ${event.jobId}: rows ${succeeded}+${failed}+${missing} and ${lines.length} result lines for ${record.requestCount} requests`;
+        }
+        // The model's Vertex writes a line per request, the last one failed when it partly succeeded.
+        const expectFailed = event.state === 'JOB_STATE_PARTIALLY_SUCCEEDED' ? 1 : 0;
+        if (missing !== 0 || failed !== expectFailed) {
+          return `invariant 8: ${event.jobId} (${event.state}): ${failed} failed and ${missing} missing rows, expected ${expectFailed} and 0`;
+        }
+        const order = lines.map((l) => (JSON.parse(l) as { line: number }).line);
+        if (order.some((n, i) => n !== i + 1)) {
+          return `invariant 8: ${event.jobId}: results.jsonl is not in input order (${order.join(',')})`;
+        }
+      }
     }
     // A job is announced only in the state Vertex reported (never ahead of a best-effort cancel),
     // unless Vertex itself forgot the job or never ended it after our cancel.

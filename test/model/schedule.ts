@@ -253,12 +253,53 @@ export function moveJob(w: World, job: VertexBatchJob, state: string): void {
       successfulCount: state === 'JOB_STATE_FAILED' ? '0' : '2',
       ...(state === 'JOB_STATE_PARTIALLY_SUCCEEDED' ? { failedCount: '1' } : {}),
     };
-    patch.outputInfo = {
-      gcsOutputDirectory: `${job.name.replace(/.*\//, 'gs://acme-batch-output/results/')}/prediction-model-x`,
-    };
+    const directory = `${job.name.replace(/.*\//, 'gs://acme-batch-output/results/')}/prediction-model-x`;
+    patch.outputInfo = { gcsOutputDirectory: directory };
     if (state === 'JOB_STATE_FAILED') patch.error = { code: 13, message: 'internal error' };
+    writePredictions(w, job, state, directory);
   }
   w.vertex.setState(job.name, patch);
+}
+
+/**
+ * What Vertex writes when a job ends: an output line per request of the input it read, in
+ * reverse order (output order is not input order); the last request fails when the job partly
+ * succeeded; a failed job writes nothing. The digest reads these before the event.
+ */
+function writePredictions(w: World, job: VertexBatchJob, state: string, directory: string): void {
+  if (state === 'JOB_STATE_FAILED' || state === 'JOB_STATE_EXPIRED') return;
+  const request = w.vertex.jobs.get(job.name)?.request;
+  const input = w.reports.copies.get(request?.inputConfig.gcsSource.uris[0] ?? '');
+  if (!input) return;
+  const lines = input
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+  const out = lines.map((l, i) => {
+    const value = JSON.parse(l) as Record<string, unknown>;
+    const failed = state === 'JOB_STATE_PARTIALLY_SUCCEEDED' && i === lines.length - 1;
+    return JSON.stringify({
+      ...(value.custom_id === undefined ? {} : { custom_id: value.custom_id }),
+      request: value.request,
+      status: failed ? 'Internal Server Error: {"error": {"code": 500, "status": "INTERNAL"}}' : '',
+      ...(failed
+        ? {}
+        : {
+            response: {
+              candidates: [{ content: { parts: [{ text: 'ok' }] } }],
+              usageMetadata: { promptTokenCount: 7, candidatesTokenCount: 1 },
+            },
+          }),
+    });
+  });
+  const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(directory);
+  if (!m?.[1] || !m[2]) return;
+  w.reader.put(
+    m[1],
+    `${m[2]}/predictions.jsonl`,
+    String(w.clock().getTime()),
+    `${out.reverse().join('\n')}\n`,
+  );
 }
 
 /** Jobs Vertex has and that can still change, in creation order. */

@@ -133,7 +133,63 @@ describe('loadConfig', () => {
         'ALLOWED_MODELS',
         'ALLOWED_LOCATIONS',
         'ALLOWED_FILE_URI_PREFIXES',
+        'MAX_ESTIMATED_COST_USD',
+        'PRICE_TABLE',
       ].sort(),
+    );
+  });
+
+  it('MAX_ESTIMATED_COST_USD: 0 (no limit) by default, a number of dollars otherwise', () => {
+    expect(loadConfig(REQUIRED).MAX_ESTIMATED_COST_USD).toBe(0);
+    expect(loadConfig({ ...REQUIRED, MAX_ESTIMATED_COST_USD: '12.5' }).MAX_ESTIMATED_COST_USD).toBe(
+      12.5,
+    );
+    expect(() => loadConfig({ ...REQUIRED, MAX_ESTIMATED_COST_USD: '-1' })).toThrow(
+      /MAX_ESTIMATED_COST_USD: must be 0 \(no limit\) or a positive amount/,
+    );
+  });
+
+  it('PRICE_TABLE: the built-in table by default; JSON merged over it, model by model', () => {
+    const builtIn = loadConfig(REQUIRED).PRICE_TABLE;
+    expect(builtIn.date).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    expect(builtIn.models['gemini-2.5-flash']).toBeDefined();
+    const merged = loadConfig({
+      ...REQUIRED,
+      PRICE_TABLE: JSON.stringify({
+        date: '2026-11-01',
+        models: {
+          'gemini-2.5-flash': { input: 1, output: 2 },
+          'my-tuned-model': { input: 3, output: 4 },
+        },
+      }),
+    }).PRICE_TABLE;
+    expect(merged.date).toBe('2026-11-01');
+    // Thinking defaults to the output price, cached input to the input price.
+    expect(merged.models['gemini-2.5-flash']).toMatchObject({
+      input: 1,
+      output: 2,
+      thinking: 2,
+      cached: 1,
+    });
+    expect(merged.models['my-tuned-model']).toMatchObject({ input: 3, output: 4 });
+    expect(merged.models['claude-3-5-haiku']).toEqual(builtIn.models['claude-3-5-haiku']);
+  });
+
+  it('PRICE_TABLE: a malformed table fails at cold start, saying where', () => {
+    expect(() => loadConfig({ ...REQUIRED, PRICE_TABLE: 'cheap' })).toThrow(
+      /PRICE_TABLE: must be JSON/,
+    );
+    expect(() =>
+      loadConfig({
+        ...REQUIRED,
+        PRICE_TABLE: JSON.stringify({
+          date: '2026-11-01',
+          models: { m: { input: -1, output: 1 } },
+        }),
+      }),
+    ).toThrow(/PRICE_TABLE: models\.m\.input: must be a price/);
+    expect(() => loadConfig({ ...REQUIRED, PRICE_TABLE: JSON.stringify({ models: {} }) })).toThrow(
+      /PRICE_TABLE: date/,
     );
   });
 });

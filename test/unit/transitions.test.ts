@@ -8,13 +8,16 @@ import type { RecordChange } from '../../shared/ports.js';
 import {
   claim,
   claimAnnouncement,
+  DIGEST_LEASE_SECONDS,
   leaseFor,
+  MAX_DIGEST_ATTEMPTS,
   markAnnounced,
   release,
   SUBMIT_LEASE_SECONDS,
   toCancelRequested,
   toCompleted,
   toCreating,
+  toDigested,
   toRejected,
   toStateSeen,
   toSubmitted,
@@ -47,6 +50,20 @@ const JOB = {
   state: 'JOB_STATE_PENDING',
 };
 
+/** A digest as recorded (the event's results, usage and cost come from it). */
+const DIGEST: NonNullable<JobRecord['digest']> = {
+  results: {
+    rows: { succeeded: 2, failed: 1, missing: 0 },
+    summaryUri: 'gs://o/x/summary.json',
+    resultsUri: 'gs://o/x/results.jsonl',
+    failedRowsUri: 'gs://o/x/failed.jsonl',
+  },
+  usage: { inputTokens: 30, outputTokens: 3, thinkingTokens: 0, cachedTokens: 0 },
+  actualUsd: 0.000008,
+  pricing: 'vertex-ai-batch-2025-10-01',
+  note: null,
+};
+
 interface Row {
   name: string;
   change: RecordChange;
@@ -54,6 +71,8 @@ interface Row {
   from: JobStatus[];
   lease: JobRecord['lease'];
   outstanding?: boolean;
+  /** Other fields of the record before the change. */
+  record?: Partial<JobRecord>;
   /** What the change must produce where it applies. */
   expect: Partial<JobRecord>;
 }
@@ -172,11 +191,26 @@ const TABLE: Row[] = [
     expect: { status: 'COMPLETED', vertexState: 'JOB_STATE_SUCCEEDED' },
   },
   {
-    name: 'claim to announce an outcome',
+    name: 'claim to announce an outcome (a digested job, or a rejection)',
     change: claimAnnouncement(ME, NOW),
     from: ['COMPLETED', 'REJECTED', 'SUBMIT_FAILED'],
     lease: null,
-    expect: { lease: leaseFor(ME, NOW, 60) },
+    record: { digest: DIGEST },
+    expect: { lease: leaseFor(ME, NOW, 60), digestAttempts: 0 },
+  },
+  {
+    name: 'the digest is recorded by the holder of the claim, once',
+    change: toDigested(ME, NOW, DIGEST),
+    from: ['COMPLETED'],
+    lease: leaseFor(ME, NOW, DIGEST_LEASE_SECONDS),
+    expect: { digest: DIGEST, lease: leaseFor(ME, NOW, 60) },
+  },
+  {
+    name: 'the digest is not recorded by a worker whose claim was taken over',
+    change: toDigested(ME, NOW, DIGEST),
+    from: [],
+    lease: OTHERS,
+    expect: {},
   },
   {
     name: 'announced: leaves the outstanding list',
@@ -199,7 +233,11 @@ describe('transitions', () => {
   for (const row of TABLE) {
     describe(row.name, () => {
       it.each(STATUSES)('from %s', (status) => {
-        const before = rec(status, { lease: row.lease, outstanding: row.outstanding ?? true });
+        const before = rec(status, {
+          lease: row.lease,
+          outstanding: row.outstanding ?? true,
+          ...row.record,
+        });
         const snapshot = structuredClone(before);
         const after = row.change(before);
         expect(before).toEqual(snapshot); // pure: the input is never changed
@@ -212,6 +250,28 @@ describe('transitions', () => {
       });
     });
   }
+
+  it('a finished job not yet digested is claimed long enough to digest, and the attempt counted', () => {
+    const claimed = claimAnnouncement(ME, NOW)(rec('COMPLETED', { digestAttempts: 1 }));
+    expect(claimed).toMatchObject({
+      lease: leaseFor(ME, NOW, DIGEST_LEASE_SECONDS),
+      digestAttempts: 2,
+    });
+    // A rejection has nothing to digest: a short claim, nothing counted.
+    expect(claimAnnouncement(ME, NOW)(rec('REJECTED'))).toMatchObject({
+      lease: leaseFor(ME, NOW, 60),
+      digestAttempts: 0,
+    });
+    expect(MAX_DIGEST_ATTEMPTS).toBeGreaterThan(1);
+  });
+
+  it('a digest is recorded only once: a second one declines', () => {
+    const held = rec('COMPLETED', { lease: leaseFor(ME, NOW, DIGEST_LEASE_SECONDS) });
+    const once = toDigested(ME, NOW, DIGEST)(held)!;
+    expect(toDigested(ME, NOW, { ...DIGEST, note: 'again' })({ ...once, lease: held.lease })).toBe(
+      undefined,
+    );
+  });
 
   it('a cancel is requested once only', () => {
     const once = toCancelRequested(NOW)(rec('SUBMITTED'));

@@ -1,0 +1,514 @@
+/**
+ * The results digest of a finished job (README "Results and cost"): streams every prediction file
+ * of the job's output directory, matches each output line to its input line, and writes under the
+ * job's prefix `results.jsonl` (one line per request, in input order), `failed.jsonl` (the failed
+ * input lines as they were) and `summary.json` (counts, tokens, cost, prediction files, most
+ * frequent errors).
+ *
+ * Memory is bounded whatever the output's size: an index of the input (a short hash or the
+ * custom_id per request, and one byte of outcome per request) and one part of the results at a
+ * time. Output lines come back in any order, so results are first spread over parts by input line
+ * (temporary objects under `<prefix>.digest/`, or memory when the output is small), then each part
+ * is put in order and appended.
+ *
+ * Idempotent: every file is written create-only and is the same on every attempt (the output
+ * files are read by name in byte order, and identical requests are matched in that order); when
+ * `summary.json` exists, an earlier attempt finished and its figures are returned as they are.
+ */
+import { Batcher, Channel } from './channel.js';
+import type { Config } from '../config.js';
+import { BatchCourierError, PermanentError, TransientError } from '../core/errors.js';
+import type { Digest, JobRecord, ResultsSummary } from '../core/jobs.js';
+import { splitLines } from '../core/lines.js';
+import { actualCost, pricingName, type Usage } from '../core/pricing.js';
+import {
+  addUsage,
+  emptyUsage,
+  ErrorTally,
+  LineIndex,
+  matchKeys,
+  MISSING_ROW_ERROR,
+  readOutputRow,
+  resultLine,
+} from '../core/results.js';
+import type { Logger } from '../logger.js';
+import type { ListedObject, ObjectReader, ObjectWriter } from '../ports.js';
+
+/** What a digest needs. */
+export interface DigestDeps {
+  reader: ObjectReader;
+  reports: ObjectWriter;
+  config: Config;
+  log: Logger;
+}
+
+/** Options of {@link digestJob}. */
+export interface DigestOptions {
+  /** Names this attempt's temporary parts (a fresh id per attempt). */
+  workId: string;
+  /** Stops the digest (its time limit ran out). */
+  signal?: AbortSignal;
+  /** Results held in memory at once, in bytes (the size of a part). */
+  partBytes?: number;
+}
+
+/** The digest's files under the job's prefix. */
+export const SUMMARY_FILE = 'summary.json';
+export const RESULTS_FILE = 'results.jsonl';
+export const FAILED_FILE = 'failed.jsonl';
+/** The pinned input copy the job read (written at submit). */
+const PINNED_INPUT = 'input.jsonl';
+/** Where temporary parts go, under the job's prefix. */
+const WORK_FOLDER = '.digest/';
+
+/** Results held in memory at once by default: a part of the results, in bytes. */
+export const DEFAULT_PART_BYTES = 32 << 20;
+/** The longest output line read (a response longer than this is not a real one). */
+const MAX_OUTPUT_LINE_BYTES = 256 << 20;
+/** The longest input line (the validator refuses longer ones). */
+const MAX_INPUT_LINE_BYTES = (16 << 20) + 1;
+/** Most frequent row errors listed in `summary.json`. */
+const TOP_ERRORS = 20;
+
+/** `gs://bucket/name` → `{bucket, name}`. */
+function splitUri(uri: string): { bucket: string; name: string } {
+  const m = /^gs:\/\/([^/]+)\/?(.*)$/.exec(uri);
+  if (!m?.[1]) throw new PermanentError('STORAGE.UNAVAILABLE', `not a gs:// URI: ${uri}`);
+  return { bucket: m[1], name: m[2] ?? '' };
+}
+
+/** True for a prediction file of an output directory: `prediction*.jsonl` directly in it. */
+export function isPredictionFile(directoryName: string, name: string): boolean {
+  const base = name.slice(directoryName.length);
+  return !base.includes('/') && base.startsWith('prediction') && base.endsWith('.jsonl');
+}
+
+function checkAbort(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new TransientError(
+      'DEADLINE.EXCEEDED',
+      'the digest ran out of time; it is started again by a later poll run',
+    );
+  }
+}
+
+/** One object, found by exact name (for its generation), or undefined. */
+async function findObject(
+  reader: ObjectReader,
+  bucket: string,
+  name: string,
+): Promise<ListedObject | undefined> {
+  return (await reader.list(bucket, name)).find((o) => o.name === name);
+}
+
+async function readWhole(reader: ObjectReader, bucket: string, o: ListedObject): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of reader.read(bucket, o.name, o.generation))
+    parts.push(Buffer.from(chunk));
+  return Buffer.concat(parts);
+}
+
+/** Digests a finished job's output (see the module comment). Throws when storage fails. */
+export async function digestJob(
+  record: JobRecord,
+  deps: DigestDeps,
+  options: DigestOptions,
+): Promise<Digest> {
+  const prices = deps.config.PRICE_TABLE;
+  const pricing = pricingName(prices);
+  const prefix = splitUri(record.outputUriPrefix);
+  const uri = (file: string): string => `${record.outputUriPrefix}${file}`;
+  const nothing = (note: string): Digest => ({
+    results: null,
+    usage: null,
+    actualUsd: null,
+    pricing,
+    note,
+  });
+
+  // An earlier attempt that finished wrote summary.json last: its figures stand.
+  const summaryObject = await findObject(deps.reader, prefix.bucket, prefix.name + SUMMARY_FILE);
+  if (summaryObject) {
+    const earlier = digestFromSummary(
+      await readWhole(deps.reader, prefix.bucket, summaryObject),
+      pricing,
+    );
+    if (earlier) return earlier;
+  }
+
+  if (!record.outputDirectory) return nothing('Vertex AI reported no output directory');
+  const directory = splitUri(record.outputDirectory.replace(/\/*$/, '/'));
+  const files = (await deps.reader.list(directory.bucket, directory.name)).filter((o) =>
+    isPredictionFile(directory.name, o.name),
+  );
+  if (files.length === 0) return nothing(`no prediction file in ${record.outputDirectory}`);
+
+  // The bytes the job read: the pinned copy (an input submitted before pinning: the input itself).
+  const pinned = await findObject(deps.reader, prefix.bucket, prefix.name + PINNED_INPUT);
+  const input = pinned
+    ? { bucket: prefix.bucket, name: pinned.name, generation: pinned.generation }
+    : { bucket: record.bucket, name: record.object, generation: record.generation };
+  const inputLines = (): AsyncGenerator<Buffer> =>
+    splitLines(
+      deps.reader.read(input.bucket, input.name, input.generation),
+      `gs://${input.bucket}/${input.name}`,
+      MAX_INPUT_LINE_BYTES,
+    );
+
+  // 1. The index of the input: match keys → line numbers.
+  const index = new LineIndex();
+  let lineCount = 0;
+  for await (const line of inputLines()) {
+    checkAbort(options.signal);
+    if (isBlank(line)) continue;
+    const value = parseObject(line);
+    if (value) for (const key of matchKeys(record.provider, value)) index.add(key, lineCount);
+    lineCount++;
+  }
+  index.seal(lineCount);
+
+  // 2. The output, in any order: each matched line's result goes to the part of its input line.
+  const outcome = new Uint8Array(lineCount); // 0 no output line, 1 succeeded, 2 failed
+  const usage = emptyUsage();
+  const errors = new ErrorTally();
+  let unmatched = 0;
+  const totalBytes = files.reduce((n, f) => n + f.size, 0);
+  const partBytes = options.partBytes ?? DEFAULT_PART_BYTES;
+  const partCount = Math.max(1, Math.min(Math.ceil(totalBytes / partBytes), lineCount || 1));
+  const parts =
+    partCount === 1
+      ? new MemoryParts(lineCount)
+      : new StoredParts(deps, `${record.outputUriPrefix}${WORK_FOLDER}${options.workId}/`, {
+          partCount,
+          linesPerPart: Math.ceil(lineCount / partCount),
+        });
+  try {
+    for (const file of files) {
+      const where = `gs://${directory.bucket}/${file.name}`;
+      const lines = splitLines(
+        deps.reader.read(directory.bucket, file.name, file.generation),
+        where,
+        MAX_OUTPUT_LINE_BYTES,
+      );
+      for await (const raw of lines) {
+        checkAbort(options.signal);
+        if (isBlank(raw)) continue;
+        const value = parseObject(raw);
+        const row = value ? readOutputRow(record.provider, value) : undefined;
+        const at = row ? index.take(row.keys) : undefined;
+        if (!row || at === undefined) {
+          unmatched++;
+          continue;
+        }
+        outcome[at] = row.ok ? 1 : 2;
+        addUsage(usage, row.usage);
+        if (row.error !== null) errors.add(row.error);
+        const text = resultLine(
+          at + 1,
+          row.key,
+          row.ok ? 'succeeded' : 'failed',
+          row.error,
+          row.response,
+        );
+        await parts.add(at, Buffer.from(text));
+      }
+    }
+    await parts.sealed();
+
+    const rows = { succeeded: 0, failed: 0, missing: 0 };
+    for (const o of outcome) {
+      if (o === 1) rows.succeeded++;
+      else if (o === 2) rows.failed++;
+      else rows.missing++;
+    }
+    const anyFailed = rows.failed + rows.missing > 0;
+
+    // 3. results.jsonl and failed.jsonl, in input order, read against the input once more.
+    const results = new Channel();
+    const failed = anyFailed ? new Channel() : undefined;
+    const writing = [
+      upload(deps.reports, uri(RESULTS_FILE), results),
+      ...(failed ? [upload(deps.reports, uri(FAILED_FILE), failed)] : []),
+    ];
+    const writeResults = new Batcher(results);
+    const writeFailed = failed ? new Batcher(failed) : undefined;
+    try {
+      let at = 0;
+      for await (const line of inputLines()) {
+        checkAbort(options.signal);
+        if (isBlank(line) || at >= lineCount) continue;
+        const o = outcome[at];
+        if (o === 0) {
+          const key = record.provider === 'anthropic' ? customIdOf(line) : null;
+          await writeResults.add(
+            Buffer.from(resultLine(at + 1, key, 'failed', MISSING_ROW_ERROR, null)),
+          );
+        } else {
+          await writeResults.add(await parts.take(at));
+        }
+        if (o !== 1) {
+          await writeFailed?.add(line);
+          await writeFailed?.add(NEWLINE);
+        }
+        at++;
+      }
+      await writeResults.flush();
+      await writeFailed?.flush();
+      results.close();
+      failed?.close();
+    } catch (err) {
+      const stop = err instanceof Error ? err : new Error(String(err));
+      results.stop(stop);
+      failed?.stop(stop);
+      await Promise.allSettled(writing);
+      throw err;
+    }
+    await Promise.all(writing);
+
+    // 4. summary.json, last: its presence says the digest is complete.
+    const actualUsd = actualCost(prices, record.model, usage);
+    if (actualUsd === null) {
+      deps.log.warning('cost.unpriced', 'No price for this model: actualUsd is null', {
+        jobId: record.jobId,
+        model: record.model,
+        pricing,
+        fix: 'add the model to PRICE_TABLE (README "Results and cost")',
+      });
+    }
+    const summary: ResultsSummary = {
+      rows,
+      summaryUri: uri(SUMMARY_FILE),
+      resultsUri: uri(RESULTS_FILE),
+      failedRowsUri: anyFailed ? uri(FAILED_FILE) : null,
+    };
+    const digest: Digest = { results: summary, usage, actualUsd, pricing, note: null };
+    await deps.reports.write(
+      uri(SUMMARY_FILE),
+      summaryJson(record, digest, {
+        predictionFiles: files.map((f) => `gs://${directory.bucket}/${f.name}`),
+        topErrors: errors.top(TOP_ERRORS),
+        unmatchedOutputLines: unmatched,
+        requestCount: lineCount,
+      }),
+      'application/json',
+    );
+    if (unmatched > 0) {
+      deps.log.warning('digest.unmatched', 'Output lines matched no input line', {
+        jobId: record.jobId,
+        unmatched,
+      });
+    }
+    return digest;
+  } finally {
+    await parts.dispose();
+  }
+}
+
+const NEWLINE = Buffer.from('\n');
+
+function isBlank(line: Buffer): boolean {
+  for (const b of line) if (b !== 0x20 && b !== 0x09 && b !== 0x0d) return false;
+  return true;
+}
+
+function parseObject(line: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(line.toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function customIdOf(line: Buffer): string | null {
+  const id = parseObject(line)?.custom_id;
+  return typeof id === 'string' ? id : null;
+}
+
+/** Uploads what `channel` carries; the channel learns when the upload stops. */
+function upload(reports: ObjectWriter, uri: string, channel: Channel): Promise<void> {
+  return reports.writeStream(uri, channel, 'application/jsonl').then(
+    () => channel.stop(),
+    (err: unknown) => {
+      channel.stop(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    },
+  );
+}
+
+/** The content of summary.json. */
+function summaryJson(
+  record: JobRecord,
+  digest: Digest,
+  more: {
+    predictionFiles: string[];
+    topErrors: { error: string; count: number }[];
+    unmatchedOutputLines: number;
+    requestCount: number;
+  },
+): string {
+  return `${JSON.stringify(
+    {
+      schemaVersion: 1,
+      jobId: record.jobId,
+      vertexJob: record.vertexJob,
+      state: record.vertexState,
+      model: record.model,
+      input: { uri: record.inputUri, requestCount: more.requestCount },
+      results: digest.results,
+      usage: digest.usage,
+      cost: {
+        currency: 'USD',
+        estimatedUsd: record.estimate?.usd ?? null,
+        actualUsd: digest.actualUsd,
+        pricing: digest.pricing,
+      },
+      predictionFiles: more.predictionFiles,
+      topErrors: more.topErrors,
+      unmatchedOutputLines: more.unmatchedOutputLines,
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+/** The digest an earlier attempt recorded in summary.json, or undefined if it cannot be read. */
+function digestFromSummary(bytes: Buffer, pricing: string): Digest | undefined {
+  const value = parseObject(bytes);
+  const results = value?.results as ResultsSummary | null | undefined;
+  const usage = value?.usage as Usage | null | undefined;
+  const cost = value?.cost as { actualUsd?: number | null; pricing?: string } | undefined;
+  if (!value || results === undefined || usage === undefined || !cost) return undefined;
+  return {
+    results,
+    usage,
+    actualUsd: cost.actualUsd ?? null,
+    pricing: cost.pricing ?? pricing,
+    note: null,
+  };
+}
+
+/** Where results wait between the output's order and the input's. */
+interface Parts {
+  add(line: number, text: Buffer): Promise<void>;
+  /** Every result was added. */
+  sealed(): Promise<void>;
+  /** The result of `line`, in input order (each line once). */
+  take(line: number): Promise<Buffer>;
+  dispose(): Promise<void>;
+}
+
+/** All results in memory: the output is small. */
+class MemoryParts implements Parts {
+  private readonly texts: (Buffer | undefined)[];
+  constructor(lineCount: number) {
+    this.texts = new Array<Buffer | undefined>(lineCount);
+  }
+  add(line: number, text: Buffer): Promise<void> {
+    this.texts[line] = text;
+    return Promise.resolve();
+  }
+  sealed(): Promise<void> {
+    return Promise.resolve();
+  }
+  take(line: number): Promise<Buffer> {
+    const text = this.texts[line];
+    this.texts[line] = undefined;
+    if (!text) throw new Error(`no result for line ${line + 1}`);
+    return Promise.resolve(text);
+  }
+  dispose(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Results spread over temporary objects, one per range of input lines, each written as a stream
+ * of records `[u32 line][u32 length][bytes]`; read back one part at a time.
+ */
+class StoredParts implements Parts {
+  private readonly channels: Channel[] = [];
+  private readonly batchers: Batcher[] = [];
+  private readonly uploads: Promise<void>[] = [];
+  private current = -1;
+  private loaded = new Map<number, Buffer>();
+
+  constructor(
+    private readonly deps: DigestDeps,
+    private readonly folder: string,
+    private readonly shape: { partCount: number; linesPerPart: number },
+  ) {
+    for (let p = 0; p < shape.partCount; p++) {
+      const channel = new Channel(1 << 18);
+      this.channels.push(channel);
+      this.batchers.push(new Batcher(channel, 1 << 16));
+      const uploaded = upload(deps.reports, this.partUri(p), channel);
+      uploaded.catch(() => undefined); // awaited in sealed(); a failure also stops the channel
+      this.uploads.push(uploaded);
+    }
+  }
+
+  private partUri(p: number): string {
+    return `${this.folder}part-${String(p).padStart(5, '0')}`;
+  }
+
+  async add(line: number, text: Buffer): Promise<void> {
+    const head = Buffer.allocUnsafe(8);
+    head.writeUInt32LE(line, 0);
+    head.writeUInt32LE(text.length, 4);
+    const batcher = this.batchers[Math.floor(line / this.shape.linesPerPart)];
+    await batcher?.add(head);
+    await batcher?.add(text);
+  }
+
+  async sealed(): Promise<void> {
+    for (const [p, batcher] of this.batchers.entries()) {
+      await batcher.flush();
+      this.channels[p]?.close();
+    }
+    await Promise.all(this.uploads);
+  }
+
+  async take(line: number): Promise<Buffer> {
+    const p = Math.floor(line / this.shape.linesPerPart);
+    if (p !== this.current) await this.load(p);
+    const text = this.loaded.get(line);
+    if (!text) throw new Error(`no result for line ${line + 1} in part ${p}`);
+    this.loaded.delete(line);
+    return text;
+  }
+
+  private async load(p: number): Promise<void> {
+    this.loaded = new Map();
+    this.current = p;
+    const { bucket, name } = splitUri(this.partUri(p));
+    const found = await findObject(this.deps.reader, bucket, name);
+    if (!found) {
+      // An empty part was never created (no chunk pushed, then a create of nothing): nothing in it.
+      return;
+    }
+    const bytes = await readWhole(this.deps.reader, bucket, found);
+    for (let at = 0; at + 8 <= bytes.length;) {
+      const line = bytes.readUInt32LE(at);
+      const length = bytes.readUInt32LE(at + 4);
+      this.loaded.set(line, bytes.subarray(at + 8, at + 8 + length));
+      at += 8 + length;
+    }
+  }
+
+  async dispose(): Promise<void> {
+    for (const channel of this.channels) channel.stop();
+    await Promise.allSettled(this.uploads);
+    const { bucket, name } = splitUri(this.folder);
+    const left = await this.deps.reader.list(bucket, name).catch(() => []);
+    await Promise.all(
+      left.map((o) =>
+        this.deps.reports.remove(`gs://${bucket}/${o.name}`).catch((err: unknown) => {
+          if (!(err instanceof BatchCourierError)) throw err;
+        }),
+      ),
+    );
+  }
+}
