@@ -1,7 +1,7 @@
 /**
  * The layer rule: only adapters (shared/adapters) and composition roots (functions/**\/index.ts,
- * functions/dependencies.ts)
- * import Google SDKs; handlers and pure logic never do.
+ * functions/dependencies.ts, and the command's cli/dependencies.ts) import Google SDKs; handlers,
+ * pure logic and the command's own code never do.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -20,14 +20,26 @@ const SDK =
 
 describe('layer rule', () => {
   it('only adapters and composition roots import @google-cloud/* or google-auth-library', () => {
-    const offenders = [...tsFiles('functions'), ...tsFiles('shared')].filter((file) => {
-      const allowed =
-        file.startsWith('shared/adapters/') ||
-        file === 'functions/dependencies.ts' ||
-        /^functions\/(.+\/)?index\.ts$/.test(file);
-      return !allowed && SDK.test(readFileSync(join(ROOT, file), 'utf8'));
-    });
+    const offenders = [...tsFiles('functions'), ...tsFiles('shared'), ...tsFiles('cli')].filter(
+      (file) => {
+        const allowed =
+          file.startsWith('shared/adapters/') ||
+          file === 'functions/dependencies.ts' ||
+          file === 'cli/dependencies.ts' ||
+          /^functions\/(.+\/)?index\.ts$/.test(file);
+        return !allowed && SDK.test(readFileSync(join(ROOT, file), 'utf8'));
+      },
+    );
     expect(offenders).toEqual([]);
+  });
+
+  it('the command sees SDKs only through its composition root', () => {
+    // Checked on the command's files themselves, so that the rule above cannot pass by missing them.
+    const cli = tsFiles('cli');
+    expect(cli).toContain('cli/dependencies.ts');
+    expect(cli.filter((f) => SDK.test(readFileSync(join(ROOT, f), 'utf8')))).toEqual([
+      'cli/dependencies.ts',
+    ]);
   });
 
   it('handlers never read process.env', () => {
