@@ -18,7 +18,7 @@ import firestoreModule, {
   type Timestamp,
 } from '@google-cloud/firestore';
 import { BatchCourierError, PermanentError, TransientError } from '../core/errors.js';
-import type { JobRecord, JobStatus } from '../core/jobs.js';
+import { upgradeRecord, type JobRecord, type JobStatus } from '../core/jobs.js';
 import { MAX_RECENT_LIMIT, type JobStore, type OutstandingPage } from '../ports.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { formatSeconds, withTimeLimit } from '../time-limit.js';
@@ -310,7 +310,7 @@ function slotId(pool: string, i: number): string {
 }
 
 function toRecord(snap: DocumentSnapshot): JobRecord | undefined {
-  return snap.exists ? (snap.data() as JobRecord) : undefined;
+  return snap.exists ? upgradeRecord(snap.data() as JobRecord) : undefined;
 }
 
 /** The gRPC status code of a Firestore error, if it carries one. */
