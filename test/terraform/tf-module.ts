@@ -125,6 +125,56 @@ export function appendTo(target: string, addition: string): Edit {
 const referenceCache = new Map<string, Promise<string[]>>();
 
 /**
+ * A string value back as template source. hcl2json gives the literal parts of a string decoded
+ * (`"` for `\"`, a newline for `\n`) but its `${…}` and `%{…}` parts as written; the expression
+ * parser wants source, so the literal parts are escaped again (a Logging filter such as
+ * `jsonPayload.event="x"` has quotes in them).
+ */
+export function templateSource(v: string): string {
+  let out = '';
+  let i = 0;
+  while (i < v.length) {
+    if (v.startsWith('${', i) || v.startsWith('%{', i)) {
+      const end = interpolationEnd(v, i + 2);
+      out += v.slice(i, end);
+      i = end;
+      continue;
+    }
+    const c = v.charAt(i);
+    out += c === '"' ? '\\"' : c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c;
+    i++;
+  }
+  return out;
+}
+
+/** Index after the `}` that closes an interpolation whose body starts at `i`. */
+function interpolationEnd(v: string, i: number): number {
+  let depth = 1;
+  while (i < v.length) {
+    const c = v.charAt(i);
+    if (c === '"') {
+      i = quotedEnd(v, i + 1);
+      continue;
+    }
+    if (c === '{') depth++;
+    if (c === '}' && --depth === 0) return i + 1;
+    i++;
+  }
+  return v.length;
+}
+
+/** Index after the `"` that closes a quoted string (inside an interpolation) starting at `i`. */
+function quotedEnd(v: string, i: number): number {
+  while (i < v.length) {
+    if (v.charAt(i) === '\\') i += 2;
+    else if (v.charAt(i) === '"') return i + 1;
+    else if (v.startsWith('${', i)) i = interpolationEnd(v, i + 2);
+    else i++;
+  }
+  return v.length;
+}
+
+/**
  * What a value refers to, as hcl2json's own parser reads it: `var.pipeline.log_level`,
  * `google_storage_bucket.output.name`, … (index steps end a reference). Literals refer to nothing.
  */
@@ -133,7 +183,9 @@ export async function refs(v: Json | undefined): Promise<string[]> {
     if (!v.includes('${')) return [];
     let found = referenceCache.get(v);
     if (!found) {
-      found = getReferencesInExpression('module.tf', v).then((r) => r.map((x) => x.value));
+      found = getReferencesInExpression('module.tf', templateSource(v)).then((r) =>
+        r.map((x) => x.value),
+      );
       referenceCache.set(v, found);
     }
     return found;
