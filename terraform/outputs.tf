@@ -59,3 +59,18 @@ output "upload_command" {
   description = "Ready-to-copy command for a first upload (reviews.jsonl is your file)."
   value       = "gcloud storage cp reviews.jsonl gs://${google_storage_bucket.input.name}/${var.pipeline.input_prefix}"
 }
+
+output "dashboard_url" {
+  description = "The pipeline's Cloud Monitoring dashboard in the console."
+  value       = "https://console.cloud.google.com/monitoring/dashboards/builder/${reverse(split("/", google_monitoring_dashboard.pipeline.id))[0]}?project=${var.project_id}"
+}
+
+output "alert_policies" {
+  description = "The alert policies (projects/P/alertPolicies/N): poll_stalled, rejections, jobs_failed, queue_age."
+  value       = local.dashboard_alerts
+}
+
+output "log_metrics" {
+  description = "Metric type of each log-based metric, by name, for your own charts and alerts."
+  value       = local.dashboard_metrics
+}

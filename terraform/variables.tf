@@ -367,3 +367,54 @@ variable "pubsub" {
     error_message = "pubsub.message_retention_duration must be between 600s and 2678400s."
   }
 }
+
+# --- Monitoring -----------------------------------------------------------------------------------
+
+variable "monitoring" {
+  type = object({
+    notification_channels = optional(list(string), [])
+    poll_failed_runs      = optional(number, 3)
+    poll_interval_minutes = optional(number)
+    rejections_per_hour   = optional(number, 10)
+    job_alert_states      = optional(list(string), ["JOB_STATE_FAILED", "JOB_STATE_EXPIRED"])
+    queue_age_alert_hours = optional(number, 6)
+  })
+  description = <<-EOT
+    The alert policies (the log-based metrics and the dashboard need no setting).
+    notification_channels: notification channels of every alert policy, as ids projects/P/notificationChannels/N. []: incidents only show in the console.
+    poll_failed_runs: alert when this many scheduled poll runs in a row did not complete (each failed, or none ran).
+    poll_interval_minutes: minutes between two scheduled poll runs. null: read from poll_schedule.cron, which must then have the form */k * * * *.
+    rejections_per_hour: alert when more inputs than this were rejected within an hour.
+    job_alert_states: alert on every job that ends in one of these states.
+    queue_age_alert_hours: alert when an input has waited longer than this for capacity (below pipeline.max_queue_hours, after which it is rejected); less than 168.
+  EOT
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for c in var.monitoring.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[0-9]+$", c))])
+    error_message = "monitoring.notification_channels entries must be projects/P/notificationChannels/N."
+  }
+  validation {
+    condition     = var.monitoring.poll_failed_runs >= 1 && floor(var.monitoring.poll_failed_runs) == var.monitoring.poll_failed_runs
+    error_message = "monitoring.poll_failed_runs must be a whole number, at least 1."
+  }
+  validation {
+    condition     = var.monitoring.poll_interval_minutes == null || try(var.monitoring.poll_interval_minutes >= 1 && floor(var.monitoring.poll_interval_minutes) == var.monitoring.poll_interval_minutes, false)
+    error_message = "monitoring.poll_interval_minutes must be a whole number of minutes, at least 1, or null."
+  }
+  validation {
+    condition     = var.monitoring.rejections_per_hour >= 0
+    error_message = "monitoring.rejections_per_hour must be 0 (alert on any rejection) or more."
+  }
+  validation {
+    condition = length(var.monitoring.job_alert_states) > 0 && alltrue([
+      for s in var.monitoring.job_alert_states : contains(["JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"], s)
+    ])
+    error_message = "monitoring.job_alert_states must list terminal job states: JOB_STATE_FAILED, JOB_STATE_EXPIRED, JOB_STATE_CANCELLED, JOB_STATE_PARTIALLY_SUCCEEDED or JOB_STATE_SUCCEEDED."
+  }
+  validation {
+    condition     = var.monitoring.queue_age_alert_hours > 0 && var.monitoring.queue_age_alert_hours < 168
+    error_message = "monitoring.queue_age_alert_hours must be above 0 and below 168."
+  }
+}
