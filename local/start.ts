@@ -267,6 +267,22 @@ async function main(): Promise<number> {
     `  functions      submitBatchJob ${stack.submitUrl}  pollBatchJobs ${stack.pollUrl} (called every ${args['poll-interval']} s)`,
   );
   say(`  ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  // .local/env: this stack's configuration for other programs, such as the operators' command
+  // (`set -a; . .local/env; set +a; npx batch-courier jobs`); removed when the stack stops.
+  const { rmSync, writeFileSync } = await import('node:fs');
+  const envFile = join(ROOT, 'env');
+  const quoted = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;
+  const exported = { ...stack.env, METADATA_SERVER_DETECTION: 'none' };
+  writeFileSync(
+    envFile,
+    `${Object.entries(exported)
+      .map(([k, v]) => `${k}=${quoted(v)}`)
+      .join('\n')}\n`,
+  );
+  process.on('exit', () => rmSync(envFile, { force: true }));
+  say(
+    `  environment    ${relative(process.cwd(), envFile)} (set -a; . ${relative(process.cwd(), envFile)}; set +a)`,
+  );
 
   const previewed = new Map<string, Promise<void>>();
   onEvent = (e) => {
