@@ -14,7 +14,7 @@ import { mapLimit } from '../shared/app/concurrency.js';
 import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import type { JobRecord } from '../shared/core/jobs.js';
-import type { JobStore } from '../shared/ports.js';
+import type { JobStore, RecentQuery } from '../shared/ports.js';
 import { buildBatchJobRequest } from '../shared/core/vertex.js';
 import { startVertexEmulator, type VertexOp } from '../local/vertex-emulator.js';
 
@@ -70,6 +70,11 @@ function counting(store: JobStore): JobStore & { reads: number; writes: number }
       const page = await store.listOutstanding(limit, cursor);
       c.reads += Math.max(1, page.records.length);
       return page;
+    },
+    listRecent: async (query: RecentQuery) => {
+      const records = await store.listRecent(query);
+      c.reads += Math.max(1, records.length);
+      return records;
     },
   };
   return c;
