@@ -355,6 +355,12 @@ export async function doctorCommand(ctx: Context, options: DoctorOptions): Promi
           return ok('output bucket', `gs://${bucket} answers (storage emulator)`);
         })
       : Promise.resolve([]),
+    emulated && inputBucket
+      ? guarded('input bucket', async () => {
+          await deps.reader.list(inputBucket ?? '', config.INPUT_PREFIX);
+          return ok('input bucket', `gs://${inputBucket ?? ''} answers (storage emulator)`);
+        })
+      : Promise.resolve([]),
   ]);
   checks.push(...common.flat());
 

@@ -115,9 +115,10 @@ function render(ctx: Context, s: WatchSnapshot, intervalMs: number): string {
     `${c.bold('batch-courier watch')}  ${c.dim(`${config.GOOGLE_CLOUD_PROJECT} / ${config.JOBS_COLLECTION}  ${s.time.slice(11, 19)} UTC, every ${intervalMs / 1000} s, Ctrl-C stops`)}`,
     '',
   ];
-  const waiting = s.jobs.filter((j) => j.status === 'WAITING').length;
+  const count = (...statuses: JobRecord['status'][]): number =>
+    s.jobs.filter((j) => statuses.includes(j.status)).length;
   lines.push(
-    `${s.jobs.length}${s.truncated ? '+' : ''} outstanding: ${s.jobs.length - waiting} at Vertex AI or being announced, ${waiting} waiting for capacity`,
+    `${s.jobs.length}${s.truncated ? '+' : ''} outstanding: ${count('SUBMITTING')} being submitted, ${count('SUBMITTED')} at Vertex AI, ${count('WAITING')} waiting for capacity, ${count('COMPLETED', 'REJECTED', 'SUBMIT_FAILED')} being announced`,
   );
   if (s.jobs.length > 0) {
     lines.push(

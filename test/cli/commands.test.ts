@@ -210,7 +210,7 @@ describe.skipIf(!officialFirestore)(
 
       const text = await cli(env, ['watch', '--count', '1']);
       expect(text.stdout).toMatch(
-        /outstanding: \d+ at Vertex AI or being announced, 0 waiting for capacity/,
+        /\d+ outstanding: \d+ being submitted, [1-9]\d* at Vertex AI, 0 waiting for capacity, \d+ being announced/,
       );
       expect(text.stdout).toMatch(new RegExp(`${jobId}\\s+SUBMITTED`));
       await finish(jobId);
@@ -353,6 +353,11 @@ describe.skipIf(!officialFirestore)(
       expect(byName.topic).toMatchObject({ status: 'ok' });
       expect(byName['job store']).toMatchObject({ status: 'ok' });
       expect(byName['Vertex AI us-central1']).toMatchObject({ status: 'ok' });
+      // The input bucket is that of the newest job: the functions' configuration does not name it.
+      expect(byName['input bucket']).toMatchObject({
+        status: 'ok',
+        detail: 'gs://batch-courier-input answers (storage emulator)',
+      });
       expect(byName.APIs).toMatchObject({ status: 'skipped', detail: 'skipped: emulator' });
       expect(byName.IAM).toMatchObject({ status: 'skipped' });
 
