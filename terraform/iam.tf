@@ -138,11 +138,13 @@ resource "google_storage_bucket_iam_member" "poll_reads_input" {
   member = "serviceAccount:${google_service_account.poll.email}"
 }
 
-# Creates the pinned input copy and rejection reports of the inputs it submits. It holds no read
-# on the output bucket: the results' location comes from Vertex AI, and no code reads them.
+# Creates the pinned input copy and rejection reports of the inputs it submits, and digests each
+# finished job: lists and reads its prediction files, writes results.jsonl, failed.jsonl and
+# summary.json, and deletes the digest's temporary parts (objectUser: read, list, create, delete;
+# no IAM and no bucket settings). Only the output bucket.
 resource "google_storage_bucket_iam_member" "poll_writes_output" {
   bucket = google_storage_bucket.output.name
-  role   = "roles/storage.objectCreator"
+  role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.poll.email}"
 }
 

@@ -39,6 +39,8 @@ locals {
     ALLOWED_MODELS                = join(",", var.pipeline.allowed_models)
     ALLOWED_LOCATIONS             = join(",", var.pipeline.allowed_locations)
     ALLOWED_FILE_URI_PREFIXES     = join(",", var.pipeline.allowed_file_uri_prefixes)
+    MAX_ESTIMATED_COST_USD        = tostring(var.pipeline.max_estimated_cost_usd)
+    PRICE_TABLE                   = var.pipeline.price_table
     LOG_LEVEL                     = var.pipeline.log_level
     LOG_EXECUTION_ID              = "true"
   }

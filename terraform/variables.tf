@@ -62,6 +62,8 @@ variable "pipeline" {
     allowed_models                = optional(list(string), [])
     allowed_locations             = optional(list(string), [])
     allowed_file_uri_prefixes     = optional(list(string), [])
+    max_estimated_cost_usd        = optional(number, 0)
+    price_table                   = optional(string, "")
     log_level                     = optional(string, "info")
   })
   description = <<-EOT
@@ -77,6 +79,8 @@ variable "pipeline" {
     allowed_models: models an input may name (short names work; an entry without @version allows every version). []: default_model plus the code's short list. ["*"]: any model.
     allowed_locations: regions an input may pick with its `location` metadata. []: vertex_location, anthropic_location and the code's short list. ["*"]: any region.
     allowed_file_uri_prefixes: where a Gemini request's fileData.fileUri may point (gs:// or https:// prefixes). []: the input's own bucket only. ["*"]: anywhere.
+    max_estimated_cost_usd: reject an input whose estimated cost (an upper bound: bytes / 4 input tokens, each request's output maximum) is above this many US dollars, before anything is spent (INPUT.OVER_BUDGET). 0: no limit.
+    price_table: JSON merged over the built-in price table (shared/core/prices.json), e.g. jsonencode({ date = "2026-11-01", models = { "gemini-2.5-flash" = { input = 0.15, output = 1.25 } } }). "": the built-in table.
     log_level: debug, info, warning or error.
   EOT
   default     = {}
@@ -125,6 +129,14 @@ variable "pipeline" {
   validation {
     condition     = alltrue([for p in var.pipeline.allowed_file_uri_prefixes : can(regex("^(\\*|gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?|https://\\S+)$", p))])
     error_message = "pipeline.allowed_file_uri_prefixes entries must be gs://bucket[/prefix] or https://... prefixes, or \"*\"."
+  }
+  validation {
+    condition     = var.pipeline.max_estimated_cost_usd >= 0
+    error_message = "pipeline.max_estimated_cost_usd must be 0 (no limit) or a positive amount of US dollars."
+  }
+  validation {
+    condition     = var.pipeline.price_table == "" || can(jsondecode(var.pipeline.price_table).models)
+    error_message = "pipeline.price_table must be \"\" or JSON with \"date\" and \"models\" (see shared/core/prices.json)."
   }
   validation {
     condition     = contains(["debug", "info", "warning", "error"], var.pipeline.log_level)
@@ -178,7 +190,7 @@ variable "submit_function" {
 variable "poll_function" {
   type = object({
     memory           = optional(string, "256Mi")
-    timeout_seconds  = optional(number, 180)
+    timeout_seconds  = optional(number, 300)
     min_instances    = optional(number, 0)
     max_instances    = optional(number, 2)
     ingress_settings = optional(string, "ALLOW_INTERNAL_ONLY")
@@ -186,7 +198,7 @@ variable "poll_function" {
   description = <<-EOT
     The poll function (pollBatchJobs, called by Cloud Scheduler).
     memory: memory of an instance.
-    timeout_seconds: above the poll's own time budget (POLL_TIME_BUDGET_SECONDS = 120 in shared/function-targets.ts, after which a run stops and leaves the rest to the next one), at most 3600.
+    timeout_seconds: above the poll's own time budget plus a results digest started at its end (POLL_TIME_BUDGET_SECONDS = 120 in shared/function-targets.ts, after which a run starts no new work, plus DIGEST_TIME_LIMIT_SECONDS = 150 in shared/core/transitions.ts: 270 s), at most 3600.
     min_instances: instances kept warm (billed while idle); 0 scales to zero.
     max_instances: 2 lets an overlapping run answer instead of queueing (the poller is safe under overlap).
     ingress_settings: ALLOW_INTERNAL_ONLY still admits Cloud Scheduler of the same project; ALLOW_ALL lets you call the poller from outside (invocation always needs roles/run.invoker).
@@ -199,8 +211,8 @@ variable "poll_function" {
     error_message = "poll_function.memory must look like 256Mi, 512M or 1Gi."
   }
   validation {
-    condition     = var.poll_function.timeout_seconds > 120 && var.poll_function.timeout_seconds <= 3600
-    error_message = "poll_function.timeout_seconds must be above 120 (the poll time budget) and at most 3600."
+    condition     = var.poll_function.timeout_seconds > 270 && var.poll_function.timeout_seconds <= 3600
+    error_message = "poll_function.timeout_seconds must be above 270 (the poll time budget plus a digest) and at most 3600."
   }
   validation {
     condition = (
@@ -257,14 +269,14 @@ variable "poll_schedule" {
   type = object({
     cron                     = optional(string, "*/5 * * * *")
     time_zone                = optional(string, "Etc/UTC")
-    attempt_deadline_seconds = optional(number, 180)
+    attempt_deadline_seconds = optional(number, 300)
     retry_count              = optional(number, 1)
   })
   description = <<-EOT
     When Cloud Scheduler runs the poll.
     cron: 5-field cron schedule.
     time_zone: tz database name in which cron is read.
-    attempt_deadline_seconds: how long Cloud Scheduler waits for a run to answer; above the poll's time budget (120 s), at most 1800; keep it at least poll_function.timeout_seconds.
+    attempt_deadline_seconds: how long Cloud Scheduler waits for a run to answer; above the poll's time budget plus a digest (270 s), at most 1800; keep it at least poll_function.timeout_seconds.
     retry_count: retries of a failed run before the next scheduled one (0-5).
   EOT
   default     = {}
@@ -279,8 +291,8 @@ variable "poll_schedule" {
     error_message = "poll_schedule.time_zone must be a tz database name such as Etc/UTC or Europe/Berlin."
   }
   validation {
-    condition     = var.poll_schedule.attempt_deadline_seconds > 120 && var.poll_schedule.attempt_deadline_seconds <= 1800
-    error_message = "poll_schedule.attempt_deadline_seconds must be above 120 (the poll time budget) and at most 1800."
+    condition     = var.poll_schedule.attempt_deadline_seconds > 270 && var.poll_schedule.attempt_deadline_seconds <= 1800
+    error_message = "poll_schedule.attempt_deadline_seconds must be above 270 (the poll time budget plus a digest) and at most 1800."
   }
   validation {
     condition     = var.poll_schedule.retry_count >= 0 && var.poll_schedule.retry_count <= 5

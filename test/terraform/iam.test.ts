@@ -41,7 +41,7 @@ const EXPECTED = [
   'poll SA | roles/datastore.user | project',
   'poll SA | roles/pubsub.publisher | completion topic',
   'poll SA | roles/storage.objectViewer | input bucket',
-  'poll SA | roles/storage.objectCreator | output bucket',
+  'poll SA | roles/storage.objectUser | output bucket',
   "scheduler SA | roles/run.invoker | poll function's service",
   'Vertex AI service agent | roles/storage.objectViewer | input bucket',
   'Vertex AI service agent | roles/storage.objectViewer | output bucket',
