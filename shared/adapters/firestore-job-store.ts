@@ -283,7 +283,7 @@ export function createFirestoreJobStore(
           .orderBy(FieldPath.documentId(), 'desc')
           .limit(limit)
           .get();
-        return snap.docs.map((d) => d.data() as JobRecord);
+        return snap.docs.map((d) => upgradeRecord(d.data() as JobRecord));
       });
     },
   };
