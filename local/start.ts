@@ -258,6 +258,7 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', () => void stop(130));
   process.on('SIGTERM', () => void stop(143));
+  process.on('SIGHUP', () => void stop(129));
 
   say(`  Cloud Storage  ${stack.services.storage}`);
   say(`  Pub/Sub        ${stack.services.pubsub}`);

@@ -260,7 +260,7 @@ export function createFirestoreJobStore(
           query = query.startAfter(createTime, jobId);
         }
         const snap = await query.get();
-        const records = snap.docs.map((d) => d.data() as JobRecord);
+        const records = snap.docs.map((d) => upgradeRecord(d.data() as JobRecord));
         const last = records[records.length - 1];
         return { records, next: records.length === limit && last ? encodeCursor(last) : undefined };
       }),
