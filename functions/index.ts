@@ -1,7 +1,9 @@
 /**
- * The deployable entry (`package.json` `main`): validates the configuration once at cold start
- * (a bad variable fails the start with one error naming every bad variable) and registers both
- * function targets with the functions framework.
+ * The unbundled entry (`package.json` `main`, compiled to `dist/functions/index.js`): validates the
+ * configuration once at cold start (a bad variable fails the start with one error naming every bad
+ * variable) and registers both function targets with the functions framework, sharing one set of
+ * clients. What is deployed is one bundle per function instead, built from
+ * `functions/entries/<function>/index.ts` by `npm run package`.
  */
 import { loadConfig } from '../shared/config.js';
 import { createDependencies } from './dependencies.js';

@@ -47,29 +47,49 @@ export function createGcsObjectReader(
   return {
     async *read(bucket, name, generation) {
       const uri = `gs://${bucket}/${name}#${generation}`;
+      // Checked end to end against the object's CRC32C (computed by the client's
+      // `crc32cGenerator`): bytes damaged on the way fail the read at its end, so a verdict on them
+      // never stands.
       const stream = storage
         .bucket(bucket)
         .file(name, { generation: Number(generation) })
-        .createReadStream();
-      const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+        .createReadStream({ validation: 'crc32c' });
+      // One watchdog for the whole read rather than a timer per chunk (a large input is tens of
+      // thousands of chunks, and the functions framework's request domain tracks every timer and
+      // promise): it fails the read when no bytes come for `stallMs` while the reader waits for
+      // them. Only that wait counts, not the time the consumer spends on a chunk.
+      let waiting = true;
+      const watchdog: NodeJS.Timeout = setTimeout(() => {
+        if (!waiting) {
+          watchdog.refresh();
+          return;
+        }
+        stream.destroy(
+          new TransientError(
+            'STORAGE.UNAVAILABLE',
+            `could not read ${uri}: Cloud Storage sent no bytes for ${formatSeconds(stallMs)}`,
+          ),
+        );
+      }, stallMs);
       try {
-        for (;;) {
-          // Only the wait for the next chunk counts, not the time the consumer spends on one.
-          const next = await withTimeLimit(
-            chunks.next(),
-            stallMs,
-            () =>
-              new TransientError(
-                'STORAGE.UNAVAILABLE',
-                `could not read ${uri}: Cloud Storage sent no bytes for ${formatSeconds(stallMs)}`,
-              ),
-          );
-          if (next.done) return;
-          yield next.value;
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          waiting = false;
+          yield chunk;
+          waiting = true;
+          watchdog.refresh();
         }
       } catch (err) {
+        if ((err as { code?: unknown } | null)?.code === 'CONTENT_DOWNLOAD_MISMATCH') {
+          // Damaged in transit (or a server that lies): not the input's fault. Retried.
+          throw new TransientError(
+            'STORAGE.UNAVAILABLE',
+            `could not read ${uri}: the bytes received do not match the object's CRC32C`,
+            { cause: err },
+          );
+        }
         throw mapStorageError(err, uri);
       } finally {
+        clearTimeout(watchdog);
         stream.destroy();
       }
     },
@@ -189,8 +209,10 @@ export function createGcsObjectWriter(
     async writeStream(uri, chunks, contentType) {
       const [bucket, name] = splitUri(uri);
       const stall = tooLate(`write ${uri}`);
-      // A stall watchdog, not a total deadline (a large digest takes long, but never stops moving):
-      // it is reset each time the upload takes a chunk, and once more when the last one was taken.
+      // A stall watchdog, not a total deadline (a large digest takes long, but never stops moving).
+      // It measures Cloud Storage only: armed when a chunk is handed to the upload (until the
+      // upload asks for the next one) and after the last one (until the object is final), never
+      // while the upload waits for our producer, which may be busy reading for a while.
       let timer: NodeJS.Timeout | undefined;
       let fail: (err: Error) => void = () => undefined;
       const stalled = new Promise<never>((_, reject) => (fail = reject));
@@ -199,9 +221,13 @@ export function createGcsObjectWriter(
         timer = setTimeout(() => fail(stall()), deadlineMs);
       };
       async function* watched(): AsyncGenerator<Uint8Array> {
-        for await (const chunk of chunks) {
+        const source = chunks[Symbol.asyncIterator]();
+        for (;;) {
+          clearTimeout(timer);
+          const next = await source.next();
+          if (next.done) break;
           arm();
-          yield chunk;
+          yield next.value;
         }
         arm();
       }
@@ -214,7 +240,6 @@ export function createGcsObjectWriter(
           contentType,
           preconditionOpts: { ifGenerationMatch: 0 },
         });
-      arm();
       const source = Readable.from(watched(), { objectMode: false });
       try {
         await Promise.race([pipeline(source, upload), stalled]);

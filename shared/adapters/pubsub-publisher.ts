@@ -3,19 +3,15 @@
  * `jobId`, `model`, `schemaVersion`), each value capped to the 1,024 bytes Pub/Sub accepts. The
  * topic is never created here: Terraform owns it.
  */
-import { createRequire } from 'node:module';
 import type { PubSub } from '@google-cloud/pubsub';
+// The gRPC status codes, from the google-gax that `@google-cloud/pubsub` itself uses (its
+// dependency, which npm installs at the top of node_modules; the deployed bundles hold that one
+// copy). Over REST as over gRPC, the client reports failures with these codes.
+import { Status } from 'google-gax';
 import { PermanentError, TransientError } from '../core/errors.js';
 import { eventAttributes, type CompletionEvent } from '../core/events.js';
 import type { EventPublisher } from '../ports.js';
 import { withTimeLimit } from '../time-limit.js';
-
-/**
- * The gRPC status codes, from the google-gax that `@google-cloud/pubsub` itself uses (resolved
- * from its location: google-gax is its dependency, not ours).
- */
-const pubsubEntry = createRequire(import.meta.url).resolve('@google-cloud/pubsub');
-const { Status } = createRequire(pubsubEntry)('google-gax') as typeof import('google-gax');
 
 /** Codes after which the same publish can never succeed: retrying cannot help. */
 export const PERMANENT_PUBLISH_CODES: ReadonlySet<number> = new Set([
