@@ -1,136 +1,119 @@
 #!/usr/bin/env node
 /**
- * `npm run package`: stages the deployable artifact of both Cloud Functions in `artifact/`, which
- * Terraform zips and uploads (terraform/source.tf). Runs nothing but file staging: build first with
- * `npm run build`, or pass `--build` to have this script run it.
+ * `npm run package`: stages the deployable artifact of each Cloud Function in `artifact/<target>/`,
+ * which Terraform zips and uploads (terraform/source.tf): one bundle per function, built from the
+ * TypeScript sources (no `npm run build` needed first) by scripts/bundle.mjs.
  *
- *   artifact/
- *     package.json       main, type, engines, dependencies (no devDependencies, no scripts: Cloud
- *                        Build installs with `npm ci` and would otherwise run a `build` script whose
- *                        tools are dev dependencies)
- *     package-lock.json  unchanged: `npm ci` installs exactly the locked production tree
- *     dist/functions/    compiled entry points (package.json `main` is dist/functions/index.js)
- *     dist/shared/       compiled shared code
+ *   artifact/<target>/
+ *     index.js, *.js     the function's bundle: its entry and the chunks it loads on demand
+ *     package.json       main, type, engines, and one dependency: the functions framework (the
+ *                        runtime's framework must be the very module the bundle registers with)
+ *     package-lock.json  the repository's lock file cut down to the framework's own tree, so that
+ *                        Cloud Build's `npm ci` installs exactly the versions tested here
  *
- * Before it reports success it checks what would otherwise fail only after a deploy: `dist/` is
- * not older than the sources, `main` exists, every relative import resolves inside the artifact,
- * and every package imported is a production dependency.
+ * Before it reports success it checks what would otherwise fail only after a deploy: `main`
+ * exists, and every package a bundle imports at run time is in that artifact's lock file.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, cp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { builtinModules } from 'node:module';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
+import { BUNDLE_MAIN, EXTERNAL_PACKAGES, ROOT, bundleFunctions } from './bundle.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const DIST = path.join(ROOT, 'dist');
 const ARTIFACT = path.join(ROOT, 'artifact');
-/** Compiled directories that run in the cloud; dist/local, dist/bench and dist/test do not. */
-const STAGED_DIRS = ['functions', 'shared'];
-/** The package.json fields the deployed package needs. */
-const KEPT_FIELDS = [
-  'name',
-  'version',
-  'private',
-  'license',
-  'type',
-  'main',
-  'engines',
-  'dependencies',
-];
+/** The package.json fields a deployed function needs (besides `main` and `dependencies`). */
+const KEPT_FIELDS = ['name', 'version', 'private', 'license', 'type', 'engines'];
+/**
+ * Packages a bundled client asks for only inside a try/catch, and does without: node-fetch's
+ * optional `require('encoding')` (used only for non-UTF-8 `textConverted()`, which nothing calls).
+ */
+const OPTIONAL_IMPORTS = new Set(['encoding']);
 
-class PackageError extends Error {}
+export class PackageError extends Error {}
 
-/** Every file under `dir`, as paths relative to it, sorted. */
-async function listFiles(dir) {
-  const out = [];
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) out.push(path.relative(dir, path.join(entry.parentPath, entry.name)));
+/**
+ * The lock file location npm installs `name` at for the package at `from` (`''` for the root):
+ * its own `node_modules`, else each enclosing one, as Node resolves.
+ */
+function resolveInLock(packages, from, name) {
+  let base = from;
+  for (;;) {
+    const candidate = `${base ? `${base}/` : ''}node_modules/${name}`;
+    if (packages[candidate]) return candidate;
+    if (!base) return undefined;
+    const cut = base.lastIndexOf('/node_modules/');
+    base = cut < 0 ? '' : base.slice(0, cut);
   }
-  return out.sort();
 }
 
-/** Fails when a source file of a staged directory has no compiled output, or a newer one. */
-async function assertDistFresh() {
-  if (!existsSync(DIST)) {
+/**
+ * The repository's lock file (v2/v3) cut down to what `dependencies` need: the root entry with only
+ * those dependencies, and every package entry they reach (dependencies, optional and peer
+ * dependencies npm installed), unchanged. A dependency missing from the lock is an error.
+ */
+export function pruneLock(lock, dependencies) {
+  const packages = lock.packages;
+  if (!packages || typeof packages !== 'object' || !packages['']) {
     throw new PackageError(
-      'dist/ does not exist: run `npm run build` first (or `npm run package -- --build`).',
+      'package-lock.json has no `packages` map: lockfileVersion 2 or 3 is required',
     );
   }
-  const stale = [];
-  for (const dir of STAGED_DIRS) {
-    const srcDir = path.join(ROOT, dir);
-    if (!existsSync(srcDir)) continue;
-    for (const rel of await listFiles(srcDir)) {
-      if (!rel.endsWith('.ts') || rel.endsWith('.d.ts')) continue;
-      const src = path.join(srcDir, rel);
-      const out = path.join(DIST, dir, rel.replace(/\.ts$/, '.js'));
-      if (!existsSync(out) || (await stat(out)).mtimeMs < (await stat(src)).mtimeMs) {
-        stale.push(path.join(dir, rel));
+  const keep = new Map();
+  const visit = (from, deps, optional) => {
+    for (const name of Object.keys(deps ?? {})) {
+      const at = resolveInLock(packages, from, name);
+      if (at === undefined) {
+        if (optional.has(name)) continue; // an optional dependency not installed on this platform
+        throw new PackageError(
+          `package-lock.json has no ${name} for ${from || 'the root'}: run \`npm install\``,
+        );
       }
+      if (keep.has(at)) continue;
+      const entry = packages[at];
+      keep.set(at, entry);
+      const optionalHere = new Set([
+        ...Object.keys(entry.optionalDependencies ?? {}),
+        ...Object.entries(entry.peerDependenciesMeta ?? {})
+          .filter(([, meta]) => meta?.optional)
+          .map(([n]) => n),
+      ]);
+      visit(at, { ...entry.dependencies, ...entry.optionalDependencies }, optionalHere);
+      const installedPeers = Object.keys(entry.peerDependencies ?? {}).filter(
+        (n) => resolveInLock(packages, at, n) !== undefined,
+      );
+      visit(at, Object.fromEntries(installedPeers.map((n) => [n, '*'])), optionalHere);
     }
-  }
-  if (stale.length > 0) {
-    throw new PackageError(
-      `dist/ is older than ${stale.length} source file(s) (${stale.slice(0, 5).join(', ')}${stale.length > 5 ? ', …' : ''}): run \`npm run build\` first.`,
-    );
-  }
+  };
+  visit('', dependencies, new Set());
+  const root = { ...packages[''], dependencies };
+  delete root.devDependencies;
+  delete root.optionalDependencies;
+  delete root.peerDependencies;
+  const sorted = [...keep].sort(([a], [b]) => a.localeCompare(b));
+  return {
+    name: lock.name,
+    version: lock.version,
+    lockfileVersion: lock.lockfileVersion,
+    requires: true,
+    packages: { '': root, ...Object.fromEntries(sorted) },
+  };
 }
 
-/** The deployed package.json: only what running needs. */
+/** The deployed package.json of one function. */
 function deployedPackageJson(pkg) {
   const out = {};
   for (const field of KEPT_FIELDS) if (pkg[field] !== undefined) out[field] = pkg[field];
-  return out;
-}
-
-/** `import … from 'x'`, `export … from 'x'`, and the `} from 'x'` line of a multi-line import. */
-const STATIC_IMPORT = /^\s*(?:(?:import|export)\b|\})[^'"]*?\bfrom\s*['"]([^'"]+)['"]/;
-/** `import 'x'` (side effects only). */
-const SIDE_EFFECT_IMPORT = /^\s*import\s*['"]([^'"]+)['"]/;
-const DYNAMIC_IMPORT = /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
-
-/** The module specifiers a compiled ES module imports (static, side-effect and literal dynamic). */
-function importsOf(source) {
-  const specifiers = [];
-  for (const line of source.split('\n')) {
-    const trimmed = line.trimStart();
-    if (trimmed.startsWith('//') || trimmed.startsWith('*') || trimmed.startsWith('/*')) continue;
-    const m = STATIC_IMPORT.exec(line) ?? SIDE_EFFECT_IMPORT.exec(line);
-    if (m?.[1]) specifiers.push(m[1]);
-    for (const d of line.matchAll(DYNAMIC_IMPORT)) if (d[1]) specifiers.push(d[1]);
-  }
-  return specifiers;
-}
-
-/** `@scope/name/sub` → `@scope/name`; `name/sub` → `name`. */
-function packageName(specifier) {
-  const parts = specifier.split('/');
-  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] ?? specifier);
-}
-
-/** Problems with the imports of the staged code: relative ones outside it, packages not deployed. */
-async function importProblems(files, dependencies) {
-  const builtins = new Set(builtinModules);
-  const problems = [];
-  for (const rel of files.filter((f) => f.endsWith('.js'))) {
-    const file = path.join(ARTIFACT, rel);
-    for (const specifier of importsOf(await readFile(file, 'utf8'))) {
-      if (specifier.startsWith('.') || specifier.startsWith('/')) {
-        const target = path.resolve(path.dirname(file), specifier);
-        if (!target.startsWith(ARTIFACT + path.sep) || !existsSync(target)) {
-          problems.push(`${rel} imports ${specifier}, which is not in the artifact`);
-        }
-      } else if (specifier.startsWith('node:') || builtins.has(specifier)) {
-        continue;
-      } else if (!(packageName(specifier) in dependencies)) {
-        problems.push(`${rel} imports ${specifier}, which is not a production dependency`);
-      }
+  out.main = BUNDLE_MAIN;
+  out.dependencies = {};
+  for (const name of EXTERNAL_PACKAGES) {
+    const range = pkg.dependencies?.[name];
+    if (!range) {
+      throw new PackageError(`${name} must be a production dependency in package.json`);
     }
+    out.dependencies[name] = range;
   }
-  return problems;
+  return out;
 }
 
 function formatSize(bytes) {
@@ -141,64 +124,73 @@ function formatSize(bytes) {
       : `${(bytes / 1024 / 1024).toFixed(2)} MiB`;
 }
 
-async function main(argv) {
-  if (argv.includes('--build')) {
-    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-    const build = spawnSync(npm, ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
-    if (build.status !== 0) throw new PackageError('npm run build failed');
-  }
-  await assertDistFresh();
-
+/** Stages `artifact/`; resolves to what was written, per function. */
+export async function stageArtifact(outRoot = ARTIFACT) {
   const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
   const lockFile = path.join(ROOT, 'package-lock.json');
-  if (!existsSync(lockFile))
+  if (!existsSync(lockFile)) {
     throw new PackageError('package-lock.json is missing: run `npm install` once and commit it.');
-
-  await rm(ARTIFACT, { recursive: true, force: true });
-  await mkdir(path.join(ARTIFACT, 'dist'), { recursive: true });
-  for (const dir of STAGED_DIRS) {
-    const from = path.join(DIST, dir);
-    if (!existsSync(from))
-      throw new PackageError(`dist/${dir} does not exist: run \`npm run build\` first.`);
-    // Only compiled code: source maps point at TypeScript files that are not shipped, and a .js
-    // whose .ts was deleted is a leftover of an earlier build.
-    await cp(from, path.join(ARTIFACT, 'dist', dir), {
-      recursive: true,
-      filter: (src) => {
-        if (/\.(map|d\.ts|tsbuildinfo)$/.test(src)) return false;
-        if (!src.endsWith('.js')) return true;
-        return existsSync(path.join(ROOT, path.relative(DIST, src)).replace(/\.js$/, '.ts'));
-      },
-    });
   }
-  const deployed = deployedPackageJson(pkg);
-  await writeFile(path.join(ARTIFACT, 'package.json'), `${JSON.stringify(deployed, null, 2)}\n`);
-  await copyFile(lockFile, path.join(ARTIFACT, 'package-lock.json'));
+  const lock = JSON.parse(await readFile(lockFile, 'utf8'));
 
-  const files = await listFiles(ARTIFACT);
+  await rm(outRoot, { recursive: true, force: true });
+  await mkdir(outRoot, { recursive: true });
+  const bundles = await bundleFunctions(outRoot);
   const problems = [];
-  if (typeof deployed.main !== 'string' || !files.includes(path.normalize(deployed.main))) {
-    problems.push(`package.json main (${String(deployed.main)}) is not in the artifact`);
+  for (const bundle of bundles) {
+    const dir = path.join(outRoot, bundle.target);
+    const deployed = deployedPackageJson(pkg);
+    const prunedLock = pruneLock(lock, deployed.dependencies);
+    await writeFile(path.join(dir, 'package.json'), `${JSON.stringify(deployed, null, 2)}\n`);
+    await writeFile(
+      path.join(dir, 'package-lock.json'),
+      `${JSON.stringify(prunedLock, null, 2)}\n`,
+    );
+    if (!bundle.files.some((f) => f.file === deployed.main)) {
+      problems.push(`${bundle.target}: package.json main (${deployed.main}) was not written`);
+    }
+    for (const name of bundle.externals) {
+      if (OPTIONAL_IMPORTS.has(name)) continue;
+      if (!(name in deployed.dependencies)) {
+        problems.push(
+          `${bundle.target}: the bundle imports ${name} at run time, which the artifact does not install`,
+        );
+      }
+    }
   }
-  problems.push(...(await importProblems(files, deployed.dependencies ?? {})));
   if (problems.length > 0) {
     throw new PackageError(`the staged artifact would not run:\n  - ${problems.join('\n  - ')}`);
   }
+  return bundles;
+}
 
-  let total = 0;
-  for (const rel of files) {
-    const { size } = await stat(path.join(ARTIFACT, rel));
-    total += size;
-    process.stdout.write(`  ${formatSize(size).padStart(10)}  ${rel}\n`);
+async function main(argv) {
+  if (argv.length > 0) {
+    throw new PackageError(
+      `takes no arguments (got ${argv.join(' ')}); it bundles from the sources`,
+    );
+  }
+  const bundles = await stageArtifact();
+  for (const bundle of bundles) {
+    const total = bundle.files.reduce((sum, f) => sum + f.bytes, 0);
+    const largest = bundle.packages
+      .slice(0, 6)
+      .map(([name, bytes]) => `${name} ${formatSize(bytes)}`)
+      .join(', ');
+    process.stdout.write(
+      `  ${bundle.target}: ${bundle.files.length} files, ${formatSize(total)} (largest parts: ${largest})\n`,
+    );
   }
   process.stdout.write(
-    `staged ${files.length} files, ${formatSize(total)}, in ${path.relative(process.cwd(), ARTIFACT) || '.'}/ — next: terraform -chdir=terraform apply\n`,
+    `staged ${bundles.length} functions in ${path.relative(process.cwd(), ARTIFACT) || '.'}/ — next: terraform -chdir=terraform apply\n`,
   );
 }
 
-main(process.argv.slice(2)).catch((err) => {
-  process.stderr.write(
-    `npm run package: ${err instanceof PackageError ? err.message : (err?.stack ?? String(err))}\n`,
-  );
-  process.exitCode = 1;
-});
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).catch((err) => {
+    process.stderr.write(
+      `npm run package: ${err instanceof PackageError ? err.message : (err?.stack ?? String(err))}\n`,
+    );
+    process.exitCode = 1;
+  });
+}

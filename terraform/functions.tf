@@ -1,5 +1,5 @@
-# The two Cloud Functions (gen2) of one artifact. Entry points are FUNCTION_TARGETS of
-# shared/function-targets.ts (registered by dist/functions/index.js, package.json `main`).
+# The two Cloud Functions (gen2), each built from its own bundle (terraform/source.tf). Entry points
+# are FUNCTION_TARGETS of shared/function-targets.ts, each registered by its bundle's index.js.
 #
 # The upload trigger is the function's own event_trigger block rather than a separate
 # google_eventarc_trigger: Cloud Functions then creates, updates and deletes the Eventarc trigger
@@ -21,7 +21,7 @@ resource "google_cloudfunctions2_function" "submit" {
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
+        object = google_storage_bucket_object.source["submitBatchJob"].name
       }
     }
   }
@@ -76,7 +76,7 @@ resource "google_cloudfunctions2_function" "poll" {
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
+        object = google_storage_bucket_object.source["pollBatchJobs"].name
       }
     }
   }

@@ -1,7 +1,7 @@
 /**
  * Wiring: what connects to what. Every reference names a declaration (no `terraform validate`
  * here); uploads of the input bucket trigger the submit function, retried; Cloud Scheduler calls
- * the poll function with an OIDC token for it; both functions are built from the staged artifact,
+ * the poll function with an OIDC token for it; each function is built from its own staged bundle,
  * named by its hash, as the chosen build account.
  */
 import { FUNCTION_TARGETS } from '../../shared/function-targets.js';
@@ -113,33 +113,50 @@ const checkScheduler: Check = async (m) => {
   return problems;
 };
 
-/** Both functions are built from the staged artifact, uploaded under a name that is its hash. */
+/**
+ * Each function is built from its own staged bundle (`artifact/<entry point>/`), uploaded under a
+ * name that contains the hash of that bundle's archive.
+ */
 const checkSource: Check = async (m) => {
   const archive = m.data.archive_file?.source;
   const object = m.resource.google_storage_bucket_object?.source;
   const problems: string[] = [];
   if (
     !JSON.stringify(m.locals.artifact_dir ?? '').includes('/artifact') ||
-    !(await addressesIn(archive?.source_dir)).includes('local.artifact_dir')
-  ) {
-    problems.push('the archive must zip the staged artifact/ directory');
-  }
-  if (
-    !(await refs(object?.name)).some((r) =>
-      /^data\.archive_file\.source\.output_(md5|sha256)$/.test(r),
-    )
+    !(await addressesIn(archive?.source_dir)).includes('local.artifact_dir') ||
+    !str(archive?.source_dir).endsWith('/${each.key}')
   ) {
     problems.push(
-      "the source object's name must contain the archive's hash, so that new code redeploys",
+      'the archive must zip the staged artifact/<entry point>/ directory of each function',
+    );
+  }
+  const bundles = str(m.locals.function_bundles);
+  for (const target of Object.values(FUNCTION_TARGETS)) {
+    if (!bundles.includes(`"${target}"`)) problems.push(`local.function_bundles lacks ${target}`);
+  }
+  for (const [what, body] of [
+    ['archive', archive],
+    ['source object', object],
+  ] as const) {
+    if (str(body?.for_each) !== '${local.function_bundles}') {
+      problems.push(`the ${what} must be made for_each of local.function_bundles`);
+    }
+  }
+  if (!/data\.archive_file\.source\[each\.key\]\.output_(md5|sha256)/.test(str(object?.name))) {
+    problems.push(
+      "the source object's name must contain its archive's hash, so that new code redeploys",
     );
   }
   for (const fn of functionsOf(m)) {
     const storage = block(block(block(fn.body.build_config)?.source)?.storage_source);
+    const objectRefs = await refs(storage?.object);
     if (
-      (await addressesIn(storage?.object)).join() !== 'google_storage_bucket_object.source' ||
+      objectRefs.join() !== `google_storage_bucket_object.source."${fn.entryPoint}".name` ||
       (await addressesIn(storage?.bucket)).join() !== 'google_storage_bucket.source'
     ) {
-      problems.push(`${fn.address} must be built from the source object in the source bucket`);
+      problems.push(
+        `${fn.address} must be built from the source object of its own entry point (${fn.entryPoint}) in the source bucket`,
+      );
     }
   }
   return problems;
@@ -190,6 +207,27 @@ const MUTATIONS: Mutation<keyof typeof CHECKS>[] = [
       'value     = google_storage_bucket.output.name',
     ),
     report: /bucket = the input bucket/,
+  },
+  {
+    what: 'the poll function built from the submit bundle',
+    check: 'source',
+    edit: replaceIn(
+      'functions.tf',
+      'object = google_storage_bucket_object.source["pollBatchJobs"].name',
+      'object = google_storage_bucket_object.source["submitBatchJob"].name',
+    ),
+    report:
+      /google_cloudfunctions2_function\.poll must be built from the source object of its own entry point \(pollBatchJobs\)/,
+  },
+  {
+    what: 'a source object named without its hash',
+    check: 'source',
+    edit: replaceIn(
+      'source.tf',
+      'name         = "${each.key}-${data.archive_file.source[each.key].output_md5}.zip"',
+      'name         = "${each.key}.zip"',
+    ),
+    report: /must contain its archive's hash/,
   },
   {
     what: 'the OIDC audience of the submit function',
