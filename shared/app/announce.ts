@@ -3,7 +3,7 @@
  * mark the record announced. Shared by the submit function (rejections) and the poller (finished
  * jobs, retried announcements).
  */
-import { digestJob, type DigestDeps } from './digest.js';
+import { digestJob, recordedDigest, type DigestDeps } from './digest.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 import { buildCompletionEvent } from '../core/events.js';
 import { logFields, type Digest, type JobRecord } from '../core/jobs.js';
@@ -19,6 +19,9 @@ import {
   toDigested,
 } from '../core/transitions.js';
 import { formatSeconds, withTimeLimit } from '../time-limit.js';
+
+/** How long a digest that ran out of time is waited for before its claim is released. */
+const ABANDON_GRACE_MS = 15_000;
 
 /** What {@link announce} needs. */
 export interface AnnounceDeps extends DigestDeps {
@@ -131,27 +134,27 @@ async function digestOrGiveUp(
     };
   };
   if (record.digestAttempts > MAX_DIGEST_ATTEMPTS) {
+    // The last attempt may have finished its files and died before recording them.
+    const finished = await recordedDigest(record, deps).catch(() => undefined);
+    if (finished) return finished;
     return giveUp(`the digest was started ${MAX_DIGEST_ATTEMPTS} times and never finished`);
   }
   const limitMs = deps.digest?.timeLimitMs ?? DIGEST_TIME_LIMIT_SECONDS * 1000;
   const stop = new AbortController();
   const started = performance.now();
+  const work = digestJob(record, deps, {
+    workId: `${owner}-${record.digestAttempts}`,
+    signal: stop.signal,
+    ...(deps.digest?.partBytes ? { partBytes: deps.digest.partBytes } : {}),
+  });
   try {
-    const digest = await withTimeLimit(
-      digestJob(record, deps, {
-        workId: `${owner}-${record.digestAttempts}`,
-        signal: stop.signal,
-        ...(deps.digest?.partBytes ? { partBytes: deps.digest.partBytes } : {}),
-      }),
-      limitMs,
-      () => {
-        stop.abort();
-        return new TransientError(
-          'DEADLINE.EXCEEDED',
-          `the digest did not finish within ${formatSeconds(limitMs)}`,
-        );
-      },
-    );
+    const digest = await withTimeLimit(work, limitMs, () => {
+      stop.abort();
+      return new TransientError(
+        'DEADLINE.EXCEEDED',
+        `the digest did not finish within ${formatSeconds(limitMs)}`,
+      );
+    });
     deps.log.info('job.digested', 'Results digest written', {
       ...fields,
       ...(digest.results ? { rows: digest.results.rows } : { note: digest.note }),
@@ -165,6 +168,11 @@ async function digestOrGiveUp(
     if (err instanceof PermanentError || record.digestAttempts >= MAX_DIGEST_ATTEMPTS) {
       return giveUp(`the digest failed after ${record.digestAttempts} attempts: ${message}`, err);
     }
+    // A digest that ran out of time stops at its next line; the claim is released once it has
+    // (or after a grace period), so that no second digest runs beside it on this instance.
+    await withTimeLimit(work, ABANDON_GRACE_MS, () => new Error('still running')).catch(
+      () => undefined,
+    );
     await deps.jobs.update(record.jobId, release(owner)).catch(() => undefined);
     deps.log.warning('digest.failed', 'The digest failed; a later poll run tries again', {
       ...fields,

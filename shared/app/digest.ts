@@ -67,6 +67,8 @@ export const DEFAULT_PART_BYTES = 32 << 20;
 const MAX_OUTPUT_LINE_BYTES = 256 << 20;
 /** The longest input line (the validator refuses longer ones). */
 const MAX_INPUT_LINE_BYTES = (16 << 20) + 1;
+/** The most temporary parts of one digest (uploads open at once while the output is read). */
+const MAX_PARTS = 256;
 /** Most frequent row errors listed in `summary.json`. */
 const TOP_ERRORS = 20;
 
@@ -108,6 +110,20 @@ async function readWhole(reader: ObjectReader, bucket: string, o: ListedObject):
   return Buffer.concat(parts);
 }
 
+/**
+ * The digest an earlier attempt completed (its summary.json, written last, exists), or undefined.
+ */
+export async function recordedDigest(
+  record: JobRecord,
+  deps: DigestDeps,
+): Promise<Digest | undefined> {
+  const prefix = splitUri(record.outputUriPrefix);
+  const found = await findObject(deps.reader, prefix.bucket, prefix.name + SUMMARY_FILE);
+  if (!found) return undefined;
+  const bytes = await readWhole(deps.reader, prefix.bucket, found);
+  return digestFromSummary(bytes, pricingName(deps.config.PRICE_TABLE));
+}
+
 /** Digests a finished job's output (see the module comment). Throws when storage fails. */
 export async function digestJob(
   record: JobRecord,
@@ -127,14 +143,8 @@ export async function digestJob(
   });
 
   // An earlier attempt that finished wrote summary.json last: its figures stand.
-  const summaryObject = await findObject(deps.reader, prefix.bucket, prefix.name + SUMMARY_FILE);
-  if (summaryObject) {
-    const earlier = digestFromSummary(
-      await readWhole(deps.reader, prefix.bucket, summaryObject),
-      pricing,
-    );
-    if (earlier) return earlier;
-  }
+  const earlier = await recordedDigest(record, deps);
+  if (earlier) return earlier;
 
   if (!record.outputDirectory) return nothing('Vertex AI reported no output directory');
   const directory = splitUri(record.outputDirectory.replace(/\/*$/, '/'));
@@ -174,13 +184,20 @@ export async function digestJob(
   let unmatched = 0;
   const totalBytes = files.reduce((n, f) => n + f.size, 0);
   const partBytes = options.partBytes ?? DEFAULT_PART_BYTES;
-  const partCount = Math.max(1, Math.min(Math.ceil(totalBytes / partBytes), lineCount || 1));
+  // Parts of a quarter of the budget on average, so that answers of uneven length (a part with
+  // longer ones than the others) still fit in it; at most MAX_PARTS uploads open at once.
+  const partCount =
+    totalBytes <= partBytes
+      ? 1
+      : Math.max(1, Math.min(Math.ceil((4 * totalBytes) / partBytes), MAX_PARTS, lineCount || 1));
   const parts =
     partCount === 1
       ? new MemoryParts(lineCount)
       : new StoredParts(deps, `${record.outputUriPrefix}${WORK_FOLDER}${options.workId}/`, {
           partCount,
           linesPerPart: Math.ceil(lineCount / partCount),
+          lineCount,
+          windowBytes: partBytes,
         });
   try {
     for (const file of files) {
@@ -196,12 +213,13 @@ export async function digestJob(
         const value = parseObject(raw);
         const row = value ? readOutputRow(record.provider, value) : undefined;
         const at = row ? index.take(row.keys) : undefined;
+        // A line's tokens were billed whether or not it matched a request.
+        if (row) addUsage(usage, row.usage);
         if (!row || at === undefined) {
           unmatched++;
           continue;
         }
         outcome[at] = row.ok ? 1 : 2;
-        addUsage(usage, row.usage);
         if (row.error !== null) errors.add(row.error);
         const text = resultLine(
           at + 1,
@@ -230,6 +248,9 @@ export async function digestJob(
       upload(deps.reports, uri(RESULTS_FILE), results),
       ...(failed ? [upload(deps.reports, uri(FAILED_FILE), failed)] : []),
     ];
+    // Awaited below; until then an upload that fails must not be an unhandled rejection (the
+    // functions framework would end the instance): its channel makes the producer throw instead.
+    for (const w of writing) w.catch(() => undefined);
     const writeResults = new Batcher(results);
     const writeFailed = failed ? new Batcher(failed) : undefined;
     try {
@@ -292,6 +313,8 @@ export async function digestJob(
       }),
       'application/json',
     );
+    // Parts of earlier attempts that died (an instance killed mid-digest) go too.
+    await removeAll(deps, `${record.outputUriPrefix}${WORK_FOLDER}`);
     if (unmatched > 0) {
       deps.log.warning('digest.unmatched', 'Output lines matched no input line', {
         jobId: record.jobId,
@@ -390,6 +413,19 @@ function digestFromSummary(bytes: Buffer, pricing: string): Digest | undefined {
   };
 }
 
+/** Deletes every object under `folderUri` (best effort: what is left goes with the next digest). */
+async function removeAll(deps: DigestDeps, folderUri: string): Promise<void> {
+  const { bucket, name } = splitUri(folderUri);
+  const left = await deps.reader.list(bucket, name).catch(() => []);
+  await Promise.all(
+    left.map((o) =>
+      deps.reports.remove(`gs://${bucket}/${o.name}`).catch((err: unknown) => {
+        if (!(err instanceof BatchCourierError)) throw err;
+      }),
+    ),
+  );
+}
+
 /** Where results wait between the output's order and the input's. */
 interface Parts {
   add(line: number, text: Buffer): Promise<void>;
@@ -426,20 +462,31 @@ class MemoryParts implements Parts {
 
 /**
  * Results spread over temporary objects, one per range of input lines, each written as a stream
- * of records `[u32 line][u32 length][bytes]`; read back one part at a time.
+ * of records `[u32 line][u32 length][bytes]`. They are read back a window of lines at a time: the
+ * lines that follow in input order whose results fit in `windowBytes` together (one line at
+ * least), so a part holding unusually long answers is read more than once, never held whole.
  */
 class StoredParts implements Parts {
   private readonly channels: Channel[] = [];
   private readonly batchers: Batcher[] = [];
   private readonly uploads: Promise<void>[] = [];
-  private current = -1;
+  /** Each line's result size in bytes, to cut windows. */
+  private readonly sizes: Uint32Array;
+  /** The window loaded: lines [from, to). */
+  private window = { from: 0, to: 0 };
   private loaded = new Map<number, Buffer>();
 
   constructor(
     private readonly deps: DigestDeps,
     private readonly folder: string,
-    private readonly shape: { partCount: number; linesPerPart: number },
+    private readonly shape: {
+      partCount: number;
+      linesPerPart: number;
+      lineCount: number;
+      windowBytes: number;
+    },
   ) {
+    this.sizes = new Uint32Array(shape.lineCount);
     for (let p = 0; p < shape.partCount; p++) {
       const channel = new Channel(1 << 18);
       this.channels.push(channel);
@@ -455,6 +502,7 @@ class StoredParts implements Parts {
   }
 
   async add(line: number, text: Buffer): Promise<void> {
+    this.sizes[line] = text.length;
     const head = Buffer.allocUnsafe(8);
     head.writeUInt32LE(line, 0);
     head.writeUInt32LE(text.length, 4);
@@ -472,43 +520,50 @@ class StoredParts implements Parts {
   }
 
   async take(line: number): Promise<Buffer> {
-    const p = Math.floor(line / this.shape.linesPerPart);
-    if (p !== this.current) await this.load(p);
+    if (line < this.window.from || line >= this.window.to) await this.load(line);
     const text = this.loaded.get(line);
-    if (!text) throw new Error(`no result for line ${line + 1} in part ${p}`);
+    if (!text) throw new Error(`no result for line ${line + 1} in its part`);
     this.loaded.delete(line);
     return text;
   }
 
-  private async load(p: number): Promise<void> {
+  /** Loads the window that starts at `from`: within its part, as many lines as fit. */
+  private async load(from: number): Promise<void> {
+    const { linesPerPart, lineCount, windowBytes } = this.shape;
+    const p = Math.floor(from / linesPerPart);
+    const end = Math.min(lineCount, (p + 1) * linesPerPart);
+    let to = from + 1;
+    let bytes = this.sizes[from] ?? 0;
+    while (to < end && bytes + (this.sizes[to] ?? 0) <= windowBytes) bytes += this.sizes[to++] ?? 0;
     this.loaded = new Map();
-    this.current = p;
+    this.window = { from, to };
     const { bucket, name } = splitUri(this.partUri(p));
     const found = await findObject(this.deps.reader, bucket, name);
     if (!found) {
       // An empty part was never created (no chunk pushed, then a create of nothing): nothing in it.
       return;
     }
-    const bytes = await readWhole(this.deps.reader, bucket, found);
-    for (let at = 0; at + 8 <= bytes.length;) {
-      const line = bytes.readUInt32LE(at);
-      const length = bytes.readUInt32LE(at + 4);
-      this.loaded.set(line, bytes.subarray(at + 8, at + 8 + length));
-      at += 8 + length;
+    // Records are parsed as the part streams in: each result is held once, never the part twice.
+    let pending = Buffer.alloc(0);
+    for await (const chunk of this.deps.reader.read(bucket, found.name, found.generation)) {
+      pending = pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([pending, chunk]);
+      let at = 0;
+      while (at + 8 <= pending.length) {
+        const length = pending.readUInt32LE(at + 4);
+        if (at + 8 + length > pending.length) break;
+        const line = pending.readUInt32LE(at);
+        if (line >= from && line < to) {
+          this.loaded.set(line, Buffer.from(pending.subarray(at + 8, at + 8 + length)));
+        }
+        at += 8 + length;
+      }
+      pending = pending.subarray(at);
     }
   }
 
   async dispose(): Promise<void> {
     for (const channel of this.channels) channel.stop();
     await Promise.allSettled(this.uploads);
-    const { bucket, name } = splitUri(this.folder);
-    const left = await this.deps.reader.list(bucket, name).catch(() => []);
-    await Promise.all(
-      left.map((o) =>
-        this.deps.reports.remove(`gs://${bucket}/${o.name}`).catch((err: unknown) => {
-          if (!(err instanceof BatchCourierError)) throw err;
-        }),
-      ),
-    );
+    await removeAll(this.deps, this.folder);
   }
 }

@@ -11,7 +11,7 @@
 import { isUtf8 } from 'node:buffer';
 import { lineCheckFor, type FileUriAllowList, type LineCheck } from './line-rules.js';
 import type { Provider } from './models.js';
-import { maxOutputTokensOf, type RequestSizing } from './pricing.js';
+import { addToSizing, type RequestSizing } from './pricing.js';
 
 /** Vertex's limits for one input file. */
 export const MAX_INPUT_LINES = 200_000;
@@ -265,12 +265,7 @@ export async function validateJsonl(
       return;
     }
     const problem = check(value as Record<string, unknown>);
-    if (!problem) {
-      sizing.bytes += line.length;
-      const max = maxOutputTokensOf(value as Record<string, unknown>);
-      if (max === undefined) sizing.withoutMax++;
-      else sizing.maxOutputTokens += max;
-    }
+    if (!problem) addToSizing(sizing, value as Record<string, unknown>, line.length);
     if (problem) {
       fail(
         problem.fatal ? 'INPUT.WRONG_FORMAT' : (problem.code ?? 'INPUT.INVALID_JSONL'),

