@@ -66,15 +66,48 @@ export function createPubSubPublisher(pubsub: PubSub, topic: string): EventPubli
 }
 
 /**
+ * Over REST the client reports a refused publish as the HTTP answer (`code` 404, not NOT_FOUND):
+ * these statuses mean the same as the gRPC codes of {@link PERMANENT_PUBLISH_CODES}. (The answer's
+ * body normally names the canonical code too; this table is for one that does not.)
+ */
+const PERMANENT_HTTP_STATUSES: ReadonlyMap<number, Status> = new Map([
+  [400, Status.INVALID_ARGUMENT],
+  [401, Status.UNAUTHENTICATED],
+  [403, Status.PERMISSION_DENIED],
+  [404, Status.NOT_FOUND],
+  [412, Status.FAILED_PRECONDITION],
+  [501, Status.UNIMPLEMENTED],
+]);
+
+/**
+ * The canonical code of a failed publish: the gRPC code; over REST, the code the answer's body
+ * names (`{"error": {"status": "NOT_FOUND"}}`), else the one its HTTP status stands for.
+ */
+function canonicalCode(err: unknown): number | undefined {
+  const e = err as {
+    code?: unknown;
+    response?: { status?: unknown; data?: { error?: { status?: unknown } } };
+  } | null;
+  if (e?.response === undefined) return typeof e?.code === 'number' ? e.code : undefined;
+  const named = e.response.data?.error?.status;
+  if (typeof named === 'string' && Object.hasOwn(Status, named)) {
+    return Status[named as keyof typeof Status];
+  }
+  const http = e.response.status;
+  return typeof http === 'number' ? PERMANENT_HTTP_STATUSES.get(http) : undefined;
+}
+
+/**
  * A failed publish: PermanentError `EVENTS.INVALID` for the codes of
- * {@link PERMANENT_PUBLISH_CODES} and for a message the client refuses before sending it (a
- * TypeError); TransientError `EVENTS.UNAVAILABLE` otherwise (UNAVAILABLE, DEADLINE_EXCEEDED, …).
+ * {@link PERMANENT_PUBLISH_CODES} (over gRPC or REST) and for a message the client refuses before
+ * sending it (a TypeError); TransientError `EVENTS.UNAVAILABLE` otherwise (UNAVAILABLE,
+ * DEADLINE_EXCEEDED, no answer, …).
  */
 export function mapPublishError(err: unknown, topic: string): Error {
   if (err instanceof PermanentError || err instanceof TransientError) return err;
-  const code = (err as { code?: unknown } | null)?.code;
+  const code = canonicalCode(err);
   const message = `publish to ${topic} failed: ${err instanceof Error ? err.message : String(err)}`;
-  if ((typeof code === 'number' && PERMANENT_PUBLISH_CODES.has(code)) || err instanceof TypeError) {
+  if ((code !== undefined && PERMANENT_PUBLISH_CODES.has(code)) || err instanceof TypeError) {
     return new PermanentError('EVENTS.INVALID', message, { cause: err });
   }
   return new TransientError('EVENTS.UNAVAILABLE', message, { cause: err });
