@@ -22,6 +22,7 @@
  *   RUNS=3 npm run bench:digest                 # median of 3 runs of each
  *   PROFILE=1 npm run bench:digest              # also a CPU profile of the digest (summarized)
  *   PART_BYTES=8388608 npm run bench:digest     # the digest's part size (default 32 MiB)
+ *   DIGEST_MODULE=path/to/candidate.js npm run bench:digest   # measure another digestJob
  *
  * Units: MB and MB/s are decimal; RSS is in MiB (1,048,576 bytes), as a function's memory limit.
  */
@@ -33,13 +34,19 @@ import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
-import { Storage, type StorageOptions } from '@google-cloud/storage';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Storage } from '@google-cloud/storage';
 import { startStorageEmulator } from '../local/storage/server.js';
+import { fastCrc32cGenerator } from '../shared/adapters/crc32c.js';
 import { createGcsObjectReader, createGcsObjectWriter } from '../shared/adapters/gcs-objects.js';
-import { DEFAULT_PART_BYTES, digestJob, isPredictionFile } from '../shared/app/digest.js';
+import {
+  DEFAULT_PART_BYTES,
+  digestJob as productDigestJob,
+  isPredictionFile,
+} from '../shared/app/digest.js';
 import { loadConfig } from '../shared/config.js';
-import type { Digest, JobRecord } from '../shared/core/jobs.js';
+import { upgradeRecord, type Digest, type JobRecord } from '../shared/core/jobs.js';
 import { splitLines } from '../shared/core/lines.js';
 import { DIGEST_TIME_LIMIT_SECONDS } from '../shared/core/transitions.js';
 import { createLogger } from '../shared/logger.js';
@@ -63,10 +70,22 @@ const WORK = fileURLToPath(new URL('../../.local/bench/digest/', import.meta.url
 
 /** What a child process measures. */
 interface ChildSpec {
-  mode: 'digest' | 'bare' | 'idle';
+  mode: 'digest' | 'bare' | 'read' | 'idle';
   storageUrl: string;
   rows: number;
   partBytes?: number;
+  /** A module exporting a `digestJob` to measure instead of the product's (a candidate). */
+  digestModule?: string;
+}
+
+/** The `digestJob` to measure: the product's, or a candidate's (DIGEST_MODULE). */
+async function loadDigest(path: string | undefined): Promise<typeof productDigestJob> {
+  if (!path) return productDigestJob;
+  const module = (await import(pathToFileURL(resolve(path)).href)) as {
+    digestJob?: typeof productDigestJob;
+  };
+  if (!module.digestJob) throw new Error(`${path} exports no digestJob`);
+  return module.digestJob;
 }
 
 /** A timed event of the digest's storage calls (ms since the digest started). */
@@ -86,10 +105,20 @@ interface Measurement {
   /** Kernel high-water mark of the child's RSS, KiB. */
   maxRssKiB: number;
   /** Largest `process.memoryUsage()` seen, sampled every SAMPLE_MS (bytes). */
-  sampled: { rss: number; heapUsed: number; external: number; arrayBuffers: number };
+  sampled: MemorySample;
+  /** Every sample: ms since the measurement started, and the fields (bytes). */
+  timeline: (MemorySample & { t: number })[];
   crc32c: string;
   digest?: Digest;
   events?: StorageEvent[];
+}
+
+/** The fields of `process.memoryUsage()` followed here. */
+interface MemorySample {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
 }
 
 /** A measurement with what the parent saw around it. */
@@ -112,31 +141,16 @@ async function emulatorProcess(root: string): Promise<void> {
   });
 }
 
-/** The product's CRC32C for downloads, where this checkout has it; else the client's own. */
-async function crc32cGenerator(): Promise<StorageOptions['crc32cGenerator'] | undefined> {
-  // A variable specifier: the module may not exist in every checkout of this benchmark.
-  const specifier = '../shared/adapters/crc32c.js';
-  try {
-    const module = (await import(specifier)) as {
-      fastCrc32cGenerator?: StorageOptions['crc32cGenerator'];
-    };
-    return module.fastCrc32cGenerator;
-  } catch {
-    return undefined;
-  }
-}
-
 /** A Storage client as the functions build it, pointed at the emulator. */
 async function storageClient(url: string): Promise<{ storage: Storage; crc32c: string }> {
   process.env.STORAGE_EMULATOR_HOST = url;
   process.env.METADATA_SERVER_DETECTION ??= 'none';
-  const generator = await crc32cGenerator();
   const storage = new Storage({
     projectId: PROJECT,
     timeout: STORAGE_REQUEST_TIMEOUT_MS,
-    ...(generator ? { crc32cGenerator: generator } : {}),
+    crc32cGenerator: fastCrc32cGenerator,
   });
-  return { storage, crc32c: generator ? 'shared/adapters/crc32c.ts' : "the client's own" };
+  return { storage, crc32c: 'shared/adapters/crc32c.ts' };
 }
 
 /** Peak RSS of this process (KiB): `VmHWM`, which exec resets (unlike getrusage's maxRSS). */
@@ -150,22 +164,26 @@ function peakRssKiB(): number {
   return process.resourceUsage().maxRSS;
 }
 
-/** Samples `process.memoryUsage()` every SAMPLE_MS; `stop` returns the largest of each field. */
-function memorySampler(): { stop: () => Measurement['sampled'] } {
-  const peak = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+/** Samples `process.memoryUsage()` every SAMPLE_MS; `stop` returns the peaks and the timeline. */
+function memorySampler(t0: number): {
+  stop: () => Pick<Measurement, 'sampled' | 'timeline'>;
+} {
+  const sampled: MemorySample = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+  const timeline: Measurement['timeline'] = [];
   const sample = (): void => {
-    const m = process.memoryUsage();
-    peak.rss = Math.max(peak.rss, m.rss);
-    peak.heapUsed = Math.max(peak.heapUsed, m.heapUsed);
-    peak.external = Math.max(peak.external, m.external);
-    peak.arrayBuffers = Math.max(peak.arrayBuffers, m.arrayBuffers);
+    const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage();
+    timeline.push({ t: Math.round(performance.now() - t0), rss, heapUsed, external, arrayBuffers });
+    sampled.rss = Math.max(sampled.rss, rss);
+    sampled.heapUsed = Math.max(sampled.heapUsed, heapUsed);
+    sampled.external = Math.max(sampled.external, external);
+    sampled.arrayBuffers = Math.max(sampled.arrayBuffers, arrayBuffers);
   };
   const timer = setInterval(sample, SAMPLE_MS);
   return {
     stop: () => {
       clearInterval(timer);
       sample();
-      return peak;
+      return { sampled, timeline };
     },
   };
 }
@@ -220,9 +238,12 @@ function timedWriter(writer: ObjectWriter, events: StorageEvent[], t0: number): 
   };
 }
 
-/** The finished job's record, as the poller holds it when it digests. */
+/**
+ * The finished job's record, as the poller holds it when it digests. Written in the shape of the
+ * first records with a digest, and brought to today's by `upgradeRecord` (as the job store does).
+ */
 function jobRecord(rows: number): JobRecord {
-  return {
+  const stored: Partial<JobRecord> = {
     jobId: JOB_ID,
     status: 'COMPLETED',
     bucket: 'bench-input',
@@ -260,13 +281,17 @@ function jobRecord(rows: number): JobRecord {
     createTime: '2026-11-26T09:41:08.000Z',
     updateTime: '2026-11-26T10:02:14.000Z',
   };
+  return upgradeRecord(stored as JobRecord);
 }
 
 /**
  * The bare loop: every prediction file, through the same reader, split on `\n` as bytes (pieces of
  * a line across chunks joined once, at its newline), every line `JSON.parse`d.
  */
-async function bareLoop(reader: ObjectReader): Promise<{ bytes: number; lines: number }> {
+async function bareLoop(
+  reader: ObjectReader,
+  parseLines = true,
+): Promise<{ bytes: number; lines: number }> {
   const files = (await reader.list(BUCKET, OUTPUT_DIR)).filter((o) =>
     isPredictionFile(OUTPUT_DIR, o.name),
   );
@@ -282,6 +307,7 @@ async function bareLoop(reader: ObjectReader): Promise<{ bytes: number; lines: n
     for await (const piece of reader.read(BUCKET, file.name, file.generation)) {
       const chunk = Buffer.isBuffer(piece) ? piece : Buffer.from(piece);
       bytes += chunk.length;
+      if (!parseLines) continue;
       let start = 0;
       let nl = chunk.indexOf(0x0a);
       while (nl !== -1) {
@@ -316,10 +342,11 @@ async function childProcess(spec: ChildSpec): Promise<void> {
     STORAGE_EMULATOR_HOST: spec.storageUrl,
   });
   const log = createLogger(config.LOG_LEVEL);
-  const sampler = memorySampler();
-  const cpu0 = process.cpuUsage();
+  const digestJob = await loadDigest(spec.digestModule);
   const t0 = performance.now();
-  let m: Omit<Measurement, 'cpuMs' | 'maxRssKiB' | 'sampled' | 'crc32c'>;
+  const sampler = memorySampler(t0);
+  const cpu0 = process.cpuUsage();
+  let m: Omit<Measurement, 'cpuMs' | 'maxRssKiB' | 'sampled' | 'timeline' | 'crc32c'>;
   if (spec.mode === 'digest') {
     const events: StorageEvent[] = [];
     const digest = await digestJob(
@@ -343,8 +370,8 @@ async function childProcess(spec: ChildSpec): Promise<void> {
       digest,
       events,
     };
-  } else if (spec.mode === 'bare') {
-    const { bytes, lines } = await bareLoop(reader);
+  } else if (spec.mode === 'bare' || spec.mode === 'read') {
+    const { bytes, lines } = await bareLoop(reader, spec.mode === 'bare');
     m = { ms: performance.now() - t0, bytes, lines };
   } else {
     m = { ms: 0, bytes: 0, lines: 0 };
@@ -354,7 +381,7 @@ async function childProcess(spec: ChildSpec): Promise<void> {
     ...m,
     cpuMs: (cpu.user + cpu.system) / 1000,
     maxRssKiB: peakRssKiB(),
-    sampled: sampler.stop(),
+    ...sampler.stop(),
     crc32c,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
@@ -494,8 +521,12 @@ async function clearDigest(storage: Storage): Promise<void> {
   }
 }
 
-/** Durations of the digest's passes, from its storage calls. */
-function phases(events: StorageEvent[], totalMs: number): string {
+/**
+ * The digest's passes, from its storage calls: their durations, what they moved, and the peak of
+ * each memory figure while each ran.
+ */
+function passes(m: Measurement): string[] {
+  const events = m.events ?? [];
   const input = `${PREFIX}input.jsonl`;
   const reads = events.filter((e) => e.op === 'read' && e.name === input);
   const readEnds = events.filter((e) => e.op === 'read-end' && e.name === input);
@@ -511,18 +542,68 @@ function phases(events: StorageEvent[], totalMs: number): string {
   const t = (e: StorageEvent | undefined): number => e?.t ?? NaN;
   const last = (list: StorageEvent[]): number =>
     list.length > 0 ? Math.max(...list.map((e) => e.t)) : NaN;
-  const indexMs = t(readEnds[0]) - t(reads[0]);
-  const spreadEnd = Math.max(last(predictionEnds), partWrites.length ? last(partWrites) : 0);
-  const spreadMs = spreadEnd - t(predictionStart);
-  const writeMs = t(resultsEnd) - t(reads[1]);
-  const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
   const bytes = (list: StorageEvent[]): string =>
     `${(list.reduce((n, e) => n + (e.bytes ?? 0), 0) / 1e6).toFixed(0)} MB`;
+  const spreadEnd = Math.max(last(predictionEnds), partWrites.length ? last(partWrites) : 0);
+  const spans: [string, number, number, string][] = [
+    ['start', 0, t(reads[0]), 'summary.json looked for, output listed'],
+    ['1 index', t(reads[0]), t(readEnds[0]), `input read ${bytes(readEnds.slice(0, 1))}`],
+    [
+      '2 spread',
+      t(predictionStart),
+      spreadEnd,
+      `predictions read ${bytes(predictionEnds)}, ${partWrites.length || 'no'} parts written ${bytes(partWrites)}`,
+    ],
+    [
+      '3 in order',
+      t(reads[1]),
+      t(resultsEnd),
+      `input read ${bytes(readEnds.slice(1, 2))}, parts read ${bytes(partReads)}, results.jsonl ${bytes(resultsEnd ? [resultsEnd] : [])}`,
+    ],
+    ['end', t(resultsEnd), m.ms, 'summary.json, parts removed'],
+  ];
+  const s = (ms: number): string => (ms / 1000).toFixed(1);
+  const lines = ['     pass        seconds  peak RSS  heap used  array buffers  moved'];
+  for (const [name, from, to, moved] of spans) {
+    const inside = m.timeline.filter((x) => x.t >= from && x.t <= to);
+    const peak = (key: keyof MemorySample): string =>
+      inside.length > 0 ? mib(Math.max(...inside.map((x) => x[key]))) : '-';
+    lines.push(
+      `     ${name.padEnd(10)}  ${s(to - from).padStart(7)}  ${peak('rss').padStart(8)}  ` +
+        `${peak('heapUsed').padStart(9)}  ${peak('arrayBuffers').padStart(13)}  ${moved}`,
+    );
+  }
+  return lines;
+}
+
+/** Median CPU seconds of some runs, as text. */
+const cpuS = (runs: Run[]): string => (median(runs.map((r) => r.cpuMs)) / 1000).toFixed(1);
+
+/**
+ * An estimate of the best ratio this design allows: the digest must parse the input and the
+ * output once each, and move through storage every byte its passes moved (input twice, output,
+ * parts out and back, results). Parse cost per byte: bare loop minus read-only loop; storage cost
+ * per byte: the read-only loop (a write is counted as a read).
+ */
+function floor(
+  digest: Run | undefined,
+  bares: Run[],
+  reads: Run[],
+  predictionBytes: number,
+  inputBytes: number,
+): string {
+  const moved = (digest?.events ?? [])
+    .filter((e) => e.op === 'read-end' || e.op === 'write-stream-end')
+    .reduce((n, e) => n + (e.bytes ?? 0), 0);
+  const bareMs = median(bares.map((b) => b.ms));
+  const readMs = median(reads.map((r) => r.ms));
+  const parsePerByte = Math.max(0, bareMs - readMs) / predictionBytes;
+  const ioPerByte = readMs / predictionBytes;
+  const floorMs = parsePerByte * (predictionBytes + inputBytes) + ioPerByte * moved;
   return (
-    `index of the input ${s(indexMs)}; output spread over ${partWrites.length || 'in-memory'} parts ${s(spreadMs)}` +
-    ` (parts written ${bytes(partWrites)}); results in input order ${s(writeMs)}` +
-    ` (parts read back ${bytes(partReads)}, results.jsonl ${bytes(resultsEnd ? [resultsEnd] : [])});` +
-    ` the rest ${s(totalMs - indexMs - spreadMs - writeMs)}`
+    `the digest moved ${mb(moved)} through storage and must parse ${mb(predictionBytes + inputBytes)}: ` +
+    `at the bare and read-only loops' rates that alone takes ${(floorMs / 1000).toFixed(1)} s, ` +
+    `a ratio of at most ${(bareMs / floorMs).toFixed(2)} for this design (estimate)`
   );
 }
 
@@ -557,6 +638,7 @@ async function main(): Promise<void> {
   const partBytesText = args['part-bytes'] ?? process.env.PART_BYTES;
   const partBytes = partBytesText ? Number(partBytesText) : undefined;
   const profile = (args.profile ?? process.env.PROFILE ?? '0') !== '0';
+  const digestModule = args['digest-module'] ?? process.env.DIGEST_MODULE;
   for (const [name, value] of Object.entries({ rows, files, runs, seed })) {
     if (!Number.isInteger(value) || value < 1)
       throw new Error(`${name} must be a positive integer`);
@@ -600,6 +682,8 @@ async function main(): Promise<void> {
         `CRC32C of downloads: ${crc32c}; parts of ${mib(partSize)} (${Math.max(1, Math.ceil(predictionBytes / partSize))}); ` +
         `node ${process.version}, ${cpus().length} cores; load average at start ${loadAtStart}`,
     );
+    if (digestModule)
+      console.log(`measuring the digestJob of ${digestModule}, not shared/app/digest.ts`);
 
     const idle = await runChild(
       { mode: 'idle', storageUrl: emulator.url, rows },
@@ -627,6 +711,7 @@ async function main(): Promise<void> {
     console.log(row(header));
     const digests: Run[] = [];
     const bares: Run[] = [];
+    const reads: Run[] = [];
     const problems: string[] = [];
     const line = (r: number, name: string, m: Run): void =>
       console.log(
@@ -642,18 +727,22 @@ async function main(): Promise<void> {
           m.load.toFixed(2),
         ]),
       );
+    const digestSpec: ChildSpec = {
+      mode: 'digest',
+      storageUrl: emulator.url,
+      rows,
+      ...(partBytes ? { partBytes } : {}),
+      ...(digestModule ? { digestModule } : {}),
+    };
     for (let r = 1; r <= runs; r++) {
-      const d = await runChild(
-        { mode: 'digest', storageUrl: emulator.url, rows, ...(partBytes ? { partBytes } : {}) },
-        emulator.child.pid,
-      );
+      const d = await runChild(digestSpec, emulator.child.pid);
       digests.push(d);
       line(r, 'digest', d);
       if (d.bytes !== predictionBytes) {
         problems.push(`the digest read ${d.bytes} bytes of predictions, not ${predictionBytes}`);
       }
       problems.push(...(await check(storage, d, job.expected, r === 1)));
-      if (r === 1) console.log(`     passes: ${phases(d.events ?? [], d.ms)}`);
+      if (r === 1) for (const text of passes(d)) console.log(text);
       await clearDigest(storage);
       const b = await runChild(
         { mode: 'bare', storageUrl: emulator.url, rows },
@@ -662,6 +751,12 @@ async function main(): Promise<void> {
       bares.push(b);
       line(r, 'bare', b);
       if (b.lines !== rows) problems.push(`the bare loop parsed ${b.lines} lines, not ${rows}`);
+      const o = await runChild(
+        { mode: 'read', storageUrl: emulator.url, rows },
+        emulator.child.pid,
+      );
+      reads.push(o);
+      line(r, 'read', o);
     }
 
     const digestMBps = mbps(predictionBytes, median(digests.map((d) => d.ms)));
@@ -696,6 +791,10 @@ async function main(): Promise<void> {
         `${ratioOk && rssOk && problems.length === 0 ? 'GOAL MET' : 'GOAL NOT MET'}`,
     );
     console.log(
+      `CPU time (load-independent): digest ${cpuS(digests)} s, bare ${cpuS(bares)} s, ratio ` +
+        `${(Number(cpuS(bares)) / Number(cpuS(digests))).toFixed(2)}; ${floor(first, bares, reads, predictionBytes, inputBytes)}`,
+    );
+    console.log(
       `digest time ${timeS.toFixed(1)} s against the poller's digest time limit of ${DIGEST_TIME_LIMIT_SECONDS} s; ` +
         `load average at end ${load()}`,
     );
@@ -703,11 +802,7 @@ async function main(): Promise<void> {
     if (profile) {
       const dir = `${WORK}profile-${Date.now()}`;
       await mkdir(dir, { recursive: true });
-      await runChild(
-        { mode: 'digest', storageUrl: emulator.url, rows, ...(partBytes ? { partBytes } : {}) },
-        emulator.child.pid,
-        ['--cpu-prof', '--cpu-prof-dir', dir],
-      );
+      await runChild(digestSpec, emulator.child.pid, ['--cpu-prof', '--cpu-prof-dir', dir]);
       await clearDigest(storage);
       const [file] = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
       console.log('');
