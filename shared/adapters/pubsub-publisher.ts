@@ -31,6 +31,9 @@ export const PERMANENT_PUBLISH_CODES: ReadonlySet<number> = new Set([
  */
 export const PUBLISH_TIMEOUT_MS = 10_000;
 
+/** Waits before retrying a transient publish failure, then the last one repeatedly. */
+const RETRY_DELAYS_MS = [100, 200, 400, 800, 1600] as const;
+
 /** Creates a publisher to `topic` (an id, or `projects/P/topics/T`). */
 export function createPubSubPublisher(pubsub: PubSub, topic: string): EventPublisher {
   // A short batching window: functions publish one or a few events and must not wait long. A
@@ -42,24 +45,33 @@ export function createPubSubPublisher(pubsub: PubSub, topic: string): EventPubli
   });
   return {
     async publish(event: CompletionEvent) {
-      try {
-        const sent = handle.publishMessage({
-          data: Buffer.from(JSON.stringify(event), 'utf8'),
-          attributes: eventAttributes(event),
-        });
-        // If the deadline wins, the abandoned publish may still succeed later: a duplicate with the
-        // same eventId (the record stays due and is announced again), which consumers dedupe.
-        return await withTimeLimit(
-          sent,
-          PUBLISH_TIMEOUT_MS,
-          () =>
-            new TransientError(
-              'EVENTS.UNAVAILABLE',
-              `publish to ${topic} failed: no answer within ${PUBLISH_TIMEOUT_MS / 1000} s`,
-            ),
-        );
-      } catch (err) {
-        throw mapPublishError(err, topic);
+      const message = {
+        data: Buffer.from(JSON.stringify(event), 'utf8'),
+        attributes: eventAttributes(event),
+      };
+      const deadline = Date.now() + PUBLISH_TIMEOUT_MS;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          // If the deadline wins, the abandoned publish may still succeed later: a duplicate with
+          // the same eventId (the record stays due and is announced again), which consumers dedupe.
+          return await withTimeLimit(
+            handle.publishMessage(message),
+            Math.max(0, deadline - Date.now()),
+            () =>
+              new TransientError(
+                'EVENTS.UNAVAILABLE',
+                `publish to ${topic} failed: no answer within ${PUBLISH_TIMEOUT_MS / 1000} s`,
+              ),
+          );
+        } catch (err) {
+          const failure = mapPublishError(err, topic);
+          // Over REST the client gives up on a transient failure at once (over gRPC it retries
+          // until its timeout, which is this deadline): retried here, with backoff, until the
+          // deadline. A publish is safe to repeat: consumers dedupe on the eventId.
+          const wait = RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)] ?? 0;
+          if (!(failure instanceof TransientError) || Date.now() + wait >= deadline) throw failure;
+          await new Promise((resolve) => setTimeout(resolve, wait));
+        }
       }
     },
   };

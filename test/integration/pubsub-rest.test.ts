@@ -5,6 +5,8 @@
  * repository's emulator speaks gRPC only (REST is refused), which is why the functions keep gRPC
  * whenever PUBSUB_EMULATOR_HOST is set.
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PubSub, type ClientConfig } from '@google-cloud/pubsub';
 import { OAuth2Client } from 'google-auth-library';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -123,6 +125,41 @@ describe.skipIf(!official)(`publisher over REST: official emulator at ${official
     await client.close();
     expect(err).toBeInstanceOf(PermanentError);
     expect(err).toMatchObject({ code: 'EVENTS.INVALID' });
+  });
+});
+
+describe('over REST, a transient failure is retried until the publish deadline', () => {
+  let server: Server;
+  let requests = 0;
+  let failFirst = 0;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      requests++;
+      req.resume();
+      const fail = requests <= failFirst;
+      res.writeHead(fail ? 503 : 200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify(
+          fail
+            ? { error: { code: 503, message: 'try again', status: 'UNAVAILABLE' } }
+            : { messageIds: [`m${requests}`] },
+        ),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('two 503s, then the message is taken: one publish, three requests', async () => {
+    requests = 0;
+    failFirst = 2;
+    const client = restClient(`127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const id = await createPubSubPublisher(client, 'events').publish(
+      buildCompletionEvent(record, new Date()),
+    );
+    await client.close();
+    expect(id).toBe('m3');
+    expect(requests).toBe(3);
   });
 });
 
