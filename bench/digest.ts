@@ -12,9 +12,13 @@
  * use) to the builtin storage emulator (`local/storage/server.ts`), which runs in a process of its
  * own: its CPU (serving, hashing and storing the bytes, which Cloud Storage does elsewhere) and its
  * memory stay out of the figures, and it does not share the measured process's event loop. Each
- * measurement runs in a fresh child process, alternating digest and bare loop; its peak RSS is the
- * kernel's high-water mark of that process (`VmHWM`), cross-checked by sampling
- * `process.memoryUsage()` every 50 ms. The generator writes the files as streams, never the whole
+ * measurement runs in a fresh child process, in turn digest, bare loop, and a read-only loop (the
+ * same reads, no parsing); a peak RSS is the kernel's high-water mark of that process (`VmHWM`),
+ * cross-checked by sampling `process.memoryUsage()` every 50 ms, which also gives the peaks of each
+ * pass of the digest (told apart by its storage calls). CPU seconds are printed too: on a busy
+ * machine they move less than wall time. From the read-only and bare loops, an estimate of the best
+ * ratio the digest's design allows (it parses input and output, and moves several times the
+ * output's bytes through storage). The generator writes the files as streams, never the whole
  * output in memory.
  *
  *   npm run bench:digest                        # 200,000 rows, 4 files, RUNS=1
