@@ -71,6 +71,16 @@ const TELL: Record<LogEvent, ((line: Line) => void) | null> = {
   'digest.failed': failure,
   'digest.unmatched': failure,
   'job.digested': (l) => job(l, `digested: ${digestText(l)}`),
+  'job.retrying': (l) =>
+    job(
+      l,
+      `${str(l.requests)} rows failed for a transient reason: sent again as ${str(l.retryJobId)} (attempt ${str(l.attempt)})`,
+    ),
+  'job.attempt_done': (l) =>
+    job(
+      l,
+      `attempt ${str(l.attempt)} of ${str(l.inputJobId)} ended (${str(l.state)}): the input carries on`,
+    ),
   'cost.unpriced': null,
   'event.unsupported': null,
   'event.stale': null,

@@ -159,6 +159,20 @@ const deployedSchema = {
       .optional()
       .transform(priceTableWith),
   ),
+  /**
+   * How many more times the rows of a job that failed for a transient reason (quota, internal,
+   * unavailable, deadline) are sent again, as a new Vertex job over just those lines (README
+   * "Failed rows"). 0: never.
+   */
+  RETRY_FAILED_ROWS: z.preprocess(
+    emptyAsUndefined,
+    z.coerce
+      .number()
+      .int()
+      .min(0, 'must be 0 (never) or a small whole number of retries')
+      .max(5, 'must be at most 5')
+      .default(1),
+  ),
   /** `debug`, `info`, `warning` or `error`. */
   LOG_LEVEL: z.preprocess(
     (v) => (typeof v === 'string' && v !== '' ? v.toLowerCase() : undefined),

@@ -38,6 +38,8 @@ export const LOG_EVENTS = {
   'job.digested': "the job's results digest was written",
   'digest.failed': 'the digest could not be made; the event goes without it',
   'digest.unmatched': 'output lines matched no input line',
+  'job.retrying': 'rows that failed for a transient reason are sent again',
+  'job.attempt_done': 'a retry of failed rows ended; its input carries on',
   // announcing
   'job.completed': 'the completion event was published',
   'input.rejected': 'the rejection event was published',

@@ -3,25 +3,13 @@
  * mark the record announced. Shared by the submit function (rejections) and the poller (finished
  * jobs, retried announcements).
  */
-import { digestJob, recordedDigest, type DigestDeps } from './digest.js';
-import { PermanentError, TransientError } from '../core/errors.js';
+import type { DigestDeps } from './digest.js';
+import { settleInput, settleRetry } from './settle.js';
+import { PermanentError } from '../core/errors.js';
 import { buildCompletionEvent } from '../core/events.js';
-import { logFields, type Digest, type JobRecord } from '../core/jobs.js';
-import { pricingName } from '../core/pricing.js';
+import { logFields } from '../core/jobs.js';
 import type { Clock, EventPublisher, JobStore } from '../ports.js';
-import {
-  claimAnnouncement,
-  DIGEST_TIME_LIMIT_SECONDS,
-  markAnnounced,
-  MAX_DIGEST_ATTEMPTS,
-  needsDigest,
-  release,
-  toDigested,
-} from '../core/transitions.js';
-import { formatSeconds, withTimeLimit } from '../time-limit.js';
-
-/** How long a digest that ran out of time is waited for before its claim is released. */
-const ABANDON_GRACE_MS = 15_000;
+import { claimAnnouncement, markAnnounced, needsDigest, release } from '../core/transitions.js';
 
 /** What {@link announce} needs. */
 export interface AnnounceDeps extends DigestDeps {
@@ -49,11 +37,17 @@ export async function announce(jobId: string, owner: string, deps: AnnounceDeps)
   // Why the digest comes first, under the same claim: the event carries its figures, so it waits
   // for them; a crash mid-digest leaves the claim to expire and a later run digests again (the
   // files are the same), and only the holder of the claim records the digest and publishes.
+  // A retry of an input's failed rows hands its outcome to the input instead: no event of its own.
+  if (claimed.retryOf !== null) {
+    await settleRetry(claimed, owner, deps);
+    return false;
+  }
   if (needsDigest(claimed)) {
-    const digest = await digestOrGiveUp(claimed, owner, deps);
-    const digested = await deps.jobs.update(jobId, toDigested(owner, deps.clock(), digest));
-    if (!digested) return false; // the claim ran out meanwhile: its new holder publishes
-    claimed = digested;
+    // Undefined: rows are being sent again (the input waits for them), or the claim ran out
+    // meanwhile (its new holder carries on).
+    const settled = await settleInput(claimed, owner, deps);
+    if (!settled) return false;
+    claimed = settled;
   }
 
   let messageId: string;
@@ -103,82 +97,4 @@ export async function announce(jobId: string, owner: string, deps: AnnounceDeps)
     },
   );
   return true;
-}
-
-/**
- * Digests the job's output within {@link DIGEST_TIME_LIMIT_SECONDS}. A failure that may pass
- * releases the claim and throws (a later run tries again); after {@link MAX_DIGEST_ATTEMPTS}
- * attempts, or a failure that cannot pass, the event goes out without a digest (`results` null),
- * logged at ERROR: the outcome is never held back for good.
- */
-async function digestOrGiveUp(
-  record: JobRecord,
-  owner: string,
-  deps: AnnounceDeps,
-): Promise<Digest> {
-  const fields = { ...logFields(record), vertexJob: record.vertexJob };
-  const giveUp = (why: string, error?: unknown): Digest => {
-    deps.log.error('digest.failed', 'No results digest: the event goes out without one', {
-      ...fields,
-      attempts: record.digestAttempts,
-      reason: why,
-      ...(error === undefined ? {} : { error }),
-      fix: 'check that the poll function may read and write the output bucket; the output files stay in place',
-    });
-    return {
-      results: null,
-      usage: null,
-      actualUsd: null,
-      pricing: pricingName(deps.config.PRICE_TABLE),
-      note: why,
-    };
-  };
-  if (record.digestAttempts > MAX_DIGEST_ATTEMPTS) {
-    // The last attempt may have finished its files and died before recording them.
-    const finished = await recordedDigest(record, deps).catch(() => undefined);
-    if (finished) return finished;
-    return giveUp(`the digest was started ${MAX_DIGEST_ATTEMPTS} times and never finished`);
-  }
-  const limitMs = deps.digest?.timeLimitMs ?? DIGEST_TIME_LIMIT_SECONDS * 1000;
-  const stop = new AbortController();
-  const started = performance.now();
-  const work = digestJob(record, deps, {
-    workId: `${owner}-${record.digestAttempts}`,
-    signal: stop.signal,
-    ...(deps.digest?.partBytes ? { partBytes: deps.digest.partBytes } : {}),
-  });
-  try {
-    const digest = await withTimeLimit(work, limitMs, () => {
-      stop.abort();
-      return new TransientError(
-        'DEADLINE.EXCEEDED',
-        `the digest did not finish within ${formatSeconds(limitMs)}`,
-      );
-    });
-    deps.log.info('job.digested', 'Results digest written', {
-      ...fields,
-      ...(digest.results ? { rows: digest.results.rows } : { note: digest.note }),
-      usage: digest.usage,
-      actualUsd: digest.actualUsd,
-      ms: Math.round(performance.now() - started),
-    });
-    return digest;
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    if (err instanceof PermanentError || record.digestAttempts >= MAX_DIGEST_ATTEMPTS) {
-      return giveUp(`the digest failed after ${record.digestAttempts} attempts: ${message}`, err);
-    }
-    // A digest that ran out of time stops at its next line; the claim is released once it has
-    // (or after a grace period), so that no second digest runs beside it on this instance.
-    await withTimeLimit(work, ABANDON_GRACE_MS, () => new Error('still running')).catch(
-      () => undefined,
-    );
-    await deps.jobs.update(record.jobId, release(owner)).catch(() => undefined);
-    deps.log.warning('digest.failed', 'The digest failed; a later poll run tries again', {
-      ...fields,
-      attempts: record.digestAttempts,
-      error: err,
-    });
-    throw err;
-  }
 }

@@ -31,6 +31,7 @@ import {
   readOutputRow,
   resultLine,
 } from '../core/results.js';
+import { isTransientRowError } from '../core/row-errors.js';
 import type { Logger } from '../logger.js';
 import type { ListedObject, ObjectReader, ObjectWriter } from '../ports.js';
 
@@ -50,6 +51,13 @@ export interface DigestOptions {
   signal?: AbortSignal;
   /** Results held in memory at once, in bytes (the size of a part). */
   partBytes?: number;
+  /**
+   * The failed rows may be sent again (README "Failed rows"): the rows that failed for a transient
+   * reason, and those with no output line, are written to `inputUri` (the next attempt's input),
+   * and the digest's own files go to `filesAt` (an attempt's folder) instead of the job's prefix.
+   * Without any such row nothing is retried and the files go to the job's prefix as usual.
+   */
+  retry?: { inputUri: string; filesAt: string };
 }
 
 /** The digest's files under the job's prefix. */
@@ -116,12 +124,16 @@ async function readWhole(reader: ObjectReader, bucket: string, o: ListedObject):
 export async function recordedDigest(
   record: JobRecord,
   deps: DigestDeps,
+  filesAt?: string,
 ): Promise<Digest | undefined> {
-  const prefix = splitUri(record.outputUriPrefix);
-  const found = await findObject(deps.reader, prefix.bucket, prefix.name + SUMMARY_FILE);
-  if (!found) return undefined;
-  const bytes = await readWhole(deps.reader, prefix.bucket, found);
-  return digestFromSummary(bytes, pricingName(deps.config.PRICE_TABLE));
+  for (const folder of filesAt ? [filesAt, record.outputUriPrefix] : [record.outputUriPrefix]) {
+    const at = splitUri(folder);
+    const found = await findObject(deps.reader, at.bucket, at.name + SUMMARY_FILE);
+    if (!found) continue;
+    const bytes = await readWhole(deps.reader, at.bucket, found);
+    return digestFromSummary(bytes, pricingName(deps.config.PRICE_TABLE));
+  }
+  return undefined;
 }
 
 /** Digests a finished job's output (see the module comment). Throws when storage fails. */
@@ -133,7 +145,8 @@ export async function digestJob(
   const prices = deps.config.PRICE_TABLE;
   const pricing = pricingName(prices);
   const prefix = splitUri(record.outputUriPrefix);
-  const uri = (file: string): string => `${record.outputUriPrefix}${file}`;
+  let filesAt = record.outputUriPrefix;
+  const uri = (file: string): string => `${filesAt}${file}`;
   const nothing = (note: string): Digest => ({
     results: null,
     usage: null,
@@ -143,7 +156,7 @@ export async function digestJob(
   });
 
   // An earlier attempt that finished wrote summary.json last: its figures stand.
-  const earlier = await recordedDigest(record, deps);
+  const earlier = await recordedDigest(record, deps, options.retry?.filesAt);
   if (earlier) return earlier;
 
   if (!record.outputDirectory) return nothing('Vertex AI reported no output directory');
@@ -178,7 +191,7 @@ export async function digestJob(
   index.seal(lineCount);
 
   // 2. The output, in any order: each matched line's result goes to the part of its input line.
-  const outcome = new Uint8Array(lineCount); // 0 no output line, 1 succeeded, 2 failed
+  const outcome = new Uint8Array(lineCount); // MISSING, OK, FAILED or TRANSIENT
   const usage = emptyUsage();
   const errors = new ErrorTally();
   let unmatched = 0;
@@ -219,7 +232,7 @@ export async function digestJob(
           unmatched++;
           continue;
         }
-        outcome[at] = row.ok ? 1 : 2;
+        outcome[at] = row.ok ? OK : isTransientRowError(row.error ?? '') ? TRANSIENT : FAILED;
         if (row.error !== null) errors.add(row.error);
         const text = resultLine(
           at + 1,
@@ -234,32 +247,40 @@ export async function digestJob(
     await parts.sealed();
 
     const rows = { succeeded: 0, failed: 0, missing: 0 };
+    let retriable = 0;
     for (const o of outcome) {
-      if (o === 1) rows.succeeded++;
-      else if (o === 2) rows.failed++;
-      else rows.missing++;
+      if (o === OK) rows.succeeded++;
+      else if (o === MISSING) rows.missing++;
+      else rows.failed++;
+      if (o === MISSING || o === TRANSIENT) retriable++;
     }
     const anyFailed = rows.failed + rows.missing > 0;
+    // Rows sent again: those that failed for a reason that may pass, and those with no output line.
+    const retry = options.retry && retriable > 0 ? options.retry : undefined;
+    if (retry) filesAt = retry.filesAt;
 
     // 3. results.jsonl and failed.jsonl, in input order, read against the input once more.
     const results = new Channel();
     const failed = anyFailed ? new Channel() : undefined;
+    const again = retry ? new Channel() : undefined;
     const writing = [
       upload(deps.reports, uri(RESULTS_FILE), results),
       ...(failed ? [upload(deps.reports, uri(FAILED_FILE), failed)] : []),
+      ...(again && retry ? [upload(deps.reports, retry.inputUri, again)] : []),
     ];
     // Awaited below; until then an upload that fails must not be an unhandled rejection (the
     // functions framework would end the instance): its channel makes the producer throw instead.
     for (const w of writing) w.catch(() => undefined);
     const writeResults = new Batcher(results);
     const writeFailed = failed ? new Batcher(failed) : undefined;
+    const writeAgain = again ? new Batcher(again) : undefined;
     try {
       let at = 0;
       for await (const line of inputLines()) {
         checkAbort(options.signal);
         if (isBlank(line) || at >= lineCount) continue;
         const o = outcome[at];
-        if (o === 0) {
+        if (o === MISSING) {
           const key = record.provider === 'anthropic' ? customIdOf(line) : null;
           await writeResults.add(
             Buffer.from(resultLine(at + 1, key, 'failed', MISSING_ROW_ERROR, null)),
@@ -267,20 +288,27 @@ export async function digestJob(
         } else {
           await writeResults.add(await parts.take(at));
         }
-        if (o !== 1) {
+        if (o !== OK) {
           await writeFailed?.add(line);
           await writeFailed?.add(NEWLINE);
+        }
+        if (o === MISSING || o === TRANSIENT) {
+          await writeAgain?.add(line);
+          await writeAgain?.add(NEWLINE);
         }
         at++;
       }
       await writeResults.flush();
       await writeFailed?.flush();
+      await writeAgain?.flush();
       results.close();
       failed?.close();
+      again?.close();
     } catch (err) {
       const stop = err instanceof Error ? err : new Error(String(err));
       results.stop(stop);
       failed?.stop(stop);
+      again?.stop(stop);
       await Promise.allSettled(writing);
       throw err;
     }
@@ -302,7 +330,14 @@ export async function digestJob(
       resultsUri: uri(RESULTS_FILE),
       failedRowsUri: anyFailed ? uri(FAILED_FILE) : null,
     };
-    const digest: Digest = { results: summary, usage, actualUsd, pricing, note: null };
+    const digest: Digest = {
+      results: summary,
+      usage,
+      actualUsd,
+      pricing,
+      note: null,
+      retry: retry ? { inputUri: retry.inputUri, requests: retriable } : null,
+    };
     await deps.reports.write(
       uri(SUMMARY_FILE),
       summaryJson(record, digest, {
@@ -328,6 +363,12 @@ export async function digestJob(
 }
 
 const NEWLINE = Buffer.from('\n');
+
+/** What became of each request: no output line, succeeded, failed for good, failed for now. */
+const MISSING = 0;
+const OK = 1;
+const FAILED = 2;
+const TRANSIENT = 3;
 
 function isBlank(line: Buffer): boolean {
   for (const b of line) if (b !== 0x20 && b !== 0x09 && b !== 0x0d) return false;
@@ -391,6 +432,7 @@ function summaryJson(
       predictionFiles: more.predictionFiles,
       topErrors: more.topErrors,
       unmatchedOutputLines: more.unmatchedOutputLines,
+      retry: digest.retry ?? null,
     },
     null,
     2,
@@ -403,6 +445,7 @@ function digestFromSummary(bytes: Buffer, pricing: string): Digest | undefined {
   const results = value?.results as ResultsSummary | null | undefined;
   const usage = value?.usage as Usage | null | undefined;
   const cost = value?.cost as { actualUsd?: number | null; pricing?: string } | undefined;
+  const retry = value?.retry as Digest['retry'];
   if (!value || results === undefined || usage === undefined || !cost) return undefined;
   return {
     results,
@@ -410,6 +453,7 @@ function digestFromSummary(bytes: Buffer, pricing: string): Digest | undefined {
     actualUsd: cost.actualUsd ?? null,
     pricing: cost.pricing ?? pricing,
     note: null,
+    retry: retry ?? null,
   };
 }
 

@@ -6,6 +6,7 @@
  * region never delays another's announcements.
  */
 import { announce } from './announce.js';
+import { inputSince } from './settle.js';
 import { chunk, mapLimit, Serial } from './concurrency.js';
 import { deadlineAfter, type Deadline } from './deadline.js';
 import { BatchCourierError, PermanentError } from '../core/errors.js';
@@ -435,7 +436,8 @@ async function reconcile(record: JobRecord, lookup: Lookup, run: Run): Promise<b
 
   const maxHours = deps.config.MAX_JOB_AGE_HOURS;
   // Wall-clock age since creation: time spent PAUSED or QUEUED counts, so no job is tracked forever.
-  const since = Date.parse(record.vertexCreateTime ?? record.createTime);
+  // A retry of failed rows counts from its input's first job: the limit applies to the input.
+  const since = Date.parse(inputSince(record));
   if (maxHours > 0 && now.getTime() - since > maxHours * 3600_000) {
     return cancelTooOld(record, job, maxHours, run);
   }

@@ -148,6 +148,24 @@ export const CompletionEventSchema = z
       .strict()
       .nullable()
       .describe('Null only when the input was rejected before its size was known'),
+    attempts: z
+      .array(
+        z
+          .object({
+            vertexJob: z.string().nullable(),
+            state: z.string().min(1).describe("The attempt job's terminal state"),
+            rows: z
+              .object({
+                succeeded: z.number().int().nonnegative(),
+                failed: z.number().int().nonnegative(),
+              })
+              .strict(),
+          })
+          .strict(),
+      )
+      .describe(
+        'The Vertex jobs of the input in order: one when nothing was retried, one more per retry of failed rows; [] for input.rejected',
+      ),
     createTime: nullableTime,
     startTime: nullableTime,
     endTime: nullableTime,
@@ -195,10 +213,72 @@ export function costOf(record: Pick<JobRecord, 'estimate' | 'digest'>): Completi
   };
 }
 
+type Stats = NonNullable<JobRecord['stats']>;
+type Rows = { succeeded: number; failed: number };
+
+/** The event's `attempts`: the input's Vertex jobs in order. */
+export function attemptsOf(record: JobRecord): CompletionEvent['attempts'] {
+  if (record.status !== 'COMPLETED') return [];
+  const rowsOf = (digest: JobRecord['digest'], stats: JobRecord['stats']): Rows => {
+    const rows = digest?.results?.rows;
+    return rows
+      ? { succeeded: rows.succeeded, failed: rows.failed + rows.missing }
+      : { succeeded: stats?.successfulCount ?? 0, failed: Math.max(0, stats?.failedCount ?? 0) };
+  };
+  if (record.attempts.length === 0) {
+    return [
+      {
+        vertexJob: record.vertexJob,
+        state: record.vertexState ?? 'JOB_STATE_FAILED',
+        rows: rowsOf(record.digest, record.stats),
+      },
+    ];
+  }
+  return record.attempts.map((a) => ({
+    vertexJob: a.vertexJob,
+    state: a.state,
+    rows: rowsOf(a.digest, a.stats),
+  }));
+}
+
+const TERMINAL = new Set([
+  'JOB_STATE_SUCCEEDED',
+  'JOB_STATE_PARTIALLY_SUCCEEDED',
+  'JOB_STATE_FAILED',
+  'JOB_STATE_CANCELLED',
+  'JOB_STATE_EXPIRED',
+]);
+
+/**
+ * The state announced for a finished job: Vertex's, or, when failed rows were sent again, the
+ * outcome of every row in the end (all succeeded: SUCCEEDED; some: PARTIALLY_SUCCEEDED; none:
+ * the last attempt's state, or FAILED).
+ */
+export function finalStateOf(record: JobRecord): string {
+  if (record.attempts.length <= 1) return record.vertexState ?? '';
+  const rows = record.digest?.results?.rows;
+  if (rows && rows.failed + rows.missing === 0) return 'JOB_STATE_SUCCEEDED';
+  if (rows && rows.succeeded > 0) return 'JOB_STATE_PARTIALLY_SUCCEEDED';
+  const last = record.attempts[record.attempts.length - 1]?.state ?? '';
+  return TERMINAL.has(last) && last !== 'JOB_STATE_SUCCEEDED' ? last : 'JOB_STATE_FAILED';
+}
+
+/** The event's `stats`: Vertex's, summed over the attempts when rows were sent again. */
+function statsOf(record: JobRecord): JobRecord['stats'] {
+  if (record.attempts.length <= 1) return record.stats;
+  const sum: Stats = { successfulCount: 0, failedCount: 0, incompleteCount: 0 };
+  for (const a of record.attempts) {
+    sum.successfulCount += a.stats?.successfulCount ?? 0;
+    sum.failedCount += Math.max(0, a.stats?.failedCount ?? 0);
+    sum.incompleteCount += Math.max(0, a.stats?.incompleteCount ?? 0);
+  }
+  return sum;
+}
+
 /** Builds (and validates) the event announcing a record's outcome. */
 export function buildCompletionEvent(record: JobRecord, publishTime: Date): CompletionEvent {
   const rejected = record.status !== 'COMPLETED';
-  const state = rejected ? INPUT_REJECTED_STATE : (record.vertexState ?? '');
+  const state = rejected ? INPUT_REJECTED_STATE : finalStateOf(record);
   const event = {
     schemaVersion: 1,
     eventId: eventIdFor(record.jobId, state),
@@ -220,11 +300,12 @@ export function buildCompletionEvent(record: JobRecord, publishTime: Date): Comp
       record.vertexJob === null && record.status !== 'REJECTED'
         ? null
         : { uriPrefix: record.outputUriPrefix, directory: record.outputDirectory },
-    stats: record.stats,
+    stats: statsOf(record),
     error: record.error,
     results: record.digest?.results ?? null,
     usage: record.digest?.usage ?? null,
     cost: costOf(record),
+    attempts: attemptsOf(record),
     createTime: record.vertexCreateTime,
     startTime: record.vertexStartTime,
     endTime: record.vertexEndTime,

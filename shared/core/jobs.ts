@@ -11,7 +11,7 @@ import type { CostEstimate, Usage } from './pricing.js';
 
 /** Our status of an input. */
 export type JobStatus =
-  'SUBMITTING' | 'WAITING' | 'SUBMITTED' | 'COMPLETED' | 'REJECTED' | 'SUBMIT_FAILED';
+  'SUBMITTING' | 'WAITING' | 'SUBMITTED' | 'COMPLETED' | 'RETRYING' | 'REJECTED' | 'SUBMIT_FAILED';
 
 /** A short exclusive claim on a record, so that one worker at a time creates or announces. */
 export interface Lease {
@@ -54,6 +54,33 @@ export interface Digest {
   pricing: string;
   /** Why `results` is null, when it is. */
   note: string | null;
+  /**
+   * The rows this attempt sends again (README "Failed rows"): the next attempt's input file and
+   * its number of requests; null when nothing is retried. Absent in digests of earlier versions.
+   */
+  retry?: { inputUri: string; requests: number } | null;
+}
+
+/** One attempt of an input: its first Vertex job, or a retry of its failed rows. */
+export interface Attempt {
+  /** The record of the attempt (the input's own for the first). */
+  jobId: string;
+  vertexJob: string | null;
+  /** Vertex's terminal state, or INPUT_REJECTED for a retry that never ran. */
+  state: string;
+  stats: JobRecord['stats'];
+  /** The attempt's own digest (its files are under its own folder). */
+  digest: Digest;
+}
+
+/** A retry's link to the input it retries. */
+export interface RetryOf {
+  /** The input's record. */
+  jobId: string;
+  /** 2 for the first retry. */
+  attempt: number;
+  /** RFC 3339: when the input's first job was created (MAX_JOB_AGE_HOURS counts from it). */
+  since: string;
 }
 
 /** The Firestore document of one input object generation. Every field is always present. */
@@ -114,6 +141,12 @@ export interface JobRecord {
   digest: Digest | null;
   /** Digests started (a run that died mid-digest counts): after a few, the event goes without. */
   digestAttempts: number;
+  /** The attempts digested so far, first one first ([] until the first is digested). */
+  attempts: Attempt[];
+  /** While RETRYING: the record of the attempt under way. */
+  retryJobId: string | null;
+  /** A retry's link to its input; null for an input's own record. */
+  retryOf: RetryOf | null;
   /** The current claim, if any. */
   lease: Lease | null;
   /** True until the completion event is published. */
@@ -138,6 +171,9 @@ export function upgradeRecord(stored: JobRecord): JobRecord {
     estimate: partial.estimate ?? null,
     digest: partial.digest ?? null,
     digestAttempts: partial.digestAttempts ?? 0,
+    attempts: partial.attempts ?? [],
+    retryJobId: partial.retryJobId ?? null,
+    retryOf: partial.retryOf ?? null,
   };
 }
 

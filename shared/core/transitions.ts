@@ -7,7 +7,7 @@
  *
  * The state diagram is drawn in docs/architecture.md.
  */
-import type { Digest, JobError, JobRecord, JobStatus, Lease, LineError } from './jobs.js';
+import type { Attempt, Digest, JobError, JobRecord, JobStatus, Lease, LineError } from './jobs.js';
 import type { CostEstimate } from './pricing.js';
 import type { RecordChange } from '../ports.js';
 import type { VertexBatchJob } from './vertex.js';
@@ -25,6 +25,9 @@ export type TransitionName =
   | 'toCompleted'
   | 'claimAnnouncement'
   | 'toDigested'
+  | 'toRetrying'
+  | 'toAttemptDone'
+  | 'toHandedOver'
   | 'markAnnounced';
 
 /** A change that knows which transition it is. */
@@ -315,15 +318,75 @@ export function claimAnnouncement(owner: string, now: Date): Transition {
  * The digest is written: recorded once, by the holder of a live claim (a worker whose claim ran
  * out meanwhile is fenced: another one digests, with the same files), with a fresh claim to publish.
  */
-export function toDigested(owner: string, now: Date, digest: Digest): Transition {
+export function toDigested(
+  owner: string,
+  now: Date,
+  digest: Digest,
+  attempts?: Attempt[],
+): Transition {
   return named('toDigested', (cur) =>
     cur.outstanding && needsDigest(cur) && holdsLease(cur, owner, now)
       ? {
           ...cur,
           digest,
+          attempts: attempts ?? cur.attempts,
           lease: leaseFor(owner, now, PUBLISH_LEASE_SECONDS),
           updateTime: now.toISOString(),
         }
+      : undefined,
+  );
+}
+
+/**
+ * Some rows are sent again (README "Failed rows"): the input waits for the attempt under way,
+ * `retryJobId` (created just before), with the attempts digested so far. Only the holder of the
+ * claim; the digest count starts again for the next digest.
+ */
+export function toRetrying(
+  owner: string,
+  now: Date,
+  attempts: Attempt[],
+  retryJobId: string,
+): Transition {
+  return named('toRetrying', (cur) =>
+    cur.status === 'COMPLETED' && cur.digest === null && holdsLease(cur, owner, now)
+      ? {
+          ...cur,
+          status: 'RETRYING',
+          attempts,
+          retryJobId,
+          digestAttempts: 0,
+          lease: null,
+          updateTime: now.toISOString(),
+        }
+      : undefined,
+  );
+}
+
+/**
+ * The attempt under way ended and was digested: the input is a finished job again, to be retried
+ * once more or announced with every attempt (once: only from the attempt it waited for).
+ */
+export function toAttemptDone(retryJobId: string, attempt: Attempt, now: Date): Transition {
+  return named('toAttemptDone', (cur) =>
+    cur.status === 'RETRYING' && cur.retryJobId === retryJobId
+      ? {
+          ...cur,
+          status: 'COMPLETED',
+          attempts: [...cur.attempts, attempt],
+          retryJobId: null,
+          digestAttempts: 0,
+          updateTime: now.toISOString(),
+        }
+      : undefined,
+  );
+}
+
+/** A retry handed its outcome to its input: it leaves the outstanding list, with no event. */
+export function toHandedOver(owner: string, now: Date): Transition {
+  return named('toHandedOver', (cur) =>
+    cur.outstanding && cur.retryOf !== null && cur.lease?.owner === owner
+      ? { ...cur, outstanding: false, lease: null, updateTime: now.toISOString() }
       : undefined,
   );
 }

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { INPUT_REJECTED_STATE } from '../../shared/core/events.js';
+import { finalStateOf, INPUT_REJECTED_STATE } from '../../shared/core/events.js';
 import { MAX_DIGEST_ATTEMPTS } from '../../shared/core/transitions.js';
 import { isTerminalState } from '../../shared/core/vertex.js';
 import type { World } from './world.js';
@@ -50,10 +50,26 @@ export async function always(w: World, cap: number): Promise<string | undefined>
   }
   // 7. Queues are per model and region: an input waits for queue order only behind its own.
   if (w.queueViolations.length > 0) return `invariant 7: ${w.queueViolations[0]}`;
-  // 5. Every job reads the bytes of the generation that was validated.
+  // 5. Every job reads the bytes of the generation that was validated; a retry of failed rows
+  // reads some of those lines, as they were, in their order.
   for (const c of w.creates) {
-    const up = w.uploads.find((u) => u.jobId === c.jobId);
     const uri = c.request.inputConfig.gcsSource.uris[0] ?? '';
+    const retryOf = /^(.*)-a\d+$/.exec(c.jobId)?.[1];
+    if (retryOf !== undefined) {
+      const up = w.uploads.find((u) => u.jobId === retryOf);
+      const lines = (w.reports.objects.get(uri) ?? '').split('\n').filter((l) => l !== '');
+      const source = up ? up.bytes.toString('utf8').split('\n') : [];
+      let at = 0;
+      const subsequence = lines.every((l) => {
+        while (at < source.length && source[at] !== l) at++;
+        return at++ < source.length;
+      });
+      if (!up || lines.length === 0 || !subsequence) {
+        return `invariant 5: the retry ${c.jobId} reads ${uri}, which is not a part of its input's lines`;
+      }
+      continue;
+    }
+    const up = w.uploads.find((u) => u.jobId === c.jobId);
     const bytes = w.reports.copies.get(uri);
     if (!up || !bytes || !bytes.equals(up.bytes)) {
       return `invariant 5: the job of ${c.jobId} reads ${uri}, which does not hold the uploaded bytes of that generation`;
@@ -65,11 +81,14 @@ export async function always(w: World, cap: number): Promise<string | undefined>
       return `invariant 6: event ${event.eventId} does not validate: ${ajv.errorsText(validateEvent.errors)}`;
     }
     if (!record) return `invariant 6: event ${event.eventId} published for a missing record`;
-    const state = record.status === 'COMPLETED' ? record.vertexState : INPUT_REJECTED_STATE;
+    const retried = record.attempts.length > 1;
+    const state = record.status === 'COMPLETED' ? finalStateOf(record) : INPUT_REJECTED_STATE;
     if (
       event.state !== state ||
       event.vertexJob !== record.vertexJob ||
-      JSON.stringify(event.stats) !== JSON.stringify(record.stats) ||
+      (!retried && JSON.stringify(event.stats) !== JSON.stringify(record.stats)) ||
+      (event.eventType === 'job.completed' &&
+        event.attempts.length !== Math.max(1, record.attempts.length)) ||
       (event.output !== null && event.output.uriPrefix !== record.outputUriPrefix)
     ) {
       return `invariant 6: event ${event.eventId} (${event.state}, ${event.vertexJob}) disagrees with its record (${state}, ${record.vertexJob})`;
@@ -100,6 +119,17 @@ export async function always(w: World, cap: number): Promise<string | undefined>
         const expectFailed = event.state === 'JOB_STATE_PARTIALLY_SUCCEEDED' ? 1 : 0;
         if (missing !== 0 || failed !== expectFailed) {
           return `invariant 8: ${event.jobId} (${event.state}): ${failed} failed and ${missing} missing rows, expected ${expectFailed} and 0`;
+        }
+        // Every failure of the model's Vertex is transient: rows sent again end as the last attempt
+        // that wrote results left them.
+        const lastRun = [...record.attempts].reverse().find((a) => a.digest.results);
+        const lastRows = lastRun?.digest.results?.rows;
+        if (
+          record.attempts.length > 1 &&
+          lastRows &&
+          lastRows.failed + lastRows.missing !== failed + missing
+        ) {
+          return `invariant 8: ${event.jobId}: ${failed + missing} rows failed in the end, but its last attempt left ${lastRows.failed + lastRows.missing}`;
         }
         const order = lines.map((l) => (JSON.parse(l) as { line: number }).line);
         if (order.some((n, i) => n !== i + 1)) {

@@ -269,7 +269,11 @@ export function moveJob(w: World, job: VertexBatchJob, state: string): void {
 function writePredictions(w: World, job: VertexBatchJob, state: string, directory: string): void {
   if (state === 'JOB_STATE_FAILED' || state === 'JOB_STATE_EXPIRED') return;
   const request = w.vertex.jobs.get(job.name)?.request;
-  const input = w.reports.copies.get(request?.inputConfig.gcsSource.uris[0] ?? '');
+  const uri = request?.inputConfig.gcsSource.uris[0] ?? '';
+  // An input's job reads its pinned copy; a retry's, the file of its failed rows.
+  const written = w.reports.objects.get(uri);
+  const input =
+    w.reports.copies.get(uri) ?? (written === undefined ? undefined : Buffer.from(written));
   if (!input) return;
   const lines = input
     .toString('utf8')

@@ -135,6 +135,7 @@ describe('loadConfig', () => {
         'ALLOWED_FILE_URI_PREFIXES',
         'MAX_ESTIMATED_COST_USD',
         'PRICE_TABLE',
+        'RETRY_FAILED_ROWS',
       ].sort(),
     );
   });
