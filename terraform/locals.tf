@@ -41,6 +41,7 @@ locals {
     ALLOWED_FILE_URI_PREFIXES     = join(",", var.pipeline.allowed_file_uri_prefixes)
     MAX_ESTIMATED_COST_USD        = tostring(var.pipeline.max_estimated_cost_usd)
     PRICE_TABLE                   = var.pipeline.price_table
+    RETRY_FAILED_ROWS             = tostring(var.pipeline.retry_failed_rows)
     LOG_LEVEL                     = var.pipeline.log_level
     LOG_EXECUTION_ID              = "true"
   }

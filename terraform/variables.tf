@@ -64,6 +64,7 @@ variable "pipeline" {
     allowed_file_uri_prefixes     = optional(list(string), [])
     max_estimated_cost_usd        = optional(number, 0)
     price_table                   = optional(string, "")
+    retry_failed_rows             = optional(number, 1)
     log_level                     = optional(string, "info")
   })
   description = <<-EOT
@@ -80,6 +81,7 @@ variable "pipeline" {
     allowed_locations: regions an input may pick with its `location` metadata. []: vertex_location, anthropic_location and the code's short list. ["*"]: any region.
     allowed_file_uri_prefixes: where a Gemini request's fileData.fileUri may point (gs:// or https:// prefixes). []: the input's own bucket only. ["*"]: anywhere.
     max_estimated_cost_usd: reject an input whose estimated cost (an upper bound: bytes / 4 input tokens, each request's output maximum) is above this many US dollars, before anything is spent (INPUT.OVER_BUDGET). 0: no limit.
+    retry_failed_rows: how many more times the rows that failed for a transient reason (quota, internal, unavailable, deadline) are sent again as a job of their own; 0: never (0-5).
     price_table: JSON merged over the built-in price table (shared/core/prices.json), e.g. jsonencode({ date = "2026-11-01", models = { "gemini-2.5-flash" = { input = 0.15, output = 1.25 } } }). "": the built-in table.
     log_level: debug, info, warning or error.
   EOT
@@ -129,6 +131,10 @@ variable "pipeline" {
   validation {
     condition     = alltrue([for p in var.pipeline.allowed_file_uri_prefixes : can(regex("^(\\*|gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?|https://\\S+)$", p))])
     error_message = "pipeline.allowed_file_uri_prefixes entries must be gs://bucket[/prefix] or https://... prefixes, or \"*\"."
+  }
+  validation {
+    condition     = var.pipeline.retry_failed_rows >= 0 && var.pipeline.retry_failed_rows <= 5 && floor(var.pipeline.retry_failed_rows) == var.pipeline.retry_failed_rows
+    error_message = "pipeline.retry_failed_rows must be a whole number from 0 to 5."
   }
   validation {
     condition     = var.pipeline.max_estimated_cost_usd >= 0
