@@ -1,58 +1,263 @@
 /**
- * Cold start: how long Node takes to load the function entry (`dist/functions/index.js`), and what
- * the lazily loaded clients of each target add on the first invocation. Each figure is the median
- * of fresh processes. Run: `npm run bench:cold-start` (after `npm run build`, which it runs).
+ * Cold start, side by side in one run: how long a fresh Node process takes
+ *
+ *   - to start at all (bare node);
+ *   - to load the unbundled function entry and all four Google SDKs eagerly (the baseline: what an
+ *     entry that imports every client up front costs before it has done anything);
+ *   - with each function's deployed bundle (`npm run package` builds the same ones): to load the
+ *     functions framework and the bundle (target registered), and to load them and answer a first
+ *     request against the local emulators. Submit: a valid upload, read, validated, copied,
+ *     submitted to the Vertex AI emulator and recorded in Firestore. Poll, twice: a scheduler tick
+ *     that finds that job still pending (the job store and Vertex AI), and one that finds it
+ *     finished (it also reads the results, writes their digest and publishes the event: all four
+ *     clients).
+ *
+ * Each figure is measured in RUNS fresh processes (default 9) as the process's own clock when the
+ * work is done (`performance.now()`, from process start), with its CPU time beside it; min, median
+ * and max are printed, and the ratio of each median to the baseline's. A first-request figure needs
+ * the official Firestore emulator (Google Cloud CLI); without it only the load figures are printed.
+ *
+ *   npm run bench:cold-start            # RUNS=9
+ *   RUNS=15 npm run bench:cold-start
  */
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { BundleResult } from '../scripts/bundle.mjs';
+import { FUNCTION_TARGETS } from '../shared/function-targets.js';
+import { storageFinalizedRequest } from '../local/storage/eventarc.js';
+import { startStack, type Stack } from '../local/stack.js';
 
-const ENTRY = fileURLToPath(new URL('../functions/index.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ENTRY = path.join(ROOT, 'dist/functions/index.js');
+const BUNDLES = path.join(ROOT, '.local/bench/cold-start/bundles');
 const RUNS = Number(process.env.RUNS ?? 9);
-const ENV = {
-  ...process.env,
-  GOOGLE_CLOUD_PROJECT: 'demo-project',
-  OUTPUT_URI_PREFIX: 'gs://bench-out',
-  COMPLETION_TOPIC: 'bench-events',
-  METADATA_SERVER_DETECTION: 'none',
-  FUNCTION_TARGET: '',
-};
+/** Goal: each function's bundle, first request included, within this share of the baseline. */
+const GOAL_RATIO = 0.5;
+/** Inputs of the benchmark: outside the stack's own `inputs/`, so its in-process function ignores them. */
+const BENCH_PREFIX = 'cold-start/';
+const INPUT = path.join(ROOT, 'examples/customer-reviews.jsonl');
 
-/** Milliseconds from process start until `code` has run, median of RUNS fresh processes. */
-function measure(code: string): number {
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const out = execFileSync(
-      process.execPath,
-      [
-        '--input-type=module',
-        '-e',
-        `${code}\nprocess.stdout.write(String(performance.now()));process.exit(0);`,
-      ],
-      { env: ENV, encoding: 'utf8' },
-    );
-    times.push(Number(out));
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)] ?? NaN;
+const run = promisify(execFile);
+
+/** One child process's figures: its clock when done, its CPU time, and what it reports. */
+interface Sample {
+  ms: number;
+  cpuMs: number;
+  status?: number;
+  /** What the process wrote to stderr (the function's warnings and errors). */
+  stderr: string;
 }
 
-const bare = measure('');
-const entry = measure(`await import(${JSON.stringify(ENTRY)});`);
-const submitClients = measure(
-  `await import(${JSON.stringify(ENTRY)}); await Promise.all([import('@google-cloud/firestore'), import('@google-cloud/storage'), import('google-auth-library')]);`,
-);
-const pollClients = measure(
-  `await import(${JSON.stringify(ENTRY)}); await Promise.all([import('@google-cloud/firestore'), import('@google-cloud/pubsub'), import('google-auth-library')]);`,
-);
-const everything = measure(
-  `await import(${JSON.stringify(ENTRY)}); await Promise.all([import('@google-cloud/firestore'), import('@google-cloud/pubsub'), import('@google-cloud/storage'), import('google-auth-library')]);`,
-);
+/**
+ * Runs `code` (an ES module body) in a fresh process and returns its figures. Asynchronous: the
+ * emulators answering the child live in this process.
+ */
+async function sample(code: string, env: NodeJS.ProcessEnv): Promise<Sample> {
+  const report =
+    'const __u = process.cpuUsage();' +
+    'process.stdout.write("\\n" + JSON.stringify({ ms: performance.now(), cpuMs: (__u.user + __u.system) / 1000, ...(globalThis.__status === undefined ? {} : { status: globalThis.__status }) }) + "\\n");' +
+    'process.exit(0);';
+  const { stdout, stderr } = await run(
+    process.execPath,
+    ['--input-type=module', '-e', `${code}\n${report}`],
+    {
+      cwd: ROOT,
+      env,
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
+  const last = stdout.trim().split('\n').pop() ?? '';
+  return { ...(JSON.parse(last) as Omit<Sample, 'stderr'>), stderr };
+}
 
-const row = (what: string, ms: number): string =>
-  `${what.padEnd(58)} ${ms.toFixed(0).padStart(6)} ms  (+${(ms - bare).toFixed(0)} ms over bare node)`;
-console.log(`cold start, median of ${RUNS} fresh processes, node ${process.version}`);
-console.log(row('bare node', bare));
-console.log(row('function entry (config + both targets registered)', entry));
-console.log(row('+ submitBatchJob clients (firestore, storage, auth)', submitClients));
-console.log(row('+ pollBatchJobs clients (firestore, pubsub, auth)', pollClients));
-console.log(row('all four SDKs (what an eager entry would cost)', everything));
+/** An ES module body that loads the framework and a bundle, and registers its target. */
+function loadBundle(target: string): string {
+  const bundle = pathToFileURL(path.join(BUNDLES, target, 'index.js')).href;
+  return [
+    "const { getTestServer } = await import('@google-cloud/functions-framework/testing');",
+    `await import(${JSON.stringify(bundle)});`,
+    `const server = getTestServer(${JSON.stringify(target)});`,
+  ].join('\n');
+}
+
+/** The same, then one request to the target over HTTP; its status is reported. */
+function firstRequest(target: string, headers: Record<string, string>, body: string): string {
+  return [
+    loadBundle(target),
+    "const { request } = await import('node:http');",
+    "await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));",
+    'globalThis.__status = await new Promise((resolve, reject) => {',
+    "  const req = request({ host: '127.0.0.1', port: server.address().port, method: 'POST', path: '/',",
+    `    headers: ${JSON.stringify(headers)} }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });`,
+    "  req.on('error', reject);",
+    `  req.end(${JSON.stringify(body)});`,
+    '});',
+  ].join('\n');
+}
+
+const SDKS = [
+  '@google-cloud/firestore',
+  '@google-cloud/pubsub',
+  '@google-cloud/storage',
+  'google-auth-library',
+];
+
+/** The environment of a function process, as Terraform sets it, with the emulators' hosts. */
+function functionEnv(stack: Stack | undefined, target: string, jobs: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    METADATA_SERVER_DETECTION: 'none',
+    FUNCTION_TARGET: target,
+    GOOGLE_CLOUD_PROJECT: 'demo-batch-courier',
+    OUTPUT_URI_PREFIX: 'gs://batch-courier-output/results',
+    COMPLETION_TOPIC: 'batch-courier-events',
+    ...stack?.env,
+    INPUT_PREFIX: BENCH_PREFIX,
+    JOBS_COLLECTION: jobs,
+    LOG_LEVEL: 'warning',
+  };
+}
+
+interface Row {
+  label: string;
+  samples: Sample[];
+}
+
+const stats = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return {
+    min: sorted[0] ?? NaN,
+    median: sorted[Math.floor(sorted.length / 2)] ?? NaN,
+    max: sorted[sorted.length - 1] ?? NaN,
+  };
+};
+
+async function bundle(): Promise<BundleResult[]> {
+  const script = pathToFileURL(path.join(ROOT, 'scripts/bundle.mjs')).href;
+  const { bundleFunctions } = (await import(script)) as typeof import('../scripts/bundle.mjs');
+  await rm(BUNDLES, { recursive: true, force: true });
+  return bundleFunctions(BUNDLES);
+}
+
+async function main(): Promise<void> {
+  if (!Number.isInteger(RUNS) || RUNS < 1)
+    throw new Error(`RUNS must be a positive integer, not ${process.env.RUNS}`);
+  const bundles = await bundle();
+  for (const b of bundles) {
+    const total = b.files.reduce((sum, f) => sum + f.bytes, 0);
+    console.log(
+      `bundle ${b.target}: ${b.files.length} files, ${(total / 1024 / 1024).toFixed(2)} MiB ` +
+        `(loaded on demand: the entry and only the chunks of the SDKs a request reaches)`,
+    );
+  }
+
+  // Jobs stay pending until the benchmark settles them.
+  const stack = await startStack({
+    root: path.join(ROOT, '.local/bench/cold-start'),
+    pollIntervalMs: 0,
+    emulators: process.env.BATCH_COURIER_EMULATORS,
+    vertexTiming: { pendingMs: Infinity },
+  }).catch((err: unknown) => {
+    throw new Error(`could not start the local emulators: ${String(err)}`);
+  });
+  const withRequests = stack.services.firestore.startsWith('official');
+  const content = await readFile(INPUT);
+
+  const rows: Record<string, Row> = {};
+  const add = (key: string, label: string, s: Sample): void => {
+    (rows[key] ??= { label, samples: [] }).samples.push(s);
+  };
+  const idle = functionEnv(stack, '', 'bench-idle');
+  const eager = `await import(${JSON.stringify(pathToFileURL(ENTRY).href)});\nawait Promise.all(${JSON.stringify(SDKS)}.map((m) => import(m)));`;
+  const submit = FUNCTION_TARGETS.submit;
+  const poll = FUNCTION_TARGETS.poll;
+
+  try {
+    // One pair of requests first, not counted: the emulators' own first requests are slow (JIT).
+    for (let i = -1; i < RUNS; i++) {
+      const counted = i >= 0;
+      const keep = (key: string, label: string, s: Sample): void => {
+        if (counted) add(key, label, s);
+      };
+      keep('bare', 'bare node', await sample('', idle));
+      keep(
+        'eager',
+        'baseline: unbundled entry + all four SDKs, eagerly',
+        await sample(eager, idle),
+      );
+      keep(
+        'submit-load',
+        `${submit} bundle: loaded, target registered`,
+        await sample(loadBundle(submit), functionEnv(stack, submit, 'bench-idle')),
+      );
+      keep(
+        'poll-load',
+        `${poll} bundle: loaded, target registered`,
+        await sample(loadBundle(poll), functionEnv(stack, poll, 'bench-idle')),
+      );
+      if (!withRequests) continue;
+
+      // A fresh input and a job store of its own for each pair: every run does the same work.
+      const jobs = `bench-${randomUUID().slice(0, 8)}`;
+      const object = await stack.upload(
+        `${BENCH_PREFIX}run-${i + 1}-${randomUUID().slice(0, 6)}.jsonl`,
+        content,
+      );
+      const event = storageFinalizedRequest(object, randomUUID());
+      const s = await sample(
+        firstRequest(submit, event.headers, event.body),
+        functionEnv(stack, submit, jobs),
+      );
+      if (s.status !== 204)
+        throw new Error(`${submit} answered ${s.status} to a valid upload:\n${s.stderr}`);
+      keep('submit-call', `${submit} bundle: loaded + first request (valid upload)`, s);
+
+      const pending = await sample(firstRequest(poll, {}, ''), functionEnv(stack, poll, jobs));
+      if (pending.status !== 200)
+        throw new Error(`${poll} answered ${pending.status}:\n${pending.stderr}`);
+      keep('poll-pending', `${poll} bundle: loaded + first request (a job still pending)`, pending);
+
+      await stack.vertex.settle(); // the job ends: the next poll run finds it finished
+      const p = await sample(firstRequest(poll, {}, ''), functionEnv(stack, poll, jobs));
+      if (p.status !== 200) throw new Error(`${poll} answered ${p.status}:\n${p.stderr}`);
+      keep('poll-call', `${poll} bundle: loaded + first request (a finished job announced)`, p);
+    }
+  } finally {
+    await stack.stop();
+  }
+
+  const baseline = stats(rows.eager?.samples.map((s) => s.ms) ?? []).median;
+  console.log('');
+  console.log(
+    `cold start, ${RUNS} fresh processes each, node ${process.version}; ms from process start (min / median / max), CPU ms (median), median ÷ baseline median`,
+  );
+  for (const row of Object.values(rows)) {
+    const wall = stats(row.samples.map((s) => s.ms));
+    const cpu = stats(row.samples.map((s) => s.cpuMs));
+    console.log(
+      `${row.label.padEnd(66)} ${wall.min.toFixed(0).padStart(5)} / ${wall.median.toFixed(0).padStart(5)} / ${wall.max.toFixed(0).padStart(5)} ms` +
+        `  cpu ${cpu.median.toFixed(0).padStart(5)} ms  ×${(wall.median / baseline).toFixed(2)}`,
+    );
+  }
+  console.log('');
+  if (!withRequests) {
+    console.log(
+      'no first-request figures: they need the official Firestore emulator (Google Cloud CLI), which is not installed',
+    );
+    return;
+  }
+  for (const key of ['submit-call', 'poll-pending', 'poll-call']) {
+    const row = rows[key];
+    if (!row) continue;
+    const ratio = stats(row.samples.map((s) => s.ms)).median / baseline;
+    console.log(
+      `verdict ${row.label}: ×${ratio.toFixed(2)} of the baseline (goal ≤ ${GOAL_RATIO}) → ${ratio <= GOAL_RATIO ? 'GOAL MET' : 'GOAL NOT MET'}`,
+    );
+  }
+}
+
+await main();

@@ -14,21 +14,38 @@
  * is that of two different parsers; on `blank lines` the ratio means little (the bare loop skips an
  * empty line without looking at it).
  *
- *   npm run bench:validate                          # SIZES=100MB,1GB, both providers, RUNS=3, hostile files
+ * End to end (E2E, on unless `E2E=0`): each valid file is uploaded to the local Cloud Storage emulator
+ * and the submit function answers its finalize event over HTTP (functions framework, the deployed
+ * adapters: the Storage client with its CRC32C check, Firestore on the official emulator where the
+ * Google Cloud CLI is installed, else the in-memory job store; the Vertex AI emulator), beside a
+ * bare download (plain `http.get` of the same object from the same server, no checksum) and parse
+ * (the same loop as above) in the same run. The submit figure is the time from the request until
+ * the validator has read the last byte (download, CRC32C, validation); the whole request (which
+ * also waits for the emulator's server-side copy and the job create) is printed beside it.
+ *
+ *   npm run bench:validate                          # SIZES=100MB,1GB, both providers, RUNS=3, hostile files, E2E
  *   SIZES=10MB RUNS=5 npm run bench:validate
  *   SIZES=10MB HOSTILE=0 npm run bench:validate     # without the hostile files
+ *   SIZES=1GB HOSTILE=0 E2E=only npm run bench:validate   # only the end-to-end rows
  *   SIZES=10MB HOSTILE_SIZE=100MB npm run bench:validate
  *   node --cpu-prof dist/bench/validate.js --child validator .local/bench/google-1GB-seed1.jsonl google
  *
  * Units: sizes and MB/s are decimal (1 GB = 1,000,000,000 bytes, the largest legal input); RSS is
  * in MiB (1,048,576 bytes), as `maxRSS` and a function's memory limit count it.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { subscribe } from 'node:diagnostics_channel';
+import { get, request, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { validateJsonl } from '../shared/core/jsonl.js';
 import type { Provider } from '../shared/core/models.js';
+import type { ObjectResource } from '../local/storage/server.js';
+import type { Stack } from '../local/stack.js';
 import { generateJsonl } from './generate-jsonl.js';
 
 /** The goals for the largest legal file (and the memory goal for every hostile file). */
@@ -59,6 +76,9 @@ interface Measurement {
   code?: string;
   complete?: boolean;
   errors?: string[];
+  /** End to end only: the whole request, and the function's answer. */
+  requestMs?: number;
+  status?: number;
 }
 
 type ValidatorOptions = Parameters<typeof validateJsonl>[1];
@@ -84,7 +104,7 @@ function open(path: string): AsyncIterable<Buffer> {
  * the slower baseline would flatter the ratio. Joining the carry again on every chunk would be
  * quadratic in the line length, and flatter it on long lines.
  */
-async function bareLoop(path: string): Promise<number> {
+async function bareLoop(source: AsyncIterable<Buffer>): Promise<number> {
   let pieces: Buffer[] = [];
   let lines = 0;
   const parse = (line: Buffer): void => {
@@ -92,7 +112,7 @@ async function bareLoop(path: string): Promise<number> {
     JSON.parse(line.toString('utf8'));
     lines++;
   };
-  for await (const chunk of open(path)) {
+  for await (const chunk of source) {
     let start = 0;
     let nl = chunk.indexOf(0x0a);
     while (nl !== -1) {
@@ -133,8 +153,12 @@ async function child(mode: string | undefined, path: string, provider: string | 
       errors: result.errors.slice(0, 3).map((e) => `line ${e.line}: ${e.message}`),
     };
   } else if (mode === 'bare') {
-    const lines = await bareLoop(path);
+    const lines = await bareLoop(open(path));
     m = { ms: performance.now() - start, bytes: (await stat(path)).size, lines };
+  } else if (mode === 'http-bare') {
+    m = await httpBare(path);
+  } else if (mode === 'e2e') {
+    m = await submitOverHttp();
   } else if (mode === 'idle') {
     m = { ms: 0, bytes: 0, lines: 0 };
   } else {
@@ -142,6 +166,113 @@ async function child(mode: string | undefined, path: string, provider: string | 
   }
   const out: Measurement = { ...m, maxRssKiB: peakRssKiB() };
   process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+/** The bare end-to-end baseline: a plain GET of the object's bytes, split and parsed. */
+async function httpBare(url: string): Promise<Omit<Measurement, 'maxRssKiB'>> {
+  const start = performance.now();
+  let bytes = 0;
+  const counted = async function* (res: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+    for await (const chunk of res) {
+      bytes += chunk.length;
+      yield chunk;
+    }
+  };
+  const res = await new Promise<IncomingMessage>((resolve, reject) =>
+    get(url, resolve).on('error', reject),
+  );
+  if (res.statusCode !== 200) throw new Error(`GET ${url} answered ${res.statusCode}`);
+  const lines = await bareLoop(counted(res as AsyncIterable<Buffer>));
+  return { ms: performance.now() - start, bytes, lines };
+}
+
+/** What the end-to-end child is given (`BENCH_E2E`, JSON). */
+interface EndToEndJob {
+  /** `file:` URL of the submit function's bundle. */
+  bundle: string;
+  /** The finalize event of a small input, answered first: the instance is warm after it. */
+  warmUp: { headers: Record<string, string>; body: string };
+  /** The finalize event of the measured input. */
+  event: { headers: Record<string, string>; body: string };
+  /** The measured object's name. */
+  object: string;
+}
+
+/** Posts one CloudEvent to the local function server; resolves to the HTTP status. */
+function post(port: number, event: EndToEndJob['event']): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, method: 'POST', path: '/', headers: event.headers },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(event.body);
+  });
+}
+
+/**
+ * The submit function as deployed (its bundle, served by the functions framework, configured by
+ * the environment), warm (one small upload first, as after the first of a burst: the figure is
+ * one upload's work, not a cold start), answering one finalize event. `ms` runs from the start of
+ * the object's download to its last byte (Node's HTTP client reports the request and the answer
+ * on diagnostics channels; the validator pulls the bytes, so the last is read once it has taken
+ * nearly all of them);
+ * `requestMs` from the request to the answer. The log line `input.validated` gives the counts.
+ */
+async function submitOverHttp(): Promise<Omit<Measurement, 'maxRssKiB'>> {
+  const job = JSON.parse(process.env.BENCH_E2E ?? '') as EndToEndJob;
+  const media = `/o/${encodeURIComponent(job.object)}?`;
+  const isMedia = (req: ClientRequest): boolean =>
+    req.path.includes(media) && req.path.includes('alt=media');
+  let downloadStart = NaN;
+  let downloadEnd = NaN;
+  subscribe('http.client.request.start', (message) => {
+    if (isMedia((message as { request: ClientRequest }).request)) downloadStart = performance.now();
+  });
+  // Published when the answer's headers are in; its body has ended once the last byte was read.
+  subscribe('http.client.response.finish', (message) => {
+    const { request: req, response } = message as {
+      request: ClientRequest;
+      response: IncomingMessage;
+    };
+    if (isMedia(req)) response.once('end', () => (downloadEnd = performance.now()));
+  });
+  // The function's log lines on stdout: the counts of `input.validated` (warnings and errors go to
+  // stderr, which the parent prints when the answer is not 204).
+  let validated: Record<string, unknown> = {};
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = (chunk: string | Uint8Array) => {
+    for (const line of String(chunk)
+      .split('\n')
+      .filter((l) => l.startsWith('{'))) {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry.event === 'input.validated' && entry.object === job.object) validated = entry;
+    }
+    return true;
+  };
+
+  const { getTestServer } = await import('@google-cloud/functions-framework/testing');
+  await import(job.bundle);
+  const server = getTestServer('submitBatchJob');
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const warm = await post(port, job.warmUp);
+  if (warm !== 204) throw new Error(`the warm-up upload was answered ${warm}`);
+  const start = performance.now();
+  const status = await post(port, job.event);
+  const end = performance.now();
+  server.close();
+  process.stdout.write = write;
+  return {
+    ms: downloadEnd - downloadStart,
+    requestMs: end - start,
+    bytes: Number(validated.bytes ?? NaN),
+    lines: Number(validated.requestCount ?? NaN),
+    status,
+  };
 }
 
 /**
@@ -166,6 +297,30 @@ function runChild(mode: 'validator' | 'bare' | 'idle', path = '', provider = '')
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return JSON.parse(out) as Measurement;
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Like {@link runChild}, without blocking this process: the emulators the child talks to live
+ * here. `env` is the child's whole environment.
+ */
+async function runChildAsync(
+  mode: 'e2e' | 'http-bare',
+  arg: string,
+  env: NodeJS.ProcessEnv,
+): Promise<Measurement> {
+  const script = fileURLToPath(import.meta.url);
+  const { stdout, stderr } = await execFileAsync(
+    process.execPath,
+    [script, '--child', mode, arg, ''],
+    { encoding: 'utf8', env, maxBuffer: 16 * 1024 * 1024 },
+  );
+  const measurement = JSON.parse(stdout.trim().split('\n').pop() ?? '') as Measurement;
+  if (mode === 'e2e' && measurement.status !== 204) {
+    process.stderr.write(`the submit function answered ${measurement.status}:\n${stderr}\n`);
+  }
+  return measurement;
 }
 
 function parseSize(text: string): { label: string; bytes: number } {
@@ -262,10 +417,10 @@ const COLUMNS: [string, number][] = [
   ['bare RSS', 9],
 ];
 
-function row(cells: string[]): string {
+function row(cells: string[], columns: [string, number][] = COLUMNS): string {
   return cells
     .map((cell, i) => {
-      const width = COLUMNS[i]?.[1] ?? 0;
+      const width = columns[i]?.[1] ?? 0;
       return i === 0 ? cell.padEnd(width) : cell.padStart(width);
     })
     .join('  ');
@@ -314,7 +469,200 @@ async function ensureFile(
   console.log(`generated ${path}: ${lines.toLocaleString('en-US')} requests in ${seconds} s`);
 }
 
+/** Objects of the end-to-end runs: outside the stack's `inputs/`, which its own function handles. */
+const E2E_PREFIX = 'bench-validate/';
+
+/** One file end to end: the submit function over HTTP against a bare download and parse. */
+interface EndToEndResult {
+  name: string;
+  bytes: number;
+  lines: number;
+  valid: string;
+  submitMBps: number;
+  bareMBps: number;
+  ratio: number;
+  requestSeconds: number;
+  submitRssKiB: number;
+  bareRssKiB: number;
+  submitMs: number[];
+  bareMs: number[];
+}
+
+/** Uploads each file to the local stack and measures it end to end, alternating, `runs` times. */
+async function measureEndToEnd(files: BenchFile[], runs: number): Promise<EndToEndResult[]> {
+  const root = fileURLToPath(new URL('../../.local/bench/validate-stack/', import.meta.url));
+  const repository = fileURLToPath(new URL('../../', import.meta.url));
+  await rm(root, { recursive: true, force: true });
+  const [{ INPUT_BUCKET, startStack }, { storageFinalizedRequest }, bundler] = await Promise.all([
+    import('../local/stack.js'),
+    import('../local/storage/eventarc.js'),
+    import(pathToFileURL(`${repository}scripts/bundle.mjs`).href) as Promise<
+      typeof import('../scripts/bundle.mjs')
+    >,
+  ]);
+  // The deployed bundle, built from the sources as `npm run package` builds it.
+  const submitBundle = bundler.FUNCTION_BUNDLES.find((b) => b.target === 'submitBatchJob');
+  if (!submitBundle) throw new Error('scripts/bundle.mjs has no submitBatchJob bundle');
+  await bundler.bundleFunction(submitBundle, `${root}bundle`);
+  // Jobs stay pending: the Vertex AI emulator never reads the inputs while the benchmark runs.
+  const stack: Stack = await startStack({
+    root,
+    pollIntervalMs: 0,
+    emulators: process.env.BATCH_COURIER_EMULATORS,
+    vertexTiming: { pendingMs: Infinity },
+  });
+  const results: EndToEndResult[] = [];
+  try {
+    if (!stack.services.firestore.startsWith('official')) {
+      console.log(
+        'no end-to-end rows: the deployed function needs the official Firestore emulator (Google Cloud CLI), which is not installed',
+      );
+      return results;
+    }
+    console.log(
+      `end to end: the deployed submit bundle over HTTP; job store: Firestore, ${stack.services.firestore}; storage: ${stack.services.storage}`,
+    );
+    console.log(
+      row(
+        E2E_COLUMNS.map(([title]) => title),
+        E2E_COLUMNS,
+      ),
+    );
+    const upload = async (path: string, name: string, provider: Provider) => {
+      await stack.storage.bucket(INPUT_BUCKET).upload(path, {
+        destination: name,
+        resumable: true,
+        validation: false,
+        contentType: 'application/jsonl',
+        metadata: { metadata: { model: MODELS[provider] } },
+      });
+      const [metadata] = await stack.storage.bucket(INPUT_BUCKET).file(name).getMetadata();
+      return metadata as unknown as ObjectResource;
+    };
+    const warmUp = await upload(
+      `${repository}examples/customer-reviews.jsonl`,
+      `${E2E_PREFIX}warm-up.jsonl`,
+      'google',
+    );
+    for (const file of files) {
+      const name = `${E2E_PREFIX}${file.name.replace(/\s+/g, '-')}.jsonl`;
+      const object = await upload(file.path, name, file.provider);
+      const submit: Measurement[] = [];
+      const bare: Measurement[] = [];
+      for (let i = 0; i < runs; i++) {
+        // A job store and an output folder of its own for every run: each does the whole work.
+        const run = randomUUID().slice(0, 8);
+        const job: EndToEndJob = {
+          bundle: pathToFileURL(`${root}bundle/${bundler.BUNDLE_MAIN}`).href,
+          warmUp: storageFinalizedRequest(warmUp, randomUUID()),
+          event: storageFinalizedRequest(object, randomUUID()),
+          object: name,
+        };
+        const env: NodeJS.ProcessEnv = {
+          PATH: process.env.PATH,
+          METADATA_SERVER_DETECTION: 'none',
+          FUNCTION_TARGET: 'submitBatchJob',
+          ...stack.env,
+          INPUT_PREFIX: E2E_PREFIX,
+          OUTPUT_URI_PREFIX: `gs://batch-courier-output/bench-${run}`,
+          JOBS_COLLECTION: `bench-${run}`,
+          // Where the generated requests' fileData URIs point.
+          ALLOWED_FILE_URI_PREFIXES: 'gs://bucket/',
+          LOG_LEVEL: 'info',
+          BENCH_E2E: JSON.stringify(job),
+        };
+        submit.push(await runChildAsync('e2e', '', env));
+        bare.push(await runChildAsync('http-bare', object.mediaLink, { PATH: process.env.PATH }));
+      }
+      const result = endToEndResult(file.name, Number(object.size), submit, bare);
+      results.push(result);
+      console.log(formatEndToEnd(result));
+    }
+  } finally {
+    await stack.stop();
+    await rm(root, { recursive: true, force: true });
+  }
+  return results;
+}
+
+function endToEndResult(
+  name: string,
+  size: number,
+  submit: Measurement[],
+  bare: Measurement[],
+): EndToEndResult {
+  const lines = bare[0]?.lines ?? NaN;
+  const problems = [
+    ...submit.filter((m) => m.status !== 204).map((m) => `the function answered ${m.status}`),
+    ...submit.filter((m) => m.lines !== lines).map((m) => `requestCount ${m.lines}, not ${lines}`),
+    ...[...submit, ...bare].filter((m) => m.bytes !== size).map((m) => `read ${m.bytes} bytes`),
+  ];
+  const submitMs = submit.map((m) => m.ms);
+  const bareMs = bare.map((m) => m.ms);
+  const submitMBps = mbps(size, median(submitMs));
+  const bareMBps = mbps(size, median(bareMs));
+  return {
+    name,
+    bytes: size,
+    lines,
+    valid: problems.length === 0 ? 'yes' : `NO: ${[...new Set(problems)].join('; ')}`,
+    submitMBps,
+    bareMBps,
+    ratio: submitMBps / bareMBps,
+    requestSeconds: median(submit.map((m) => m.requestMs ?? NaN)) / 1000,
+    submitRssKiB: Math.max(...submit.map((m) => m.maxRssKiB)),
+    bareRssKiB: Math.max(...bare.map((m) => m.maxRssKiB)),
+    submitMs,
+    bareMs,
+  };
+}
+
+const E2E_COLUMNS: [string, number][] = [
+  ['file', 20],
+  ['lines', 9],
+  ['valid', 6],
+  ['submit MB/s', 12],
+  ['bare MB/s', 10],
+  ['ratio', 6],
+  ['request s', 10],
+  ['submit RSS', 11],
+  ['bare RSS', 9],
+];
+
+function formatEndToEnd(r: EndToEndResult): string {
+  return row(
+    [
+      r.name,
+      r.lines.toLocaleString('en-US'),
+      r.valid === 'yes' ? 'yes' : 'NO',
+      r.submitMBps.toFixed(0),
+      r.bareMBps.toFixed(0),
+      r.ratio.toFixed(2),
+      r.requestSeconds.toFixed(2),
+      mib(r.submitRssKiB),
+      mib(r.bareRssKiB),
+    ],
+    E2E_COLUMNS,
+  );
+}
+
+function endToEndVerdict(r: EndToEndResult): string {
+  const ratioOk = r.ratio >= GOAL_RATIO;
+  const rssOk = r.submitRssKiB / 1024 < GOAL_RSS_MIB;
+  const validOk = r.valid === 'yes';
+  const mark = (ok: boolean): string => (ok ? 'ok' : 'MISSED');
+  return (
+    `verdict end to end ${r.name}: ratio ${r.ratio.toFixed(2)} (goal ≥ ${GOAL_RATIO}) ${mark(ratioOk)}; ` +
+    `function peak RSS ${mib(r.submitRssKiB)} (goal < ${GOAL_RSS_MIB} MiB) ${mark(rssOk)}; ` +
+    `submitted: ${validOk ? 'yes' : 'NO'} → ${ratioOk && rssOk && validOk ? 'GOAL MET' : 'GOAL NOT MET'}`
+  );
+}
+
 async function main(): Promise<void> {
+  const e2e = process.env.E2E ?? '1';
+  if (!['0', '1', 'only'].includes(e2e)) {
+    throw new Error(`E2E must be 0 (off), 1 (on) or only (only the end-to-end rows), not "${e2e}"`);
+  }
   const sizes = (process.env.SIZES ?? '100MB,1GB').split(',').map(parseSize);
   const runs = Number(process.env.RUNS ?? 3);
   const seed = Number(process.env.SEED ?? 1);
@@ -355,6 +703,10 @@ async function main(): Promise<void> {
     files.push({ name: '10M blank lines', path: blank, provider: 'google', hostile: 'blank' });
   }
 
+  if (e2e === 'only') {
+    await endToEnd(files, runs);
+    return;
+  }
   const idle = runChild('idle');
   console.log(
     `validation benchmark, node ${process.version}, median of ${runs} runs each in a fresh process, ` +
@@ -383,6 +735,33 @@ async function main(): Promise<void> {
   for (const r of largest) console.log(verdict(r));
   for (const r of results) if (r.hostile) console.log(verdict(r, r.hostile === 'long'));
   if (invalid.length > 0) process.exitCode = 1;
+  if (e2e === '1') {
+    console.log('');
+    await endToEnd(files, runs);
+  }
+}
+
+/** The end-to-end rows of the valid files, their times and their verdicts. */
+async function endToEnd(files: BenchFile[], runs: number): Promise<void> {
+  const results = await measureEndToEnd(
+    files.filter((f) => f.hostile === undefined),
+    runs,
+  );
+  console.log('');
+  console.log('end-to-end times per run (s, submit: request to last byte validated):');
+  for (const r of results) {
+    const secs = (ms: number[]): string => ms.map((t) => (t / 1000).toFixed(2)).join(' ');
+    console.log(`  ${r.name.padEnd(20)} submit ${secs(r.submitMs)}  bare ${secs(r.bareMs)}`);
+  }
+  console.log('');
+  const largest = results.filter((r) => r.bytes >= ONE_GB);
+  if (largest.length === 0) console.log('no 1GB file in SIZES: no end-to-end verdict');
+  for (const r of largest) console.log(endToEndVerdict(r));
+  if (results.some((r) => r.valid !== 'yes')) {
+    for (const r of results.filter((x) => x.valid !== 'yes'))
+      console.log(`INVALID ${r.name}: ${r.valid}`);
+    process.exitCode = 1;
+  }
 }
 
 const [flag, mode, childPath, childProvider] = process.argv.slice(2);
