@@ -9,7 +9,12 @@ import { CliError } from '../options.js';
 import { isFinished, requireRecord, stateText } from '../records.js';
 
 export async function cancelCommand(ctx: Context, jobId: string): Promise<number> {
-  const record = await requireRecord(ctx, jobId);
+  let record = await requireRecord(ctx, jobId);
+  if (record.status === 'RETRYING' && record.retryJobId) {
+    // The input waits for a retry of its failed rows: that attempt's job is the one running, and
+    // once it is cancelled no further attempt follows (README "Failed rows").
+    record = await requireRecord(ctx, record.retryJobId);
+  }
   if (isFinished(record)) {
     throw new CliError(
       `job ${jobId} has finished already (${stateText(record)}): nothing to cancel`,

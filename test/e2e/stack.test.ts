@@ -124,6 +124,36 @@ describe('the offline stack', () => {
     ]);
   });
 
+  it('rows that fail for a transient reason are sent again: one event after the retry, every row final', async () => {
+    const flaky = readFileSync(new URL('../../examples/flaky-reviews.jsonl', import.meta.url));
+    await stack.upload('inputs/flaky.jsonl', flaky);
+    const event = await stack.waitForEvent((e) => e.input.name === 'inputs/flaky.jsonl', 40_000);
+    // [transient] rows fail once with a quota error and succeed when sent again; [invalid] fails
+    // for good and is not sent again.
+    expect(event.attempts).toHaveLength(2);
+    expect(event.attempts[1]).toMatchObject({ rows: { succeeded: 2, failed: 0 } });
+    expect(event).toMatchObject({
+      state: 'JOB_STATE_PARTIALLY_SUCCEEDED',
+      results: { rows: { succeeded: 5, failed: 1, missing: 0 } },
+    });
+    const retried = await download(`results/${event.jobId}/attempt-2/input.jsonl`);
+    const lines = flaky.toString('utf8').trim().split('\n');
+    expect(retried).toBe(`${lines[1]}\n${lines[4]}\n`);
+    expect(await download(`results/${event.jobId}/failed.jsonl`)).toBe(`${lines[3]}\n`);
+    const rows = (await download(`results/${event.jobId}/results.jsonl`))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: number; status: string });
+    expect(rows.map((r) => r.status)).toEqual([
+      'succeeded',
+      'succeeded',
+      'succeeded',
+      'failed',
+      'succeeded',
+      'succeeded',
+    ]);
+  });
+
   it('a Claude file (metadata model) becomes an Anthropic job in us-east5', async () => {
     await stack.upload('inputs/claude.jsonl', claude, { model: 'claude-3-5-haiku' });
     const event = await stack.waitForEvent((e) => e.input.name === 'inputs/claude.jsonl', 20_000);
