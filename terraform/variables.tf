@@ -195,7 +195,7 @@ variable "submit_function" {
 
 variable "poll_function" {
   type = object({
-    memory           = optional(string, "256Mi")
+    memory           = optional(string, "1Gi")
     timeout_seconds  = optional(number, 300)
     min_instances    = optional(number, 0)
     max_instances    = optional(number, 2)
@@ -203,7 +203,7 @@ variable "poll_function" {
   })
   description = <<-EOT
     The poll function (pollBatchJobs, called by Cloud Scheduler).
-    memory: memory of an instance.
+    memory: memory of an instance; it also sets its CPU (0.58 vCPU at 1Gi, 0.17 at 256Mi), which the results digest of a large job needs (npm run bench:digest: 1 GB of output takes about 60 CPU seconds and 310 MiB).
     timeout_seconds: above the poll's own time budget plus a results digest started at its end (POLL_TIME_BUDGET_SECONDS = 120 in shared/function-targets.ts, after which a run starts no new work, plus DIGEST_TIME_LIMIT_SECONDS = 150 in shared/core/transitions.ts: 270 s), at most 3600.
     min_instances: instances kept warm (billed while idle); 0 scales to zero.
     max_instances: 2 lets an overlapping run answer instead of queueing (the poller is safe under overlap).
