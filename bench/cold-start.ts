@@ -10,7 +10,7 @@
  *     submitted to the Vertex AI emulator and recorded in Firestore. Poll, twice: a scheduler tick
  *     that finds that job still pending (the job store and Vertex AI), and one that finds it
  *     finished (it also reads the results, writes their digest and publishes the event: all four
- *     clients).
+ *     clients). The first requests are also measured with the unbundled entry, for comparison.
  *
  * Each figure is measured in RUNS fresh processes (default 9) as the process's own clock when the
  * work is done (`performance.now()`, from process start), with its CPU time beside it; min, median
@@ -74,9 +74,12 @@ async function sample(code: string, env: NodeJS.ProcessEnv): Promise<Sample> {
   return { ...(JSON.parse(last) as Omit<Sample, 'stderr'>), stderr };
 }
 
-/** An ES module body that loads the framework and a bundle, and registers its target. */
-function loadBundle(target: string): string {
-  const bundle = pathToFileURL(path.join(BUNDLES, target, 'index.js')).href;
+/**
+ * An ES module body that loads the framework and a bundle (or, with `entry`, that module instead:
+ * the unbundled entry registers both targets), and gets its target's server.
+ */
+function loadBundle(target: string, entry?: string): string {
+  const bundle = entry ?? pathToFileURL(path.join(BUNDLES, target, 'index.js')).href;
   return [
     "const { getTestServer } = await import('@google-cloud/functions-framework/testing');",
     `await import(${JSON.stringify(bundle)});`,
@@ -85,9 +88,14 @@ function loadBundle(target: string): string {
 }
 
 /** The same, then one request to the target over HTTP; its status is reported. */
-function firstRequest(target: string, headers: Record<string, string>, body: string): string {
+function firstRequest(
+  target: string,
+  headers: Record<string, string>,
+  body: string,
+  entry?: string,
+): string {
   return [
-    loadBundle(target),
+    loadBundle(target, entry),
     "const { request } = await import('node:http');",
     "await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));",
     'globalThis.__status = await new Promise((resolve, reject) => {',
@@ -215,6 +223,23 @@ async function main(): Promise<void> {
       if (s.status !== 204)
         throw new Error(`${submit} answered ${s.status} to a valid upload:\n${s.stderr}`);
       keep('submit-call', `${submit} bundle: loaded + first request (valid upload)`, s);
+      // The same with the unbundled entry (what was deployed before the bundles), another upload.
+      const other = await stack.upload(
+        `${BENCH_PREFIX}run-${i + 1}-${randomUUID().slice(0, 6)}.jsonl`,
+        content,
+      );
+      const otherEvent = storageFinalizedRequest(other, randomUUID());
+      const u = await sample(
+        firstRequest(submit, otherEvent.headers, otherEvent.body, pathToFileURL(ENTRY).href),
+        functionEnv(stack, submit, `${jobs}-unbundled`),
+      );
+      if (u.status !== 204)
+        throw new Error(`unbundled ${submit} answered ${u.status}:\n${u.stderr}`);
+      keep(
+        'submit-unbundled',
+        `${submit} unbundled entry: loaded + first request (valid upload)`,
+        u,
+      );
 
       const pending = await sample(firstRequest(poll, {}, ''), functionEnv(stack, poll, jobs));
       if (pending.status !== 200)
@@ -225,6 +250,17 @@ async function main(): Promise<void> {
       const p = await sample(firstRequest(poll, {}, ''), functionEnv(stack, poll, jobs));
       if (p.status !== 200) throw new Error(`${poll} answered ${p.status}:\n${p.stderr}`);
       keep('poll-call', `${poll} bundle: loaded + first request (a finished job announced)`, p);
+      const up = await sample(
+        firstRequest(poll, {}, '', pathToFileURL(ENTRY).href),
+        functionEnv(stack, poll, `${jobs}-unbundled`),
+      );
+      if (up.status !== 200)
+        throw new Error(`unbundled ${poll} answered ${up.status}:\n${up.stderr}`);
+      keep(
+        'poll-unbundled',
+        `${poll} unbundled entry: loaded + first request (a finished job announced)`,
+        up,
+      );
     }
   } finally {
     await stack.stop();
@@ -239,7 +275,7 @@ async function main(): Promise<void> {
     const wall = stats(row.samples.map((s) => s.ms));
     const cpu = stats(row.samples.map((s) => s.cpuMs));
     console.log(
-      `${row.label.padEnd(66)} ${wall.min.toFixed(0).padStart(5)} / ${wall.median.toFixed(0).padStart(5)} / ${wall.max.toFixed(0).padStart(5)} ms` +
+      `${row.label.padEnd(76)} ${wall.min.toFixed(0).padStart(5)} / ${wall.median.toFixed(0).padStart(5)} / ${wall.max.toFixed(0).padStart(5)} ms` +
         `  cpu ${cpu.median.toFixed(0).padStart(5)} ms  ×${(wall.median / baseline).toFixed(2)}`,
     );
   }
