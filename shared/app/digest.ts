@@ -18,6 +18,7 @@
 import { Batcher, Channel } from './channel.js';
 import type { Config } from '../config.js';
 import { BatchCourierError, PermanentError, TransientError } from '../core/errors.js';
+import { costOf } from '../core/events.js';
 import type { Digest, JobRecord, ResultsSummary } from '../core/jobs.js';
 import { splitLines } from '../core/lines.js';
 import { actualCost, pricingName, type Usage } from '../core/pricing.js';
@@ -119,14 +120,25 @@ async function readWhole(reader: ObjectReader, bucket: string, o: ListedObject):
 }
 
 /**
+ * Where a digest of this record's own job may lie: an input's first job's in `attempt-1/` when it
+ * sent rows again, else under its prefix; a retry's, under its own prefix. Looking in both makes
+ * an earlier attempt's decision stick (a retry is sent, or not, once), whatever has changed since.
+ */
+function digestFolders(record: JobRecord): string[] {
+  return record.retryOf
+    ? [record.outputUriPrefix]
+    : [`${record.outputUriPrefix}attempt-1/`, record.outputUriPrefix];
+}
+
+/**
  * The digest an earlier attempt completed (its summary.json, written last, exists), or undefined.
  */
 export async function recordedDigest(
   record: JobRecord,
   deps: DigestDeps,
-  filesAt?: string,
+  folders: string[] = digestFolders(record),
 ): Promise<Digest | undefined> {
-  for (const folder of filesAt ? [filesAt, record.outputUriPrefix] : [record.outputUriPrefix]) {
+  for (const folder of folders) {
     const at = splitUri(folder);
     const found = await findObject(deps.reader, at.bucket, at.name + SUMMARY_FILE);
     if (!found) continue;
@@ -156,7 +168,7 @@ export async function digestJob(
   });
 
   // An earlier attempt that finished wrote summary.json last: its figures stand.
-  const earlier = await recordedDigest(record, deps, options.retry?.filesAt);
+  const earlier = await recordedDigest(record, deps);
   if (earlier) return earlier;
 
   if (!record.outputDirectory) return nothing('Vertex AI reported no output directory');
@@ -423,12 +435,7 @@ function summaryJson(
       input: { uri: record.inputUri, requestCount: more.requestCount },
       results: digest.results,
       usage: digest.usage,
-      cost: {
-        currency: 'USD',
-        estimatedUsd: record.estimate?.usd ?? null,
-        actualUsd: digest.actualUsd,
-        pricing: digest.pricing,
-      },
+      cost: costOf({ estimate: record.estimate, digest }),
       predictionFiles: more.predictionFiles,
       topErrors: more.topErrors,
       unmatchedOutputLines: more.unmatchedOutputLines,

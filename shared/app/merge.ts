@@ -11,6 +11,7 @@
 import { Batcher, Channel } from './channel.js';
 import type { DigestDeps } from './digest.js';
 import { FAILED_FILE, RESULTS_FILE, SUMMARY_FILE } from './digest.js';
+import { costOf } from '../core/events.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 import type { Attempt, Digest, JobRecord } from '../core/jobs.js';
 import { splitLines } from '../core/lines.js';
@@ -208,12 +209,7 @@ export async function mergeAttempts(
         input: { uri: record.inputUri, requestCount: line(rows) },
         results: digest.results,
         usage: digest.usage,
-        cost: {
-          currency: 'USD',
-          estimatedUsd: record.estimate?.usd ?? null,
-          actualUsd: digest.actualUsd,
-          pricing: digest.pricing,
-        },
+        cost: costOf({ estimate: record.estimate, digest }),
         attempts: attempts.map((a) => ({
           vertexJob: a.vertexJob,
           state: a.state,

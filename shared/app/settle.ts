@@ -16,7 +16,7 @@ import { attemptFolder, mergeAttempts } from './merge.js';
 import type { Config } from '../config.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 import { INPUT_REJECTED_STATE } from '../core/events.js';
-import { logFields, type Attempt, type Digest, type JobRecord } from '../core/jobs.js';
+import { blankFields, logFields, type Attempt, type Digest, type JobRecord } from '../core/jobs.js';
 import { pricingName } from '../core/pricing.js';
 import {
   DIGEST_TIME_LIMIT_SECONDS,
@@ -81,6 +81,19 @@ export function retryTarget(
   };
 }
 
+/** Digests one attempt's job (the input's first, or a retry), sending rows again where allowed. */
+function digestAttempt(record: JobRecord, owner: string, deps: AnnounceDeps): Promise<Digest> {
+  const target = retryTarget(record, deps.config, deps.clock());
+  return digestOrGiveUp(record, owner, deps, (signal, workId) =>
+    digestJob(record, deps, {
+      workId,
+      signal,
+      ...(target ? { retry: target } : {}),
+      ...(deps.digest?.partBytes ? { partBytes: deps.digest.partBytes } : {}),
+    }),
+  );
+}
+
 /** An attempt as the input records it. */
 function attemptOf(record: JobRecord, digest: Digest): Attempt {
   return {
@@ -107,15 +120,7 @@ export async function settleInput(
 ): Promise<JobRecord | undefined> {
   const now = deps.clock();
   if (record.attempts.length === 0) {
-    const target = retryTarget(record, deps.config, now);
-    const digest = await digestOrGiveUp(record, owner, deps, (signal, workId) =>
-      digestJob(record, deps, {
-        workId,
-        signal,
-        ...(target ? { retry: target } : {}),
-        ...(deps.digest?.partBytes ? { partBytes: deps.digest.partBytes } : {}),
-      }),
-    );
+    const digest = await digestAttempt(record, owner, deps);
     const attempts = [attemptOf(record, digest)];
     if (digest.retry) return startRetry(record, attempts, owner, deps);
     return deps.jobs.update(record.jobId, toDigested(owner, deps.clock(), digest, attempts));
@@ -154,42 +159,24 @@ async function startRetry(
   }
   const now = deps.clock();
   const id = retryJobId(input.jobId, n);
+  // Validated already (a part of the input's lines): the poller submits it as queued, with no
+  // second validation, in its model's queue like any other input.
   await deps.jobs.createIfAbsent({
-    ...input,
+    ...blankFields(now),
     jobId: id,
     status: 'WAITING',
     bucket,
     object: name,
     generation: file.generation,
     inputUri: retry.inputUri,
+    model: input.model,
+    provider: input.provider,
+    location: input.location,
+    queue: input.queue,
     outputUriPrefix: attemptFolder(input.outputUriPrefix, n),
     requestCount: retry.requests,
-    estimate: null,
-    vertexJob: null,
-    vertexState: null,
-    error: null,
-    lineErrors: [],
-    stats: null,
-    outputDirectory: null,
-    vertexCreateTime: null,
-    vertexStartTime: null,
-    vertexEndTime: null,
-    createAttempts: 0,
-    waitAttempts: 0,
-    nextAttemptAt: null,
     waitingSince: now.toISOString(),
-    cancelRequestedAt: null,
-    digest: null,
-    digestAttempts: 0,
-    attempts: [],
-    retryJobId: null,
     retryOf: { jobId: input.jobId, attempt: n, since: inputSince(input) },
-    lease: null,
-    outstanding: true,
-    eventId: null,
-    publishedAt: null,
-    createTime: now.toISOString(),
-    updateTime: now.toISOString(),
   });
   const waiting = await deps.jobs.update(input.jobId, toRetrying(owner, now, attempts, id));
   if (waiting) {
@@ -218,15 +205,7 @@ export async function settleRetry(
   const of = retry.retryOf;
   if (!of) return;
   if (needsDigest(retry)) {
-    const target = retryTarget(retry, deps.config, deps.clock());
-    const digest = await digestOrGiveUp(retry, owner, deps, (signal, workId) =>
-      digestJob(retry, deps, {
-        workId,
-        signal,
-        ...(target ? { retry: target } : {}),
-        ...(deps.digest?.partBytes ? { partBytes: deps.digest.partBytes } : {}),
-      }),
-    );
+    const digest = await digestAttempt(retry, owner, deps);
     const digested = await deps.jobs.update(retry.jobId, toDigested(owner, deps.clock(), digest));
     if (!digested) return;
     retry = digested;
@@ -245,9 +224,19 @@ export async function settleRetry(
     toAttemptDone(retry.jobId, attempt, deps.clock()),
   );
   const input = accepted ?? (await deps.jobs.get(of.jobId));
-  const done =
-    accepted !== undefined || !input || input.attempts.some((a) => a.jobId === retry.jobId);
-  if (!done) {
+  const known =
+    accepted !== undefined || input?.attempts.some((a) => a.jobId === retry.jobId) === true;
+  // An input announced without this attempt (never expected: its decision to send rows again is
+  // read back from its first digest) must not keep the retry outstanding for ever.
+  const orphan = !known && (!input || !input.outstanding);
+  if (orphan) {
+    deps.log.error('digest.failed', 'A retry ended after its input was announced without it', {
+      ...logFields(retry),
+      inputJobId: of.jobId,
+      fix: "its results are under its own folder; the input's event does not include them",
+    });
+  }
+  if (!known && !orphan) {
     await deps.jobs.update(retry.jobId, release(owner)).catch(() => undefined);
     return;
   }
@@ -293,11 +282,9 @@ async function digestOrGiveUp(
   };
   if (record.digestAttempts > MAX_DIGEST_ATTEMPTS) {
     // The last attempt may have finished its files and died before recording them.
-    const target = retryTarget(record, deps.config, deps.clock());
-    const finished =
-      record.attempts.length === 0
-        ? await recordedDigest(record, deps, target?.filesAt).catch(() => undefined)
-        : undefined;
+    // A merge that finished wrote its summary at the prefix.
+    const folders = record.attempts.length === 0 ? undefined : [record.outputUriPrefix];
+    const finished = await recordedDigest(record, deps, folders).catch(() => undefined);
     if (finished) return finished;
     return giveUp(`the digest was started ${MAX_DIGEST_ATTEMPTS} times and never finished`);
   }

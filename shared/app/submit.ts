@@ -7,7 +7,7 @@
 import { announce } from './announce.js';
 import { isRetryable, TransientError } from '../core/errors.js';
 import { deriveJobId } from '../core/job-id.js';
-import { logFields, queueOf, type JobRecord } from '../core/jobs.js';
+import { blankFields, logFields, queueOf, type JobRecord } from '../core/jobs.js';
 import { leaseFor, SUBMIT_LEASE_SECONDS } from '../core/transitions.js';
 import { locationInModel, normalizeModel, providerOf } from '../core/models.js';
 import {
@@ -150,8 +150,8 @@ function initialRecord(
     object.metadata.location?.trim().slice(0, 64) ||
     locationInModel(model) ||
     (provider === 'anthropic' ? config.ANTHROPIC_LOCATION : config.VERTEX_LOCATION);
-  const iso = now.toISOString();
   return {
+    ...blankFields(now),
     jobId,
     status: 'SUBMITTING',
     bucket: object.bucket,
@@ -163,33 +163,7 @@ function initialRecord(
     location,
     queue: queueOf(model, location),
     outputUriPrefix: `${config.OUTPUT_URI_PREFIX}/${jobId}/`,
-    requestCount: null,
-    estimate: null,
-    vertexJob: null,
-    vertexState: null,
-    error: null,
-    lineErrors: [],
-    stats: null,
-    outputDirectory: null,
-    vertexCreateTime: null,
-    vertexStartTime: null,
-    vertexEndTime: null,
-    createAttempts: 0,
-    waitAttempts: 0,
-    nextAttemptAt: null,
-    waitingSince: null,
-    cancelRequestedAt: null,
-    digest: null,
-    digestAttempts: 0,
-    attempts: [],
-    retryJobId: null,
-    retryOf: null,
     lease: leaseFor(owner, now, SUBMIT_LEASE_SECONDS),
-    outstanding: true,
-    eventId: null,
-    publishedAt: null,
-    createTime: iso,
-    updateTime: iso,
   };
 }
 

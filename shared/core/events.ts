@@ -259,6 +259,11 @@ export function finalStateOf(record: JobRecord): string {
   const rows = record.digest?.results?.rows;
   if (rows && rows.failed + rows.missing === 0) return 'JOB_STATE_SUCCEEDED';
   if (rows && rows.succeeded > 0) return 'JOB_STATE_PARTIALLY_SUCCEEDED';
+  // Rows unknown (the merge was given up): some succeeded if any attempt says so.
+  const anySucceeded = record.attempts.some(
+    (a) => (a.digest.results?.rows.succeeded ?? a.stats?.successfulCount ?? 0) > 0,
+  );
+  if (!rows && anySucceeded) return 'JOB_STATE_PARTIALLY_SUCCEEDED';
   const last = record.attempts[record.attempts.length - 1]?.state ?? '';
   return TERMINAL.has(last) && last !== 'JOB_STATE_SUCCEEDED' ? last : 'JOB_STATE_FAILED';
 }

@@ -160,6 +160,56 @@ export interface JobRecord {
   updateTime: string;
 }
 
+/** The fields of a record nothing has happened to yet: no job, no outcome, no claim, outstanding. */
+export type BlankFields = Omit<
+  JobRecord,
+  | 'jobId'
+  | 'status'
+  | 'bucket'
+  | 'object'
+  | 'generation'
+  | 'inputUri'
+  | 'model'
+  | 'provider'
+  | 'location'
+  | 'queue'
+  | 'outputUriPrefix'
+>;
+
+/** {@link BlankFields} of a record created at `now`. */
+export function blankFields(now: Date): BlankFields {
+  const iso = now.toISOString();
+  return {
+    requestCount: null,
+    estimate: null,
+    vertexJob: null,
+    vertexState: null,
+    error: null,
+    lineErrors: [],
+    stats: null,
+    outputDirectory: null,
+    vertexCreateTime: null,
+    vertexStartTime: null,
+    vertexEndTime: null,
+    createAttempts: 0,
+    waitAttempts: 0,
+    nextAttemptAt: null,
+    waitingSince: null,
+    cancelRequestedAt: null,
+    digest: null,
+    digestAttempts: 0,
+    attempts: [],
+    retryJobId: null,
+    retryOf: null,
+    lease: null,
+    outstanding: true,
+    eventId: null,
+    publishedAt: null,
+    createTime: iso,
+    updateTime: iso,
+  };
+}
+
 /**
  * A stored record in today's shape: fields added since it was written get their initial values
  * (a record written by an earlier version of the functions stays readable and moves on).

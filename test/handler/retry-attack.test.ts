@@ -1,6 +1,6 @@
 /**
  * Attacks on retrying failed rows (README "Failed rows"): crash points and outcomes the main
- * retry tests do not cover. Tests marked `it.fails` demonstrate a bug named in their comment.
+ * retry tests do not cover. Each test names the bug it found (fixed since) or the promise that held.
  */
 import { describe, expect, it } from 'vitest';
 import { pollBatchJobs } from '../../shared/app/poll.js';
@@ -80,10 +80,19 @@ async function endJobs(w: World): Promise<void> {
       }
     }
     const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(dir);
-    w.reader.put(m?.[1] ?? '', `${m?.[2]}/predictions.jsonl`, String(Date.now()), `${out.reverse().join('\n')}\n`);
+    w.reader.put(
+      m?.[1] ?? '',
+      `${m?.[2]}/predictions.jsonl`,
+      String(Date.now()),
+      `${out.reverse().join('\n')}\n`,
+    );
     w.vertex.setState(name, {
       state:
-        failed === 0 ? 'JOB_STATE_SUCCEEDED' : ok > 0 ? 'JOB_STATE_PARTIALLY_SUCCEEDED' : 'JOB_STATE_FAILED',
+        failed === 0
+          ? 'JOB_STATE_SUCCEEDED'
+          : ok > 0
+            ? 'JOB_STATE_PARTIALLY_SUCCEEDED'
+            : 'JOB_STATE_FAILED',
       completionStats: {
         ...(ok ? { successfulCount: String(ok) } : {}),
         ...(failed ? { failedCount: String(failed) } : {}),
@@ -126,7 +135,7 @@ describe('retry attacks: crash points the matrix does not cover', () => {
   // digests again and announces one attempt, while the already created retry record is still
   // submitted (a second Vertex job nobody waits for) and then stays outstanding for ever
   // (settleRetry: toAttemptDone finds no RETRYING input, the input's attempts do not name it).
-  it.fails('crash between the retry record and toRetrying, then past MAX_JOB_AGE_HOURS: no orphaned retry', async () => {
+  it('crash between the retry record and toRetrying, then past MAX_JOB_AGE_HOURS: no orphaned retry', async () => {
     const { w, jobId } = await submitted(INPUT, { MAX_JOB_AGE_HOURS: '1' });
     crashAtTransition(w, 'toRetrying', 'before');
     await polls(w, 1);
@@ -134,7 +143,10 @@ describe('retry attacks: crash points the matrix does not cover', () => {
     w.clock.advance(2 * 3600_000);
     await polls(w, 8);
     expect(w.publisher.events).toHaveLength(1);
-    const outstanding = w.jobs.all().filter((r) => r.outstanding).map((r) => r.jobId);
+    const outstanding = w.jobs
+      .all()
+      .filter((r) => r.outstanding)
+      .map((r) => r.jobId);
     expect(outstanding).toEqual([]);
     expect(w.publisher.events[0]!.attempts).toHaveLength(w.vertex.jobs.size);
   });
@@ -160,7 +172,7 @@ describe('retry attacks: the event when the merge gives up', () => {
   // MAX_DIGEST_ATTEMPTS) falls back to the last attempt's state and maps JOB_STATE_SUCCEEDED to
   // JOB_STATE_FAILED: an input whose first job partly succeeded and whose retry fully succeeded
   // is announced FAILED.
-  it.fails('merge gives up: an input whose attempts all had successes is not announced FAILED', async () => {
+  it('merge gives up: an input whose attempts all had successes is not announced FAILED', async () => {
     const { w, prefix } = await submitted([line('a [ok]'), line('b [quota]')]);
     const real = w.reports.writeStream.bind(w.reports);
     w.reports.writeStream = async (uri, chunks, type) => {
@@ -180,9 +192,12 @@ describe('retry attacks: the event when the merge gives up', () => {
 });
 
 describe('retry attacks: a retry that never ran', () => {
-  it('refused by Vertex at create: handed over, one event with the first attempt\'s rows', async () => {
+  it("refused by Vertex at create: handed over, one event with the first attempt's rows", async () => {
     const { w, jobId, prefix } = await submitted(INPUT);
-    w.vertex.fail('create', new PermanentError('VERTEX.INVALID_ARGUMENT', 'refused', { status: 400 }));
+    w.vertex.fail(
+      'create',
+      new PermanentError('VERTEX.INVALID_ARGUMENT', 'refused', { status: 400 }),
+    );
     await polls(w, 8);
     expect(w.vertex.jobs.size).toBe(1);
     expect(w.publisher.events).toHaveLength(1);
@@ -192,16 +207,26 @@ describe('retry attacks: a retry that never ran', () => {
       [true, 'INPUT_REJECTED'],
     ]);
     expect(event.results?.rows).toEqual({ succeeded: 1, failed: 2, missing: 1 });
-    expect(results(w, prefix).map((r) => r.status)).toEqual(['succeeded', 'failed', 'failed', 'failed']);
+    expect(results(w, prefix).map((r) => r.status)).toEqual([
+      'succeeded',
+      'failed',
+      'failed',
+      'failed',
+    ]);
     expect(w.jobs.all().every((r) => !r.outstanding)).toBe(true);
-    expect(w.jobs.all().find((r) => r.jobId === retryJobId(jobId, 2))?.status).toBe('SUBMIT_FAILED');
+    expect(w.jobs.all().find((r) => r.jobId === retryJobId(jobId, 2))?.status).toBe(
+      'SUBMIT_FAILED',
+    );
   });
 
   it('rejected by the queue timeout (MAX_QUEUE_HOURS): handed over, one event', async () => {
     const { w, jobId } = await submitted(INPUT, { MAX_QUEUE_HOURS: '1', MAX_JOB_AGE_HOURS: '0' });
     // Every create of the retry is throttled (429): it waits in the queue.
     const throttle = () =>
-      w.vertex.fail('create', ...Array.from({ length: 50 }, () => new TransientError('VERTEX.RESOURCE_EXHAUSTED', '429')));
+      w.vertex.fail(
+        'create',
+        ...Array.from({ length: 50 }, () => new TransientError('VERTEX.RESOURCE_EXHAUSTED', '429')),
+      );
     throttle();
     await polls(w, 3);
     const retry = w.jobs.all().find((r) => r.jobId === retryJobId(jobId, 2));
