@@ -91,7 +91,7 @@ function deferred<T extends object>(load: () => Promise<T>, streams: readonly (k
  * ALREADY_EXISTS or FAILED_PRECONDITION, which the job store and the client's own transaction
  * retries tell apart; the job store's contract suite fails 4 of its 12 cases over REST.
  */
-export function firestoreSettings(
+function firestoreSettings(
   config: Config,
   clientConfig: Record<string, unknown>,
 ): FirestoreSettings {

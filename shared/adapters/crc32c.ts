@@ -2,9 +2,9 @@
  * CRC32C (Castagnoli), the checksum Cloud Storage keeps for every object, computed sixteen bytes
  * at a time ("slicing-by-16": 16 lookup tables of 256 entries). The Cloud Storage client checks
  * every download against the object's CRC32C, but its own implementation goes one byte at a time
- * (~150 MB/s), which made the check cost more than reading the bytes; this one runs at ~1.5 GB/s
+ * (~150 MB/s), which made the check cost more than reading the bytes; this one runs at 1–1.5 GB/s
  * in plain JavaScript, and is handed to the client as its `crc32cGenerator`, so the check stays
- * end to end (every byte the validator sees was hashed) and costs a few percent of a read.
+ * end to end (every byte the validator sees was hashed) at a tenth of the cost.
  *
  * Node has no CRC32C of its own (`zlib.crc32` is the other polynomial), and MD5, the native
  * alternative, runs at less than half this speed and is missing on composite objects.
@@ -32,23 +32,71 @@ const TABLE = (() => {
   return table;
 })();
 
+/** Whether this machine stores a 32-bit word least significant byte first (x86, Arm). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /**
  * The CRC32C of `data` continuing from `crc` (the CRC of what came before; 0 to start), as an
- * unsigned 32-bit number.
+ * unsigned 32-bit number. Sixteen bytes at a time, read as four 32-bit words where the machine is
+ * little-endian (a quarter of the loads), byte by byte up to the first aligned word and after the
+ * last whole block.
  */
 export function crc32c(data: Uint8Array, crc = 0): number {
+  if (!LITTLE_ENDIAN) return crc32cPortable(data, crc);
   const t = TABLE;
   let c = ~crc;
   let i = 0;
-  const end16 = data.length - 16;
+  const n = data.length;
   // The `!`s tell the compiler what the loop bounds guarantee: every index read is in range.
-  for (; i <= end16; i += 16) {
-    const w = c ^ (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24));
+  while (i < n && ((data.byteOffset + i) & 3) !== 0) c = t[(c ^ data[i++]!) & 0xff]! ^ (c >>> 8);
+  const words = ((n - i) >>> 4) << 2;
+  if (words > 0) {
+    const w = new Int32Array(data.buffer, data.byteOffset + i, words);
+    for (let j = 0; j < words; j += 4) {
+      const a = c ^ w[j]!;
+      const b = w[j + 1]!;
+      const d = w[j + 2]!;
+      const e = w[j + 3]!;
+      c =
+        t[3840 + (a & 0xff)]! ^
+        t[3584 + ((a >>> 8) & 0xff)]! ^
+        t[3328 + ((a >>> 16) & 0xff)]! ^
+        t[3072 + (a >>> 24)]! ^
+        t[2816 + (b & 0xff)]! ^
+        t[2560 + ((b >>> 8) & 0xff)]! ^
+        t[2304 + ((b >>> 16) & 0xff)]! ^
+        t[2048 + (b >>> 24)]! ^
+        t[1792 + (d & 0xff)]! ^
+        t[1536 + ((d >>> 8) & 0xff)]! ^
+        t[1280 + ((d >>> 16) & 0xff)]! ^
+        t[1024 + (d >>> 24)]! ^
+        t[768 + (e & 0xff)]! ^
+        t[512 + ((e >>> 8) & 0xff)]! ^
+        t[256 + ((e >>> 16) & 0xff)]! ^
+        t[e >>> 24]!;
+    }
+    i += words * 4;
+  }
+  for (; i < n; i++) c = t[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/**
+ * {@link crc32c} reading bytes one by one (sixteen per step all the same): for big-endian machines,
+ * where a 32-bit word holds its bytes the other way round.
+ */
+export function crc32cPortable(data: Uint8Array, crc = 0): number {
+  const t = TABLE;
+  let c = ~crc;
+  let i = 0;
+  const n = data.length;
+  for (; i <= n - 16; i += 16) {
+    const a = c ^ (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24));
     c =
-      t[3840 + (w & 0xff)]! ^
-      t[3584 + ((w >>> 8) & 0xff)]! ^
-      t[3328 + ((w >>> 16) & 0xff)]! ^
-      t[3072 + (w >>> 24)]! ^
+      t[3840 + (a & 0xff)]! ^
+      t[3584 + ((a >>> 8) & 0xff)]! ^
+      t[3328 + ((a >>> 16) & 0xff)]! ^
+      t[3072 + (a >>> 24)]! ^
       t[2816 + data[i + 4]!]! ^
       t[2560 + data[i + 5]!]! ^
       t[2304 + data[i + 6]!]! ^
@@ -62,7 +110,7 @@ export function crc32c(data: Uint8Array, crc = 0): number {
       t[256 + data[i + 14]!]! ^
       t[data[i + 15]!]!;
   }
-  for (; i < data.length; i++) c = t[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  for (; i < n; i++) c = t[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;
 }
 

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { CRC32C } from '@google-cloud/storage';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { crc32c, fastCrc32cGenerator } from '../../shared/adapters/crc32c.js';
+import { crc32c, crc32cPortable, fastCrc32cGenerator } from '../../shared/adapters/crc32c.js';
 
 describe('crc32c', () => {
   it('gives the check value of CRC-32C (Castagnoli) for "123456789", and 0 for nothing', () => {
@@ -37,6 +37,19 @@ describe('crc32c', () => {
         },
       ),
     );
+  });
+
+  it('reads words and bytes alike: at every alignment and length, as the byte-by-byte variant', () => {
+    const data = randomBytes(4096);
+    for (let start = 0; start < 8; start++) {
+      for (const length of [0, 1, 15, 16, 17, 31, 32, 33, 100, 1000, 4000]) {
+        const slice = data.subarray(start, start + length);
+        const reference = new CRC32C();
+        reference.update(Buffer.from(slice));
+        expect(crc32c(slice)).toBe(reference.valueOf() >>> 0);
+        expect(crc32cPortable(slice)).toBe(reference.valueOf() >>> 0);
+      }
+    }
   });
 
   it('agrees on a large unaligned slice, and refuses a CRC that differs', () => {
