@@ -4,103 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { pollBatchJobs } from '../../shared/app/poll.js';
-import { handleStorageEvent } from '../../shared/app/submit.js';
 import { retryJobId } from '../../shared/app/settle.js';
 import { PermanentError, TransientError } from '../../shared/core/errors.js';
 import { crashAtTransition } from '../crash.js';
-import { createWorld, finalizeEvent } from '../fakes.js';
-
-const BUCKET = 'acme-batch-input';
-const GEN = '1764150067498213';
-const NAME = 'inputs/reviews.jsonl';
-
-type World = ReturnType<typeof createWorld>;
-
-const QUOTA =
-  'Too Many Requests: {"error": {"code": 429, "message": "Quota exceeded.", "status": "RESOURCE_EXHAUSTED"}}';
-const BAD =
-  'Bad Request: {"error": {"code": 400, "message": "Request contains an invalid argument.", "status": "INVALID_ARGUMENT"}}';
-
-function line(text: string): string {
-  return JSON.stringify({ request: { contents: [{ role: 'user', parts: [{ text }] }] } });
-}
-
-/** `[quota]` fails with 429 on the first attempt, `[bad]` always with 400, `[lost]` has no line on the first. */
-function outcome(prompt: string, attempt: number): string {
-  if (prompt.includes('[bad]')) return BAD;
-  if (prompt.includes('[quota]') && attempt === 1) return QUOTA;
-  if (prompt.includes('[lost]') && attempt === 1) return 'none';
-  return 'ok';
-}
-
-async function bytesOf(w: World, uri: string): Promise<Buffer> {
-  const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri);
-  const [bucket, name] = [m?.[1] ?? '', m?.[2] ?? ''];
-  const o = (await w.reader.list(bucket, name)).find((x) => x.name === name);
-  const data = o && w.reader.bytes(bucket, name, o.generation);
-  if (!data) throw new Error(`no object ${uri}`);
-  return data;
-}
-
-/** Ends every running job (as in retry.test.ts); a job being cancelled ends CANCELLED. */
-async function endJobs(w: World): Promise<void> {
-  for (const [name, job] of w.vertex.jobs) {
-    if (/SUCCEEDED|FAILED|CANCELLED$|EXPIRED/.test(job.state ?? '')) continue;
-    if (job.state === 'JOB_STATE_CANCELLING') {
-      w.vertex.setState(name, { state: 'JOB_STATE_CANCELLED' });
-      continue;
-    }
-    const attempt = Number(/-a(\d+)$/.exec(job.displayName ?? '')?.[1] ?? 1);
-    const uri = job.request?.inputConfig.gcsSource.uris[0] ?? '';
-    const dir = `${job.request?.outputConfig.gcsDestination.outputUriPrefix}prediction-model-x`;
-    const lines = (await bytesOf(w, uri)).toString('utf8').trim().split('\n');
-    let ok = 0;
-    let failed = 0;
-    const out: string[] = [];
-    for (const l of lines) {
-      const request = (JSON.parse(l) as { request: { contents: { parts: { text: string }[] }[] } })
-        .request;
-      const what = outcome(request.contents[0]?.parts[0]?.text ?? '', attempt);
-      if (what === 'none') continue;
-      if (what === 'ok') {
-        ok++;
-        out.push(
-          JSON.stringify({
-            status: '',
-            request,
-            response: {
-              candidates: [{ content: { parts: [{ text: `ok ${attempt}` }] } }],
-              usageMetadata: { promptTokenCount: 10, candidatesTokenCount: 1 },
-            },
-          }),
-        );
-      } else {
-        failed++;
-        out.push(JSON.stringify({ status: what, request }));
-      }
-    }
-    const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(dir);
-    w.reader.put(
-      m?.[1] ?? '',
-      `${m?.[2]}/predictions.jsonl`,
-      String(Date.now()),
-      `${out.reverse().join('\n')}\n`,
-    );
-    w.vertex.setState(name, {
-      state:
-        failed === 0
-          ? 'JOB_STATE_SUCCEEDED'
-          : ok > 0
-            ? 'JOB_STATE_PARTIALLY_SUCCEEDED'
-            : 'JOB_STATE_FAILED',
-      completionStats: {
-        ...(ok ? { successfulCount: String(ok) } : {}),
-        ...(failed ? { failedCount: String(failed) } : {}),
-      },
-      outputInfo: { gcsOutputDirectory: dir },
-    });
-  }
-}
+import { endJobs, line, results, submitted, type World } from '../retry-world.js';
 
 /** Polls `n` times, ending jobs as they come; crashes of a run are swallowed (the run died). */
 async function polls(w: World, n: number, end = true): Promise<void> {
@@ -109,21 +16,6 @@ async function polls(w: World, n: number, end = true): Promise<void> {
     w.clock.advance(61_000);
     await pollBatchJobs(w.pollDeps).catch(() => undefined);
   }
-}
-
-async function submitted(lines: string[], config: Record<string, string> = {}, eol = '\n') {
-  const w = createWorld(config);
-  w.reader.put(BUCKET, NAME, GEN, lines.join(eol) + eol);
-  const out = await handleStorageEvent(finalizeEvent({ name: NAME }), w.submitDeps);
-  if (out.outcome !== 'submitted') throw new Error(`not submitted: ${JSON.stringify(out)}`);
-  return { w, jobId: out.jobId, prefix: `gs://acme-batch-output/results/${out.jobId}/` };
-}
-
-function results(w: World, prefix: string): { line: number; status: string }[] {
-  return (w.reports.objects.get(`${prefix}results.jsonl`) ?? '')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { line: number; status: string });
 }
 
 const INPUT = [line('one [ok]'), line('two [quota]'), line('three [bad]'), line('four [lost]')];
