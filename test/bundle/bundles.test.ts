@@ -36,7 +36,8 @@ beforeAll(async () => {
     stageArtifact(OUT),
     startStack({
       emulators: process.env.BATCH_COURIER_EMULATORS,
-      root: path.join(OUT, 'stack'),
+      // Beside the artifact, not in it: staging empties its folder, while the stack starts.
+      root: `${OUT}-stack`,
       pollIntervalMs: 0,
     }),
   ]);
@@ -48,6 +49,7 @@ afterEach(() => {
 afterAll(async () => {
   await stack?.stop();
   await rm(OUT, { recursive: true, force: true });
+  await rm(`${OUT}-stack`, { recursive: true, force: true });
 });
 
 /** Resolves once something accepts connections on `port`. */
