@@ -13,7 +13,7 @@ import { createVertexClient } from '../shared/adapters/vertex-rest-client.js';
 import { mapLimit } from '../shared/app/concurrency.js';
 import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
-import type { JobRecord } from '../shared/core/jobs.js';
+import { blankFields, type JobRecord } from '../shared/core/jobs.js';
 import type { JobStore, RecentQuery } from '../shared/ports.js';
 import { buildBatchJobRequest } from '../shared/core/vertex.js';
 import { startVertexEmulator, type VertexOp } from '../local/vertex-emulator.js';
@@ -132,33 +132,12 @@ for (const n of SIZES) {
         location: 'us-central1',
         queue: 'publishers/google/models/gemini-2.5-flash@us-central1',
         outputUriPrefix: `gs://bench-output/${jobId}/`,
+        ...blankFields(new Date(t)),
         requestCount: 1,
-        estimate: null,
         vertexJob: job.name,
         vertexState: 'JOB_STATE_PENDING',
-        error: null,
-        lineErrors: [],
-        stats: null,
-        outputDirectory: null,
         vertexCreateTime: job.createTime ?? null,
-        vertexStartTime: null,
-        vertexEndTime: null,
         createAttempts: 1,
-        waitAttempts: 0,
-        nextAttemptAt: null,
-        waitingSince: null,
-        cancelRequestedAt: null,
-        digest: null,
-        digestAttempts: 0,
-        attempts: [],
-        retryJobId: null,
-        retryOf: null,
-        lease: null,
-        outstanding: true,
-        eventId: null,
-        publishedAt: null,
-        createTime: t,
-        updateTime: t,
       };
     },
   );

@@ -96,7 +96,23 @@ export function mixedEmulatorsProblem(config: Config): void {
       'a local stack started without the Google Cloud CLI keeps its job records in the memory of `npm start`, out of reach of this command: install the Google Cloud CLI (its Firestore emulator needs Java) and restart `npm start`; to use the cloud instead, unset the *_EMULATOR_HOST variables',
     );
   }
+  // Any other service left unset would be the real one (a replay published to the real topic, a
+  // retry uploaded to a real bucket, a cancel sent to Vertex AI): all four, or none.
+  const missing = EMULATOR_HOST_NAMES.filter((n) => !hosts.includes(n));
+  if (hosts.length > 0 && missing.length > 0) {
+    throw new CliError(
+      `${hosts.join(', ')} ${hosts.length === 1 ? 'is' : 'are'} set but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not: this command would reach those services in the cloud (project ${config.GOOGLE_CLOUD_PROJECT}) while the others are emulated`,
+      'point the command at the local stack with `set -a; . .local/env; set +a` (it sets all four), or unset the *_EMULATOR_HOST variables to use the cloud',
+    );
+  }
 }
+
+const EMULATOR_HOST_NAMES = [
+  'STORAGE_EMULATOR_HOST',
+  'FIRESTORE_EMULATOR_HOST',
+  'PUBSUB_EMULATOR_HOST',
+  'VERTEX_AI_EMULATOR_HOST',
+];
 
 /** One run's context. */
 export interface Context {

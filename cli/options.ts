@@ -35,6 +35,7 @@ export const JOB_STATUSES: readonly JobStatus[] = Object.freeze([
   'WAITING',
   'SUBMITTED',
   'COMPLETED',
+  'RETRYING',
   'REJECTED',
   'SUBMIT_FAILED',
 ]);

@@ -1,5 +1,5 @@
 /** Job record factories shared by the tests. */
-import type { JobRecord } from '../shared/core/jobs.js';
+import { blankFields, type JobRecord } from '../shared/core/jobs.js';
 
 /** A finished Gemini job's record, in the shapes Vertex and Firestore give (the sample job). */
 export function completedRecord(overrides: Partial<JobRecord> = {}): JobRecord {
@@ -62,33 +62,7 @@ export function submittingRecord(jobId: string, overrides: Partial<JobRecord> = 
     location: 'us-central1',
     queue: 'publishers/google/models/gemini-2.5-flash@us-central1',
     outputUriPrefix: `gs://out/${jobId}/`,
-    requestCount: null,
-    estimate: null,
-    vertexJob: null,
-    vertexState: null,
-    error: null,
-    lineErrors: [],
-    stats: null,
-    outputDirectory: null,
-    vertexCreateTime: null,
-    vertexStartTime: null,
-    vertexEndTime: null,
-    createAttempts: 0,
-    waitAttempts: 0,
-    nextAttemptAt: null,
-    waitingSince: null,
-    cancelRequestedAt: null,
-    digest: null,
-    digestAttempts: 0,
-    attempts: [],
-    retryJobId: null,
-    retryOf: null,
-    lease: null,
-    outstanding: true,
-    eventId: null,
-    publishedAt: null,
-    createTime: '2026-11-26T10:00:00.000Z',
-    updateTime: '2026-11-26T10:00:00.000Z',
+    ...blankFields(new Date('2026-11-26T10:00:00.000Z')),
     ...overrides,
   };
 }

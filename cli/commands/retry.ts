@@ -26,7 +26,14 @@ export function retryObjectName(record: JobRecord, inputPrefix: string): string 
 
 export async function retryCommand(ctx: Context, jobId: string): Promise<number> {
   const record = await requireRecord(ctx, jobId);
-  if (!isFinished(record)) {
+  if (record.retryOf) {
+    throw new CliError(
+      `${jobId} is attempt ${record.retryOf.attempt} of input ${record.retryOf.jobId}, not an input`,
+      `retry the input once its event is out: \`batch-courier retry ${record.retryOf.jobId}\``,
+    );
+  }
+  // An input whose event is not out may still be sending its failed rows again itself.
+  if (!isFinished(record) || record.outstanding) {
     throw new CliError(
       `job ${jobId} has not ended (${stateText(record)}): its failed rows are not known yet`,
       'retry it once its event is out; `batch-courier watch` follows it',
