@@ -17,6 +17,7 @@ import type { Config } from '../shared/config.js';
 import { FUNCTION_TARGETS } from '../shared/function-targets.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import type {
+  BigQueryTables,
   EventPublisher,
   JobStore,
   ObjectReader,
@@ -155,6 +156,22 @@ function createAdapters(config: Config, overrides: DependencyOverrides) {
     return createVertexClient({ project: config.GOOGLE_CLOUD_PROJECT, auth, emulatorHost });
   });
 
+  // BigQuery (manifests over a table): REST through google-auth-library like Vertex AI, three
+  // read calls that do not pay for a client library of their own.
+  const bigquery = once(async (): Promise<BigQueryTables> => {
+    const emulatorHost = config.BIGQUERY_EMULATOR_HOST;
+    const [{ default: authLibrary }, { createBigQueryClient }] = await Promise.all([
+      import('google-auth-library'),
+      import('../shared/adapters/bigquery-rest-client.js'),
+    ]);
+    const auth = emulatorHost
+      ? await staticTokenClient('emulator')
+      : new authLibrary.GoogleAuth({
+          scopes: ['https://www.googleapis.com/auth/bigquery.readonly'],
+        });
+    return createBigQueryClient({ auth, emulatorHost });
+  });
+
   const objects = once(async (): Promise<{ reader: ObjectReader; reports: ObjectWriter }> => {
     const [{ Storage }, { createGcsObjectReader, createGcsObjectWriter }, { fastCrc32cGenerator }] =
       await Promise.all([
@@ -200,6 +217,7 @@ function createAdapters(config: Config, overrides: DependencyOverrides) {
       reader: deferred(async () => (await objects()).reader, ['read']),
       reports: deferred(async () => (await objects()).reports),
       vertex: deferred(vertex),
+      bigquery: deferred(bigquery, ['rows']),
       publisher: deferred(publisher),
     } satisfies SubmitDeps & PollDeps,
   };

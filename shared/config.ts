@@ -131,6 +131,18 @@ const deployedSchema = {
       ),
   ),
   /**
+   * BigQuery datasets a manifest may read from and write to (comma-separated `project.dataset`;
+   * README "Manifests"). Empty: none (manifests over Cloud Storage files still work). `*`: any.
+   */
+  ALLOWED_BIGQUERY_DATASETS: commaList(
+    z
+      .string()
+      .regex(
+        /^(\*|[a-z][a-z0-9-]{4,28}[a-z0-9]\.[A-Za-z0-9_]{1,1024})$/,
+        'must be project.dataset names separated by commas',
+      ),
+  ),
+  /**
    * Reject an input whose estimated cost (an upper bound, README "Results and cost") is above this
    * many US dollars, before anything is spent (`INPUT.OVER_BUDGET`). 0: no limit.
    */
@@ -189,6 +201,10 @@ const emulatorSchema = {
   FIRESTORE_EMULATOR_HOST: optionalString(z.string().regex(HOST_PORT, 'must be host:port')),
   /** `host:port` of a Pub/Sub emulator. */
   PUBSUB_EMULATOR_HOST: optionalString(z.string().regex(HOST_PORT, 'must be host:port')),
+  /** `host:port` or `http://host:port` of a BigQuery emulator (plain HTTP, production paths). */
+  BIGQUERY_EMULATOR_HOST: optionalString(
+    z.string().regex(/^(https?:\/\/)?[A-Za-z0-9.\-[\]:]+:\d{1,5}\/?$/, 'must be host:port'),
+  ),
   /** `host:port` of a Vertex AI emulator (plain HTTP, production paths). */
   VERTEX_AI_EMULATOR_HOST: optionalString(z.string().regex(HOST_PORT, 'must be host:port')),
 } as const;

@@ -144,6 +144,60 @@ export interface VertexJobs {
   cancel(name: string): Promise<void>;
 }
 
+/** A BigQuery table, `bq://project.dataset.table` split into its parts. */
+export interface TableRef {
+  project: string;
+  dataset: string;
+  table: string;
+}
+
+/** A BigQuery dataset. */
+export interface DatasetRef {
+  project: string;
+  dataset: string;
+}
+
+/** A top-level column of a table's schema, as `tables.get` describes it. */
+export interface BigQueryColumn {
+  name: string;
+  /** `STRING`, `JSON`, `RECORD`, `INTEGER`, … (legacy names as the API returns them). */
+  type: string;
+  /** `NULLABLE` (also when the API omits it), `REQUIRED` or `REPEATED`. */
+  mode: string;
+}
+
+/** What `tables.get` tells about a table. */
+export interface BigQueryTable {
+  /** Top-level columns, in schema order. */
+  columns: BigQueryColumn[];
+  /** `numRows` (0 when absent). */
+  rowCount: number;
+  /** The dataset's location as BigQuery spells it: `US`, `EU`, `us-central1`, … */
+  location: string;
+  /** `lastModifiedTime` (milliseconds since the epoch, as the API's string). */
+  modified: string;
+  /** `type`: `TABLE`, `VIEW`, `EXTERNAL`, `SNAPSHOT`, … */
+  kind: string;
+}
+
+/**
+ * BigQuery over REST: what manifests need (README "Manifests"). Errors: TransientError
+ * `BIGQUERY.UNAVAILABLE` (5xx, 429, timeouts) or `BIGQUERY.PERMISSION_DENIED` (403: IAM may
+ * still be propagating), PermanentError `BIGQUERY.INVALID_ARGUMENT` (another 4xx).
+ */
+export interface BigQueryTables {
+  /** The table's metadata; undefined when the table or its dataset does not exist. */
+  table(ref: TableRef): Promise<BigQueryTable | undefined>;
+  /** The dataset's location; undefined when it does not exist. */
+  dataset(ref: DatasetRef): Promise<{ location: string } | undefined>;
+  /**
+   * Every row of the table (`tabledata.list`, page after page: one page in memory at a time), as
+   * the values of `columns` in that order: each cell is BigQuery's JSON encoding of the value (a
+   * string for STRING and JSON columns; a JSON column holds JSON text) or null.
+   */
+  rows(ref: TableRef, columns: readonly string[]): AsyncIterable<(string | null)[]>;
+}
+
 /** Publishes completion events to the completion topic. */
 export interface EventPublisher {
   /** Resolves to the Pub/Sub message id. */

@@ -7,10 +7,14 @@ import { PermanentError, TransientError } from '../shared/core/errors.js';
 import type { CompletionEvent } from '../shared/core/events.js';
 import { createMemoryLogger } from '../shared/logger.js';
 import type {
+  BigQueryColumn,
+  BigQueryTables,
+  DatasetRef,
   EventPublisher,
   ObjectReader,
   ObjectWriter,
   VertexJobPage,
+  TableRef,
   VertexJobs,
 } from '../shared/ports.js';
 import {
@@ -300,6 +304,81 @@ export function createFakeVertex(clock: () => Date = () => new Date()): VertexJo
   };
 }
 
+/** A table of the BigQuery fake: its metadata and its rows (column → BigQuery JSON cell). */
+export interface FakeTable {
+  columns: BigQueryColumn[];
+  rows: Record<string, string | null>[];
+  location?: string;
+  kind?: string;
+}
+
+/**
+ * A BigQuery fake: tables and datasets in memory; `rows` pages by 2 (so paging is exercised);
+ * `failNext` makes the next call throw. A table's `modified` changes with every `put`.
+ */
+export function createFakeBigQuery(): BigQueryTables & {
+  put(uri: string, table: FakeTable): void;
+  dataset(ref: DatasetRef): Promise<{ location: string } | undefined>;
+  addDataset(projectDotDataset: string, location: string): void;
+  failNext(err: Error): void;
+  calls: { table: number; dataset: number; rows: number };
+} {
+  const tables = new Map<string, FakeTable & { modified: string }>();
+  const datasets = new Map<string, string>();
+  let version = 1;
+  let fail: Error | undefined;
+  const check = (): void => {
+    const err = fail;
+    fail = undefined;
+    if (err) throw err;
+  };
+  const key = (ref: TableRef): string => `bq://${ref.project}.${ref.dataset}.${ref.table}`;
+  const calls = { table: 0, dataset: 0, rows: 0 };
+  return {
+    calls,
+    put(uri, table) {
+      tables.set(uri, { ...table, modified: String(1_764_000_000_000 + version++) });
+    },
+    addDataset(name, location) {
+      datasets.set(name, location);
+    },
+    failNext(err) {
+      fail = err;
+    },
+    async table(ref) {
+      await Promise.resolve();
+      calls.table++;
+      check();
+      const t = tables.get(key(ref));
+      if (!t) return undefined;
+      return {
+        columns: t.columns,
+        rowCount: t.rows.length,
+        location: t.location ?? 'us-central1',
+        modified: t.modified,
+        kind: t.kind ?? 'TABLE',
+      };
+    },
+    async dataset(ref) {
+      await Promise.resolve();
+      calls.dataset++;
+      check();
+      const location = datasets.get(`${ref.project}.${ref.dataset}`);
+      return location === undefined ? undefined : { location };
+    },
+    async *rows(ref, columns) {
+      calls.rows++;
+      check();
+      const t = tables.get(key(ref));
+      if (!t) throw new TransientError('BIGQUERY.UNAVAILABLE', `${key(ref)} vanished`);
+      for (let i = 0; i < t.rows.length; i += 2) {
+        await Promise.resolve();
+        for (const row of t.rows.slice(i, i + 2)) yield columns.map((c) => row[c] ?? null);
+      }
+    },
+  };
+}
+
 /** A publisher that keeps events; `fail` makes the next publishes throw. */
 export function createFakePublisher(): EventPublisher & {
   events: CompletionEvent[];
@@ -352,6 +431,7 @@ export function createWorld(configOverrides: Record<string, string> = {}) {
   const clock = createClock();
   const vertex = createFakeVertex(clock);
   const publisher = createFakePublisher();
+  const bigquery = createFakeBigQuery();
   const log = createMemoryLogger('debug');
   let owners = 0;
   const newOwner = () => `owner-${++owners}`;
@@ -361,13 +441,26 @@ export function createWorld(configOverrides: Record<string, string> = {}) {
     reader,
     reports,
     vertex,
+    bigquery,
     publisher,
     log,
     clock,
     newOwner,
   };
   const pollDeps: PollDeps = { ...submitDeps };
-  return { config, jobs, reader, reports, vertex, publisher, log, clock, submitDeps, pollDeps };
+  return {
+    config,
+    jobs,
+    reader,
+    reports,
+    vertex,
+    bigquery,
+    publisher,
+    log,
+    clock,
+    submitDeps,
+    pollDeps,
+  };
 }
 
 /** Three valid Gemini lines. */

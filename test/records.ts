@@ -15,6 +15,7 @@ export function completedRecord(overrides: Partial<JobRecord> = {}): JobRecord {
     location: 'us-central1',
     queue: 'publishers/google/models/gemini-2.5-flash@us-central1',
     outputUriPrefix: 'gs://acme-batch-output/results/customer-reviews-0123456789abcdef/',
+    manifest: null,
     requestCount: 412,
     estimate: null,
     vertexJob:

@@ -6,6 +6,7 @@ import { pollBatchJobs } from '../shared/app/poll.js';
 import { handleStorageEvent } from '../shared/app/submit.js';
 import type { CompletionEvent } from '../shared/core/events.js';
 import { createWorld, finalizeEvent } from './fakes.js';
+import { requestInputUris, requestOutputUri } from '../shared/core/vertex.js';
 
 const BUCKET = 'acme-batch-input';
 const GEN = '1764150067498213';
@@ -60,8 +61,8 @@ export async function endJobs(w: World, failWhole: number[] = []): Promise<void>
       continue;
     }
     const attempt = Number(/-a(\d+)$/.exec(job.displayName ?? '')?.[1] ?? 1);
-    const uri = job.request?.inputConfig.gcsSource.uris[0] ?? '';
-    const dir = `${job.request?.outputConfig.gcsDestination.outputUriPrefix}prediction-model-x`;
+    const uri = (job.request && requestInputUris(job.request)[0]) ?? '';
+    const dir = `${job.request && requestOutputUri(job.request)}prediction-model-x`;
     if (failWhole.includes(attempt)) {
       w.vertex.setState(name, {
         state: 'JOB_STATE_FAILED',

@@ -34,12 +34,15 @@ import {
 } from '../core/results.js';
 import { isTransientRowError } from '../core/row-errors.js';
 import type { Logger } from '../logger.js';
-import type { ListedObject, ObjectReader, ObjectWriter } from '../ports.js';
+import type { BigQueryTables, ListedObject, ObjectReader, ObjectWriter } from '../ports.js';
+import { tableLines } from './sources.js';
 
 /** What a digest needs. */
 export interface DigestDeps {
   reader: ObjectReader;
   reports: ObjectWriter;
+  /** For jobs over BigQuery (README "Manifests"). */
+  bigquery?: BigQueryTables | undefined;
   config: Config;
   log: Logger;
 }
@@ -156,7 +159,6 @@ export async function digestJob(
 ): Promise<Digest> {
   const prices = deps.config.PRICE_TABLE;
   const pricing = pricingName(prices);
-  const prefix = splitUri(record.outputUriPrefix);
   let filesAt = record.outputUriPrefix;
   const uri = (file: string): string => `${filesAt}${file}`;
   const nothing = (note: string): Digest => ({
@@ -178,17 +180,7 @@ export async function digestJob(
   );
   if (files.length === 0) return nothing(`no prediction file in ${record.outputDirectory}`);
 
-  // The bytes the job read: the pinned copy (an input submitted before pinning: the input itself).
-  const pinned = await findObject(deps.reader, prefix.bucket, prefix.name + PINNED_INPUT);
-  const input = pinned
-    ? { bucket: prefix.bucket, name: pinned.name, generation: pinned.generation }
-    : { bucket: record.bucket, name: record.object, generation: record.generation };
-  const inputLines = (): AsyncGenerator<Buffer> =>
-    splitLines(
-      deps.reader.read(input.bucket, input.name, input.generation),
-      `gs://${input.bucket}/${input.name}`,
-      MAX_INPUT_LINE_BYTES,
-    );
+  const inputLines = await inputOf(record, deps);
 
   // 1. The index of the input: match keys → line numbers.
   const index = new LineIndex();
@@ -374,6 +366,50 @@ export async function digestJob(
   }
 }
 
+/**
+ * The lines the job read, in order, read anew on each call: the pinned copy of a JSONL input (of
+ * one submitted before pinning: the input itself), a manifest's pinned files one after the other,
+ * or a BigQuery table's rows as the JSONL lines they stand for.
+ */
+async function inputOf(record: JobRecord, deps: DigestDeps): Promise<() => AsyncIterable<Buffer>> {
+  const linesOf = (bucket: string, name: string, generation: string): AsyncIterable<Buffer> =>
+    splitLines(
+      deps.reader.read(bucket, name, generation),
+      `gs://${bucket}/${name}`,
+      MAX_INPUT_LINE_BYTES,
+    );
+  const source = record.manifest?.source;
+  if (source?.kind === 'bigquery') {
+    const bigquery = deps.bigquery;
+    if (!bigquery) throw new Error('no BigQuery client: the functions always configure one');
+    return () => tableLines(bigquery, source.uri, record.provider);
+  }
+  if (record.manifest) {
+    const files = await Promise.all(
+      record.manifest.files.map(async (f) => {
+        const at = splitUri(f.pinnedUri);
+        const found = await findObject(deps.reader, at.bucket, at.name);
+        if (!found) {
+          throw new TransientError(
+            'STORAGE.UNAVAILABLE',
+            `the pinned input ${f.pinnedUri} is missing`,
+          );
+        }
+        return { bucket: at.bucket, name: at.name, generation: found.generation };
+      }),
+    );
+    return async function* () {
+      for (const f of files) yield* linesOf(f.bucket, f.name, f.generation);
+    };
+  }
+  const prefix = splitUri(record.outputUriPrefix);
+  const pinned = await findObject(deps.reader, prefix.bucket, prefix.name + PINNED_INPUT);
+  const input = pinned
+    ? { bucket: prefix.bucket, name: pinned.name, generation: pinned.generation }
+    : { bucket: record.bucket, name: record.object, generation: record.generation };
+  return () => linesOf(input.bucket, input.name, input.generation);
+}
+
 const NEWLINE = Buffer.from('\n');
 
 /** What became of each request: no output line, succeeded, failed for good, failed for now. */
@@ -404,7 +440,7 @@ function customIdOf(line: Buffer): string | null {
 }
 
 /** Uploads what `channel` carries; the channel learns when the upload stops. */
-function upload(reports: ObjectWriter, uri: string, channel: Channel): Promise<void> {
+export function upload(reports: ObjectWriter, uri: string, channel: Channel): Promise<void> {
   return reports.writeStream(uri, channel, 'application/jsonl').then(
     () => channel.stop(),
     (err: unknown) => {
@@ -415,7 +451,7 @@ function upload(reports: ObjectWriter, uri: string, channel: Channel): Promise<v
 }
 
 /** The content of summary.json. */
-function summaryJson(
+export function summaryJson(
   record: JobRecord,
   digest: Digest,
   more: {

@@ -40,6 +40,7 @@ import {
   MAX_IDS_PER_LIST,
   RPC_CODE_NAMES,
   type VertexBatchJob,
+  outputLocationOf,
 } from '../core/vertex.js';
 
 /** Everything the poll use case needs. */
@@ -559,7 +560,7 @@ function terminalFields(job: VertexBatchJob, state: string, record: JobRecord): 
       incompleteCount: countOf(stats?.incompleteCount),
     },
     error,
-    outputDirectory: job.outputInfo?.gcsOutputDirectory ?? null,
+    outputDirectory: outputLocationOf(job),
     vertexCreateTime: job.createTime ?? null,
     vertexStartTime: job.startTime ?? null,
     vertexEndTime: job.endTime ?? null,

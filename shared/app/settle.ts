@@ -12,6 +12,7 @@
  */
 import type { AnnounceDeps } from './announce.js';
 import { digestJob, recordedDigest } from './digest.js';
+import { digestTable } from './digest-table.js';
 import { attemptFolder, mergeAttempts } from './merge.js';
 import type { Config } from '../config.js';
 import { PermanentError, TransientError } from '../core/errors.js';
@@ -74,6 +75,8 @@ export function retryTarget(
   if (record.vertexState === 'JOB_STATE_CANCELLED' || record.cancelRequestedAt !== null)
     return undefined;
   if (!withinAge(record, config, now)) return undefined;
+  // A job that wrote a BigQuery table: its failed rows are listed (failed.jsonl), not sent again.
+  if (record.manifest?.destination?.startsWith('bq://')) return undefined;
   const prefix = inputPrefix(record);
   return {
     inputUri: `${attemptFolder(prefix, attempt + 1)}input.jsonl`,
@@ -85,12 +88,14 @@ export function retryTarget(
 function digestAttempt(record: JobRecord, owner: string, deps: AnnounceDeps): Promise<Digest> {
   const target = retryTarget(record, deps.config, deps.clock());
   return digestOrGiveUp(record, owner, deps, (signal, workId) =>
-    digestJob(record, deps, {
-      workId,
-      signal,
-      ...(target ? { retry: target } : {}),
-      ...(deps.digest?.partBytes ? { partBytes: deps.digest.partBytes } : {}),
-    }),
+    record.outputDirectory?.startsWith('bq://')
+      ? digestTable(record, deps, { signal })
+      : digestJob(record, deps, {
+          workId,
+          signal,
+          ...(target ? { retry: target } : {}),
+          ...(deps.digest?.partBytes ? { partBytes: deps.digest.partBytes } : {}),
+        }),
   );
 }
 

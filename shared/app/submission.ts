@@ -12,9 +12,18 @@ import {
   isModelAllowed,
 } from '../core/allow-lists.js';
 import { announce } from './announce.js';
+import {
+  manifestInputUris,
+  readManifest,
+  tableChanged,
+  validateSources,
+  type ManifestFields,
+  type SourceProblem,
+} from './sources.js';
 import type { Config } from '../config.js';
 import { BatchCourierError, PermanentError, TransientError } from '../core/errors.js';
-import { logFields, type JobError, type JobRecord } from '../core/jobs.js';
+import { logFields, type JobError, type JobRecord, type ManifestRecord } from '../core/jobs.js';
+import { isManifestName } from '../core/manifest.js';
 import { MAX_INPUT_BYTES, validateJsonl, type ValidationResult } from '../core/jsonl.js';
 import type { Logger } from '../logger.js';
 import { locationInModel, normalizeModel } from '../core/models.js';
@@ -24,6 +33,7 @@ import type {
   EventPublisher,
   JobStore,
   ObjectReader,
+  BigQueryTables,
   ObjectWriter,
   VertexJobs,
 } from '../ports.js';
@@ -31,6 +41,7 @@ import {
   claim,
   release,
   toCreating,
+  toManifest,
   toRejected,
   toSubmitted,
   toWaiting,
@@ -50,6 +61,8 @@ export interface SubmissionDeps {
   /** Writes rejection reports and the pinned input copy under the job's output prefix. */
   reports: ObjectWriter;
   vertex: VertexJobs;
+  /** BigQuery, for manifests that name a table or dataset (README "Manifests"). */
+  bigquery?: BigQueryTables | undefined;
   publisher: EventPublisher;
   log: Logger;
   clock: Clock;
@@ -192,65 +205,81 @@ async function recordWaiting(
  * claim (or requeues it) and the work is retried (Eventarc redelivery, or the next poll run).
  */
 export async function runSubmission(
-  record: JobRecord,
+  claimed: JobRecord,
   owner: string,
   deps: SubmissionDeps,
   hints: ObjectHints = {},
 ): Promise<SubmissionOutcome> {
+  let record = claimed;
   const { jobId } = record;
   const fields = logFields(record);
+
+  // 0. A manifest names the model, the region and the source: read it first (once).
+  if (isManifestName(record.object) && record.manifest === null) {
+    let read;
+    try {
+      read = await readManifest(record, deps);
+    } catch (err) {
+      if (err instanceof PermanentError)
+        return reject(record, owner, deps, errorOf(err), undefined);
+      throw err;
+    }
+    if ('code' in read) return reject(record, owner, deps, read, undefined);
+    const written = await deps.jobs.update(jobId, toManifest(owner, deps.clock(), read));
+    if (!written) throw lostClaim();
+    record = written;
+  }
 
   // 1. What can be refused without reading the file.
   const refusal = refuseBeforeReading(record, hints, deps.config);
   if (refusal) return reject(record, owner, deps, refusal, undefined);
 
   // 2. Validate the bytes of exactly this generation, as a stream, then pin them: the job reads a
-  // copy of exactly the validated generation, never a later upload of the same name.
+  // copy of exactly the validated generation, never a later upload of the same name. A BigQuery
+  // table cannot be pinned: one that changed since it was validated is validated again.
   let requestCount = record.requestCount;
   let estimate = record.estimate;
-  if (requestCount === null) {
-    let result;
+  if (requestCount === null || (await tableChanged(record, deps))) {
+    let checked;
     try {
-      result = await validateJsonl(
-        deps.reader.read(record.bucket, record.object, record.generation),
-        {
-          provider: record.provider,
-          model: record.model,
-          ...optional('fileUriAllowed', fileUriRule(deps.config, record.bucket)),
-        },
-      );
+      checked = record.manifest
+        ? await validateSources(record, deps)
+        : await validateJsonlInput(record, deps);
     } catch (err) {
       if (err instanceof PermanentError)
         return reject(record, owner, deps, errorOf(err), undefined);
       throw err;
     }
-    if (result.code !== undefined) {
-      const first = result.errors[0];
-      const message = first
-        ? `${record.object} line ${first.line}: ${first.message}`
-        : `${record.object}: invalid input`;
-      return reject(record, owner, deps, { code: result.code, message }, result);
-    }
+    if ('error' in checked) return reject(record, owner, deps, checked.error, checked.found);
     // 2b. The estimate (an upper bound), and the budget: refused before anything is spent.
-    estimate = estimateCost(deps.config.PRICE_TABLE, record.model, result.sizing);
+    estimate = estimateCost(deps.config.PRICE_TABLE, record.model, checked.sizing);
     const over = overBudget(record, estimate, deps);
-    if (over) return reject(record, owner, deps, over, result, 'REJECTED', estimate);
+    if (over) {
+      const found = { errors: [], complete: true, requestCount: checked.requestCount };
+      return reject(record, owner, deps, over, found, 'REJECTED', estimate);
+    }
     try {
-      await deps.reports.copy(
-        { bucket: record.bucket, name: record.object, generation: record.generation },
-        pinnedInputUri(record),
-      );
+      if (checked.manifest) {
+        record = await pinSources(record, owner, checked.manifest, deps);
+      } else {
+        await deps.reports.copy(
+          { bucket: record.bucket, name: record.object, generation: record.generation },
+          pinnedInputUri(record),
+        );
+      }
     } catch (err) {
       if (err instanceof PermanentError)
         return reject(record, owner, deps, errorOf(err), undefined);
       throw err;
     }
-    requestCount = result.requestCount;
+    requestCount = checked.requestCount;
     deps.log.info('input.validated', 'Input is valid', {
       ...fields,
       requestCount,
-      bytes: result.bytes,
-      pinnedInput: pinnedInputUri(record),
+      bytes: checked.bytes,
+      ...(record.manifest
+        ? { source: record.inputUri, files: record.manifest.files.length }
+        : { pinnedInput: pinnedInputUri(record) }),
       estimatedUsd: estimate.usd,
       estimatedInputTokens: estimate.inputTokens,
       estimatedOutputTokens: estimate.outputTokens,
@@ -284,8 +313,8 @@ export async function runSubmission(
       buildBatchJobRequest({
         jobId,
         model: record.model,
-        inputUri: pinnedInputUri(record),
-        outputUriPrefix: record.outputUriPrefix,
+        inputUri: record.manifest ? manifestInputUris(record.manifest) : pinnedInputUri(record),
+        outputUriPrefix: record.manifest?.destination ?? record.outputUriPrefix,
       }),
       { notAfter },
     );
@@ -310,6 +339,57 @@ export async function runSubmission(
     throw err;
   }
   return recordSubmitted(counted, owner, job, requestCount, false, deps);
+}
+
+/** Validates a JSONL input: its own bytes, as the delivery found them. */
+async function validateJsonlInput(
+  record: JobRecord,
+  deps: SubmissionDeps,
+): Promise<SourceProblem | (ValidationResult & { manifest?: undefined })> {
+  const result = await validateJsonl(
+    deps.reader.read(record.bucket, record.object, record.generation),
+    {
+      provider: record.provider,
+      model: record.model,
+      ...optional('fileUriAllowed', fileUriRule(deps.config, record.bucket)),
+    },
+  );
+  if (result.code === undefined) return result;
+  const first = result.errors[0];
+  const message = first
+    ? `${record.object} line ${first.line}: ${first.message}`
+    : `${record.object}: invalid input`;
+  return { error: { code: result.code, message }, found: result };
+}
+
+/**
+ * Copies a manifest's validated files next to the job (the job reads those copies) and records
+ * which they are, so a later attempt creates the job over the same copies.
+ */
+async function pinSources(
+  record: JobRecord,
+  owner: string,
+  manifest: ManifestRecord,
+  deps: SubmissionDeps,
+): Promise<JobRecord> {
+  for (const file of manifest.files) {
+    const at = /^gs:\/\/([^/]+)\/(.+)$/.exec(file.uri);
+    await deps.reports.copy(
+      { bucket: at?.[1] ?? '', name: at?.[2] ?? '', generation: file.generation },
+      file.pinnedUri,
+    );
+  }
+  const written = await deps.jobs.update(
+    record.jobId,
+    toManifest(owner, deps.clock(), { ...pick(record), manifest }),
+  );
+  if (!written) throw lostClaim();
+  return written;
+}
+
+function pick(record: JobRecord): Omit<ManifestFields, 'manifest'> {
+  const { model, provider, location, queue, inputUri } = record;
+  return { model, provider, location, queue, inputUri };
 }
 
 /**

@@ -47,7 +47,12 @@ export const CompletionEventSchema = z
         bucket: z.string().min(1),
         name: z.string().min(1),
         generation: z.string().regex(/^\d+$/).describe('int64 as a string'),
-        uri: z.string().regex(/^gs:\/\//),
+        uri: z
+          .string()
+          .regex(/^(gs|bq):\/\//)
+          .describe(
+            'gs://bucket/object; for a manifest (README "Manifests"), its source: a bq:// table or its gs:// URIs joined by ","',
+          ),
         requestCount: z
           .number()
           .int()
@@ -65,13 +70,15 @@ export const CompletionEventSchema = z
       .object({
         uriPrefix: z
           .string()
-          .regex(/^gs:\/\//)
-          .describe('<OUTPUT_URI_PREFIX>/<jobId>/'),
+          .regex(/^(gs|bq):\/\//)
+          .describe(
+            "<OUTPUT_URI_PREFIX>/<jobId>/, or a manifest's destination (gs:// prefix or bq:// dataset or table)",
+          ),
         directory: z
           .string()
           .nullable()
           .describe(
-            "Vertex's outputInfo.gcsOutputDirectory (null when Vertex wrote none; a rejected input's rejection.json is under uriPrefix)",
+            "Vertex's outputInfo.gcsOutputDirectory, or its output table as bq://project.dataset.table (null when Vertex wrote none; a rejected input's rejection.json is under uriPrefix)",
           ),
       })
       .strict()
@@ -109,8 +116,10 @@ export const CompletionEventSchema = z
           .describe('summary.json under the job prefix'),
         resultsUri: z
           .string()
-          .regex(/^gs:\/\//)
-          .describe('results.jsonl: one line per input request, in input order'),
+          .regex(/^(gs|bq):\/\//)
+          .describe(
+            'results.jsonl: one line per input request, in input order; for a BigQuery destination, the output table (bq://project.dataset.table)',
+          ),
         failedRowsUri: z
           .string()
           .regex(/^gs:\/\//)
@@ -304,7 +313,13 @@ export function buildCompletionEvent(record: JobRecord, publishTime: Date): Comp
     output:
       record.vertexJob === null && record.status !== 'REJECTED'
         ? null
-        : { uriPrefix: record.outputUriPrefix, directory: record.outputDirectory },
+        : {
+            uriPrefix:
+              record.status === 'REJECTED'
+                ? record.outputUriPrefix
+                : (record.manifest?.destination ?? record.outputUriPrefix),
+            directory: record.outputDirectory,
+          },
     stats: statsOf(record),
     error: record.error,
     results: record.digest?.results ?? null,

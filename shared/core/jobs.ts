@@ -83,6 +83,30 @@ export interface RetryOf {
   since: string;
 }
 
+/** One Cloud Storage file a manifest's job reads, validated and pinned. */
+export interface SourceFile {
+  /** `gs://bucket/name` as matched. */
+  uri: string;
+  /** The generation validated (int64 as a string). */
+  generation: string;
+  /** Its requests. */
+  requests: number;
+  /** The pinned copy the Vertex job reads. */
+  pinnedUri: string;
+}
+
+/** What a manifest asked for (README "Manifests"), on the record of the manifest object. */
+export interface ManifestRecord {
+  /** `bq://p.d.t`, or the `gs://` URIs as written (patterns included). */
+  source: { kind: 'bigquery'; uri: string } | { kind: 'gcs'; uris: string[] };
+  /** `bq://p.d[.t]` or `gs://bucket/prefix/`; null: the job's own prefix. */
+  destination: string | null;
+  /** Cloud Storage sources: the files read, in order, once validated and pinned; [] before. */
+  files: SourceFile[];
+  /** BigQuery sources: the table's `lastModifiedTime` when it was validated; null before. */
+  tableModified: string | null;
+}
+
 /** The Firestore document of one input object generation. Every field is always present. */
 export interface JobRecord {
   /** Our id (also the document id and the `job-id` label). */
@@ -107,6 +131,8 @@ export interface JobRecord {
   queue: string;
   /** `<OUTPUT_URI_PREFIX>/<jobId>/`. */
   outputUriPrefix: string;
+  /** For a manifest (`.batch.json`): its source and destination, once read; null otherwise. */
+  manifest: ManifestRecord | null;
   /** Number of requests (lines) in the input, once validated. */
   requestCount: number | null;
   /** The cost estimate made while validating (an upper bound); null before. */
@@ -180,6 +206,7 @@ export type BlankFields = Omit<
 export function blankFields(now: Date): BlankFields {
   const iso = now.toISOString();
   return {
+    manifest: null,
     requestCount: null,
     estimate: null,
     vertexJob: null,
@@ -218,6 +245,7 @@ export function upgradeRecord(stored: JobRecord): JobRecord {
   const partial = stored as Partial<JobRecord> & JobRecord;
   return {
     ...stored,
+    manifest: partial.manifest ?? null,
     estimate: partial.estimate ?? null,
     digest: partial.digest ?? null,
     digestAttempts: partial.digestAttempts ?? 0,

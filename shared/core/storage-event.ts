@@ -3,6 +3,7 @@
  * and structured content modes) and the pure decision whether an object is an input.
  */
 import type { Config } from '../config.js';
+import { isManifestName } from './manifest.js';
 
 /** The event type of a finalized object. */
 export const FINALIZED_EVENT_TYPE = 'google.cloud.storage.object.v1.finalized';
@@ -96,7 +97,9 @@ export function ignoreReason(
   object: Pick<FinalizedObject, 'bucket' | 'name'>,
   config: Pick<Config, 'INPUT_PREFIX' | 'OUTPUT_URI_PREFIX'>,
 ): IgnoreReason | undefined {
-  if (!object.name.toLowerCase().endsWith('.jsonl')) return 'not-jsonl';
+  if (!object.name.toLowerCase().endsWith('.jsonl') && !isManifestName(object.name)) {
+    return 'not-jsonl';
+  }
   if (!object.name.startsWith(config.INPUT_PREFIX)) return 'outside-input-prefix';
   const { bucket, prefix } = splitGcsUri(config.OUTPUT_URI_PREFIX);
   if (object.bucket === bucket && (prefix === '' || object.name.startsWith(`${prefix}/`))) {

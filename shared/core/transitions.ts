@@ -16,6 +16,7 @@ import type { VertexBatchJob } from './vertex.js';
 export type TransitionName =
   | 'claim'
   | 'release'
+  | 'toManifest'
   | 'toCreating'
   | 'toWaiting'
   | 'toSubmitted'
@@ -135,6 +136,22 @@ export function claim(owner: string, now: Date, from: readonly JobStatus[]): Tra
 export function release(owner: string): Transition {
   return named('release', (cur) =>
     cur.lease?.owner === owner ? { ...cur, lease: null } : undefined,
+  );
+}
+
+/**
+ * A claimed manifest's record learns what the manifest says (its model, region and source) or,
+ * once its files are validated and pinned, which files they are.
+ */
+export function toManifest(
+  owner: string,
+  now: Date,
+  fields: Pick<JobRecord, 'manifest' | 'model' | 'provider' | 'location' | 'queue' | 'inputUri'>,
+): Transition {
+  return named('toManifest', (cur) =>
+    cur.status === 'SUBMITTING' && holdsLease(cur, owner, now)
+      ? { ...cur, ...fields, updateTime: now.toISOString() }
+      : undefined,
   );
 }
 

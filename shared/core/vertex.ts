@@ -38,8 +38,12 @@ export function isTerminalState(state: string): boolean {
 export interface BatchJobRequest {
   displayName: string;
   model: string;
-  inputConfig: { instancesFormat: 'jsonl'; gcsSource: { uris: string[] } };
-  outputConfig: { predictionsFormat: 'jsonl'; gcsDestination: { outputUriPrefix: string } };
+  inputConfig:
+    | { instancesFormat: 'jsonl'; gcsSource: { uris: string[] } }
+    | { instancesFormat: 'bigquery'; bigquerySource: { inputUri: string } };
+  outputConfig:
+    | { predictionsFormat: 'jsonl'; gcsDestination: { outputUriPrefix: string } }
+    | { predictionsFormat: 'bigquery'; bigqueryDestination: { outputUri: string } };
   labels: Record<string, string>;
 }
 
@@ -57,7 +61,13 @@ export interface VertexBatchJob {
   state?: string;
   error?: RpcStatus;
   completionStats?: { successfulCount?: string; failedCount?: string; incompleteCount?: string };
-  outputInfo?: { gcsOutputDirectory?: string };
+  outputInfo?: {
+    gcsOutputDirectory?: string;
+    /** `bq://project.dataset` of the output table. */
+    bigqueryOutputDataset?: string;
+    /** The output table's name (`predictions_<timestamp>`), in that dataset. */
+    bigqueryOutputTable?: string;
+  };
   labels?: Record<string, string>;
   createTime?: string;
   startTime?: string;
@@ -106,23 +116,57 @@ function quoteFilterValue(value: string): string {
   return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
-/** The create request for one input. */
+/**
+ * The create request for one input: `inputUri` is the JSONL file(s) (`gs://`) or a BigQuery
+ * table (`bq://project.dataset.table`); `outputUriPrefix` a `gs://` prefix or a BigQuery dataset
+ * or table (`bq://project.dataset[.table]`).
+ */
 export function buildBatchJobRequest(input: {
   jobId: string;
   model: string;
-  inputUri: string;
+  inputUri: string | readonly string[];
   outputUriPrefix: string;
 }): BatchJobRequest {
+  const uris = typeof input.inputUri === 'string' ? [input.inputUri] : [...input.inputUri];
+  const table = uris.length === 1 && uris[0]?.startsWith('bq://') ? uris[0] : undefined;
   return {
     displayName: input.jobId,
     model: input.model,
-    inputConfig: { instancesFormat: 'jsonl', gcsSource: { uris: [input.inputUri] } },
-    outputConfig: {
-      predictionsFormat: 'jsonl',
-      gcsDestination: { outputUriPrefix: input.outputUriPrefix },
-    },
+    inputConfig: table
+      ? { instancesFormat: 'bigquery', bigquerySource: { inputUri: table } }
+      : { instancesFormat: 'jsonl', gcsSource: { uris } },
+    outputConfig: input.outputUriPrefix.startsWith('bq://')
+      ? { predictionsFormat: 'bigquery', bigqueryDestination: { outputUri: input.outputUriPrefix } }
+      : { predictionsFormat: 'jsonl', gcsDestination: { outputUriPrefix: input.outputUriPrefix } },
     labels: jobLabels(input.jobId),
   };
+}
+
+/** The `gs://` files a create request reads, or its `bq://` table. */
+export function requestInputUris(request: BatchJobRequest): string[] {
+  const input = request.inputConfig;
+  return 'gcsSource' in input ? input.gcsSource.uris : [input.bigquerySource.inputUri];
+}
+
+/** The `gs://` prefix or `bq://` dataset or table a create request writes to. */
+export function requestOutputUri(request: BatchJobRequest): string {
+  const output = request.outputConfig;
+  return 'gcsDestination' in output
+    ? output.gcsDestination.outputUriPrefix
+    : output.bigqueryDestination.outputUri;
+}
+
+/**
+ * Where a finished job's output is: Vertex's `gcsOutputDirectory`, or its output table as
+ * `bq://project.dataset.table`; null when it reported neither.
+ */
+export function outputLocationOf(job: VertexBatchJob): string | null {
+  const info = job.outputInfo;
+  if (info?.gcsOutputDirectory) return info.gcsOutputDirectory;
+  if (info?.bigqueryOutputDataset && info.bigqueryOutputTable) {
+    return `${info.bigqueryOutputDataset.replace(/\/+$/, '')}.${info.bigqueryOutputTable}`;
+  }
+  return null;
 }
 
 /** Canonical google.rpc.Code names, by number. */

@@ -11,6 +11,7 @@ import { eventAttributes } from '../../shared/core/events.js';
 import { deriveJobId } from '../../shared/core/job-id.js';
 import { STALE_SUBMITTING_SECONDS, SUBMIT_LEASE_SECONDS } from '../../shared/core/transitions.js';
 import { ANTHROPIC_LINES, createWorld, finalizeEvent, GEMINI_LINES } from '../fakes.js';
+import { requestInputUris } from '../../shared/core/vertex.js';
 
 const BUCKET = 'acme-batch-input';
 const GEN = '1764150067498213';
@@ -42,7 +43,7 @@ const throttled = (): TransientError =>
 /** Vertex creates in the order they were sent, with the bytes each job would read. */
 function jobInputs(w: World): { jobId: string; uri: string; bytes: string | undefined }[] {
   return w.vertex.creates.map((c) => {
-    const uri = c.request.inputConfig.gcsSource.uris[0] ?? '';
+    const uri = requestInputUris(c.request)[0] ?? '';
     return { jobId: c.request.displayName, uri, bytes: w.reports.copies.get(uri)?.toString() };
   });
 }

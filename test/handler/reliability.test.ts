@@ -10,6 +10,7 @@ import { handleStorageEvent } from '../../shared/app/submit.js';
 import { TransientError } from '../../shared/core/errors.js';
 import { deriveJobId } from '../../shared/core/job-id.js';
 import { ANTHROPIC_LINES, createWorld, finalizeEvent, GEMINI_LINES } from '../fakes.js';
+import { requestInputUris } from '../../shared/core/vertex.js';
 
 const BUCKET = 'acme-batch-input';
 const GEN = '1764150067498213';
@@ -374,7 +375,7 @@ describe('hostile inputs', () => {
     }
     // The job reads the pinned copy under its own prefix, whatever the input's name.
     const jobId = deriveJobId(BUCKET, name, GEN);
-    expect(create.request.inputConfig.gcsSource.uris).toEqual([
+    expect(requestInputUris(create.request)).toEqual([
       `gs://acme-batch-output/results/${jobId}/input.jsonl`,
     ]);
     expect(w.reports.copies.has(`gs://acme-batch-output/results/${jobId}/input.jsonl`)).toBe(true);

@@ -21,6 +21,7 @@ import {
   submitted,
   type World,
 } from '../retry-world.js';
+import { requestInputUris } from '../../shared/core/vertex.js';
 
 const INPUT = [
   line('one [ok]'),
@@ -71,7 +72,9 @@ describe('retrying failed rows', () => {
     const retryFile = w.reports.objects.get(`${prefix}attempt-2/input.jsonl`);
     expect(retryFile).toBe(`${INPUT[1]}\n${INPUT[3]}\n${INPUT[4]}\n`);
     const second = [...w.vertex.jobs.values()].find((j) => j.displayName === retryJobId(jobId, 2));
-    expect(second?.request?.inputConfig.gcsSource.uris).toEqual([`${prefix}attempt-2/input.jsonl`]);
+    expect(second?.request && requestInputUris(second.request)).toEqual([
+      `${prefix}attempt-2/input.jsonl`,
+    ]);
     expect(second?.request?.labels).toMatchObject({ job_id: retryJobId(jobId, 2) });
     expect(w.vertex.jobs.size).toBe(2);
 

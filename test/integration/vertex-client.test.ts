@@ -16,6 +16,7 @@ import {
   jobLabels,
   MAX_IDS_PER_LIST,
   OWNER_LABEL,
+  requestInputUris,
 } from '../../shared/core/vertex.js';
 import {
   startVertexEmulator,
@@ -306,7 +307,7 @@ describe('Vertex REST client against the builtin Vertex emulator', () => {
 
   it('create → get → list by label → succeeded with stats, then get of an unknown job is NOT_FOUND', async () => {
     blobs.set(
-      request.inputConfig.gcsSource.uris[0]!,
+      requestInputUris(request)[0]!,
       Buffer.from('{"request":{"contents":[{"role":"user","parts":[{"text":"Great!"}]}]}}\n'),
     );
     const client = createVertexClient({

@@ -7,7 +7,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { finalStateOf, INPUT_REJECTED_STATE } from '../../shared/core/events.js';
 import { MAX_DIGEST_ATTEMPTS } from '../../shared/core/transitions.js';
-import { isTerminalState } from '../../shared/core/vertex.js';
+import { isTerminalState, requestInputUris } from '../../shared/core/vertex.js';
 import type { World } from './world.js';
 
 const schema = JSON.parse(
@@ -53,7 +53,7 @@ export async function always(w: World, cap: number): Promise<string | undefined>
   // 5. Every job reads the bytes of the generation that was validated; a retry of failed rows
   // reads some of those lines, as they were, in their order.
   for (const c of w.creates) {
-    const uri = c.request.inputConfig.gcsSource.uris[0] ?? '';
+    const uri = requestInputUris(c.request)[0] ?? '';
     const retryOf = /^(.*)-a\d+$/.exec(c.jobId)?.[1];
     if (retryOf !== undefined) {
       const up = w.uploads.find((u) => u.jobId === retryOf);

@@ -5,7 +5,11 @@
  */
 import fc from 'fast-check';
 import { PermanentError, TransientError } from '../../shared/core/errors.js';
-import { isTerminalState, type VertexBatchJob } from '../../shared/core/vertex.js';
+import {
+  isTerminalState,
+  type VertexBatchJob,
+  requestInputUris,
+} from '../../shared/core/vertex.js';
 import type { World } from './world.js';
 
 /** Object names: a few, so that overwrites happen; one hostile. */
@@ -269,7 +273,7 @@ export function moveJob(w: World, job: VertexBatchJob, state: string): void {
 function writePredictions(w: World, job: VertexBatchJob, state: string, directory: string): void {
   if (state === 'JOB_STATE_FAILED' || state === 'JOB_STATE_EXPIRED') return;
   const request = w.vertex.jobs.get(job.name)?.request;
-  const uri = request?.inputConfig.gcsSource.uris[0] ?? '';
+  const uri = (request && requestInputUris(request)[0]) ?? '';
   // An input's job reads its pinned copy; a retry's, the file of its failed rows.
   const written = w.reports.objects.get(uri);
   const input =

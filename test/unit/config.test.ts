@@ -133,10 +133,33 @@ describe('loadConfig', () => {
         'ALLOWED_MODELS',
         'ALLOWED_LOCATIONS',
         'ALLOWED_FILE_URI_PREFIXES',
+        'ALLOWED_BIGQUERY_DATASETS',
         'MAX_ESTIMATED_COST_USD',
         'PRICE_TABLE',
         'RETRY_FAILED_ROWS',
       ].sort(),
+    );
+  });
+
+  it('ALLOWED_BIGQUERY_DATASETS: none by default, project.dataset names or *', () => {
+    expect(loadConfig(REQUIRED).ALLOWED_BIGQUERY_DATASETS).toEqual([]);
+    expect(
+      loadConfig({ ...REQUIRED, ALLOWED_BIGQUERY_DATASETS: 'acme-prod.prompts, acme-prod.out' })
+        .ALLOWED_BIGQUERY_DATASETS,
+    ).toEqual(['acme-prod.prompts', 'acme-prod.out']);
+    expect(() => loadConfig({ ...REQUIRED, ALLOWED_BIGQUERY_DATASETS: 'prompts' })).toThrow(
+      /ALLOWED_BIGQUERY_DATASETS: .*must be project\.dataset names/,
+    );
+  });
+
+  it('BIGQUERY_EMULATOR_HOST: host:port or http://host:port', () => {
+    for (const host of ['localhost:9050', 'http://127.0.0.1:9050']) {
+      expect(loadConfig({ ...REQUIRED, BIGQUERY_EMULATOR_HOST: host }).BIGQUERY_EMULATOR_HOST).toBe(
+        host,
+      );
+    }
+    expect(() => loadConfig({ ...REQUIRED, BIGQUERY_EMULATOR_HOST: 'localhost' })).toThrow(
+      /BIGQUERY_EMULATOR_HOST/,
     );
   });
 
