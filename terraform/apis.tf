@@ -2,7 +2,7 @@
 # too, and disabling an API on destroy can break them.
 
 locals {
-  services = [
+  required_services = [
     "aiplatform.googleapis.com",
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
@@ -17,6 +17,12 @@ locals {
     "run.googleapis.com",
     "storage.googleapis.com",
   ]
+
+  # Only with bigquery_datasets: the functions read BigQuery tables, and the batch jobs run
+  # BigQuery jobs and read sessions in this project.
+  bigquery_services = length(var.bigquery_datasets) > 0 ? ["bigquery.googleapis.com"] : []
+
+  services = concat(local.required_services, local.bigquery_services)
 }
 
 resource "google_project_service" "apis" {

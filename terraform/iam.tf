@@ -1,8 +1,9 @@
 # Every grant of the pipeline, each on the narrowest resource that works, with the reason beside it.
 # Project level only where a role has no narrower scope: Vertex AI jobs, Firestore documents,
-# Eventarc event receipt and Cloud Build. Invoking a function is granted on that function's Cloud
-# Run service only, never on the project. All grants are additive (*_iam_member): authoritative
-# bindings would remove what others granted. test/terraform/iam.test.ts holds the same list.
+# Eventarc event receipt, Cloud Build, BigQuery jobs and read sessions. Invoking a function is
+# granted on that function's Cloud Run service only, never on the project. All grants are additive
+# (*_iam_member): authoritative bindings would remove what others granted.
+# test/terraform/iam.test.ts holds the same list.
 #
 # Storage, in short: inputs are read from the input bucket; before a job is created the function
 # copies exactly the validated generation of the input to <OUTPUT_URI_PREFIX>/<jobId>/input.jsonl
@@ -186,6 +187,90 @@ resource "google_storage_bucket_iam_member" "vertex_writes_output" {
   bucket = google_storage_bucket.output.name
   role   = "roles/storage.objectCreator"
   member = "serviceAccount:${google_project_service_identity.vertex_ai.email}"
+}
+
+# --- BigQuery (only with bigquery_datasets) ------------------------------------------------------
+#
+# A manifest may name a BigQuery table as a job's source and a dataset (or a table in it) as its
+# destination, in the datasets of var.bigquery_datasets only (ALLOWED_BIGQUERY_DATASETS). Each
+# grant on a dataset is made once per dataset (for_each of local.bigquery_datasets), on that dataset
+# in its own project, and none exists while the list is empty. google_bigquery_dataset_iam_member
+# adds one entry to the dataset's access list; the provider warns that it must not share a dataset
+# with `access` blocks or google_bigquery_dataset_access managed elsewhere, and that it drops the
+# dataset's authorized-view entries (terraform/README.md, IAM).
+
+# Validates a BigQuery source before submitting: tables.get (schema, location, row count),
+# datasets.get (the destination dataset's location) and tabledata.list (every row's request).
+# dataViewer rather than metadataViewer: tabledata.list needs bigquery.tables.getData, which the
+# metadata role lacks. No project-level role: none of these calls is a BigQuery job.
+resource "google_bigquery_dataset_iam_member" "submit_reads_datasets" {
+  for_each = local.bigquery_datasets
+
+  project    = each.value.project
+  dataset_id = each.value.dataset
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.submit.email}"
+
+  depends_on = [google_project_service.apis]
+}
+
+# Digests each finished job over BigQuery: reads its output table (tables.get, tabledata.list) to
+# count the rows and write the summary files, and the source table's rows to match them against;
+# validates again the source of each queued manifest it submits, like the submit function. The
+# same read-only role.
+resource "google_bigquery_dataset_iam_member" "poll_reads_datasets" {
+  for_each = local.bigquery_datasets
+
+  project    = each.value.project
+  dataset_id = each.value.dataset
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.poll.email}"
+
+  depends_on = [google_project_service.apis]
+}
+
+# The batch job reads the source table (tables.getData) and creates and fills its output table in
+# the destination dataset (tables.create, tables.updateData) as the Vertex AI service agent.
+# dataEditor is the narrowest predefined role with both, on the dataset only: no dataset creation,
+# deletion or IAM.
+resource "google_bigquery_dataset_iam_member" "vertex_edits_datasets" {
+  for_each = local.bigquery_datasets
+
+  project    = each.value.project
+  dataset_id = each.value.dataset
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_project_service_identity.vertex_ai.email}"
+
+  depends_on = [google_project_service.apis]
+}
+
+# BigQuery jobs and Storage Read API sessions belong to a project, not to a dataset: the batch job
+# runs them in this project as the Vertex AI service agent. Google's page on batch inference from
+# BigQuery grants roles/bigquery.user on the project
+# (https://cloud.google.com/vertex-ai/generative-ai/docs/multimodal/batch-prediction-from-bigquery).
+# The project-level part of it that a batch job uses is bigquery.jobs.create
+# (roles/bigquery.jobUser, this grant) and bigquery.readsessions.* (roles/bigquery.readSessionUser,
+# the next one), as in Vertex AI's own service agent roles; the rest (creating datasets, listing
+# every dataset and table of the project) is left out, and table access comes from the dataset
+# grants above. The agent's default role roles/aiplatform.serviceAgent holds these where it was
+# granted, but Google grants no roles automatically to an agent created on request, as
+# service-accounts.tf does (https://cloud.google.com/iam/docs/create-service-agents).
+resource "google_project_iam_member" "vertex_runs_bigquery_jobs" {
+  count = length(var.bigquery_datasets) > 0 ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = "serviceAccount:${google_project_service_identity.vertex_ai.email}"
+}
+
+# Reads the source table through the BigQuery Storage Read API (read sessions are created in this
+# project), as the previous comment says.
+resource "google_project_iam_member" "vertex_reads_bigquery_sessions" {
+  count = length(var.bigquery_datasets) > 0 ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/bigquery.readSessionUser"
+  member  = "serviceAccount:${google_project_service_identity.vertex_ai.email}"
 }
 
 # --- CMEK (only with buckets.kms_key_name) -------------------------------------------------------

@@ -19,10 +19,25 @@ locals {
     "${data.google_project.this.number}-compute@developer.gserviceaccount.com",
   )
 
+  # The BigQuery datasets of var.bigquery_datasets by "project.dataset", each with its project
+  # resolved (null: the deployment's) and the same dataset named twice kept once. The functions'
+  # ALLOWED_BIGQUERY_DATASETS lists its keys; iam.tf grants for_each of it, so an empty list makes
+  # no BigQuery grant.
+  bigquery_datasets = {
+    for key, same in {
+      for d in var.bigquery_datasets : "${coalesce(d.project, var.project_id)}.${d.dataset}" => {
+        project = coalesce(d.project, var.project_id)
+        dataset = d.dataset
+      }...
+    } : key => same[0]
+  }
+
   # The environment of both functions: exactly CONFIG_VARIABLE_NAMES of shared/config.ts, plus
   # LOG_EXECUTION_ID so that the functions framework stamps execution ids on log lines. Each
   # setting comes from the attribute of the same name in lower case; lists are joined with commas,
-  # as the code reads them. test/terraform/parity.test.ts compares names and defaults with the code.
+  # as the code reads them. ALLOWED_BIGQUERY_DATASETS is the one exception: it lists the datasets
+  # of var.bigquery_datasets, which the grants are made from too. test/terraform/parity.test.ts
+  # compares names and defaults with the code.
   function_environment = {
     GOOGLE_CLOUD_PROJECT          = var.project_id
     VERTEX_LOCATION               = var.pipeline.vertex_location
@@ -39,6 +54,7 @@ locals {
     ALLOWED_MODELS                = join(",", var.pipeline.allowed_models)
     ALLOWED_LOCATIONS             = join(",", var.pipeline.allowed_locations)
     ALLOWED_FILE_URI_PREFIXES     = join(",", var.pipeline.allowed_file_uri_prefixes)
+    ALLOWED_BIGQUERY_DATASETS     = join(",", keys(local.bigquery_datasets))
     MAX_ESTIMATED_COST_USD        = tostring(var.pipeline.max_estimated_cost_usd)
     PRICE_TABLE                   = var.pipeline.price_table
     RETRY_FAILED_ROWS             = tostring(var.pipeline.retry_failed_rows)

@@ -51,7 +51,7 @@ output "service_account_emails" {
 }
 
 output "vertex_ai_service_agent" {
-  description = "Vertex AI service agent, as which the batch jobs read their pinned input copy and write results in the output bucket, and read fileData files in the input bucket."
+  description = "Vertex AI service agent, as which the batch jobs read their pinned input copy and write results in the output bucket, read fileData files in the input bucket, and read and write the tables of bigquery_datasets."
   value       = google_project_service_identity.vertex_ai.email
 }
 

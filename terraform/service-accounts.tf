@@ -45,8 +45,10 @@ data "google_storage_project_service_account" "gcs" {
   depends_on = [google_project_service.apis]
 }
 
-# Reads each job's pinned input copy and writes its results. Created here so that the bucket grants
-# never race its lazy creation on first use of Vertex AI.
+# Reads each job's pinned input copy and writes its results (and, with bigquery_datasets, the
+# BigQuery tables of manifests). Created here so that its grants never race its lazy creation on
+# first use of Vertex AI. Google does not promise roles to an agent created on request, so every
+# grant it needs is in iam.tf.
 resource "google_project_service_identity" "vertex_ai" {
   provider = google-beta
 

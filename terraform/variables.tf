@@ -386,6 +386,29 @@ variable "pubsub" {
   }
 }
 
+# --- BigQuery -------------------------------------------------------------------------------------
+
+variable "bigquery_datasets" {
+  type        = list(object({ dataset = string, project = optional(string) }))
+  description = <<-EOT
+    BigQuery datasets that manifests (objects named *.batch.json) may name as a job's source table or as its destination. Sets ALLOWED_BIGQUERY_DATASETS (each project.dataset, joined with commas); for each dataset, both functions may read its tables and the Vertex AI service agent may read and write them (iam.tf); a non-empty list also enables the BigQuery API. []: none, and no BigQuery resource at all (manifests over Cloud Storage files still work).
+    dataset: the dataset id.
+    project: the dataset's project. null: project_id.
+  EOT
+  default     = []
+  nullable    = false
+
+  # Terraform's regex (RE2) refuses repeat counts above 1000, hence + and length() for 1024.
+  validation {
+    condition     = alltrue([for d in var.bigquery_datasets : can(regex("^[A-Za-z0-9_]+$", d.dataset)) && length(d.dataset) <= 1024])
+    error_message = "bigquery_datasets: each dataset must be a dataset id: letters, digits and _, at most 1024."
+  }
+  validation {
+    condition     = alltrue([for d in var.bigquery_datasets : d.project == null || can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", d.project))])
+    error_message = "bigquery_datasets: each project must be null (project_id) or a project id: 6-30 lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
 # --- Monitoring -----------------------------------------------------------------------------------
 
 variable "monitoring" {

@@ -39,11 +39,20 @@ const SCOPE_ATTRIBUTE: Record<string, string | undefined> = {
   google_cloud_run_v2_service_iam_member: 'name',
   google_service_account_iam_member: 'service_account_id',
   google_kms_crypto_key_iam_member: 'crypto_key_id',
+  google_bigquery_dataset_iam_member: 'dataset_id',
+};
+
+/** The scope of a grant made for each element of a `for_each`, by the reference it is named by. */
+const EACH_SCOPES: Record<string, string> = {
+  'each.value.dataset': 'each dataset',
 };
 
 export interface Grant {
   address: string;
-  /** `principal | role | on`, plus `| with <variable>` for a grant that exists only when it is set. */
+  /**
+   * `principal | role | on`, plus `| with <variable>` for a grant that exists only when it is set
+   * (`count`), or once for each of its elements (`for_each`).
+   */
   line: string;
   /** The count expression, when the grant is conditional. */
   count: string | undefined;
@@ -81,6 +90,7 @@ async function scopeOf(m: TfModule, type: string, body: JsonObject): Promise<str
     [poll ?? '(poll)']: "poll function's service",
   };
   if (ref === 'var.buckets.kms_key_name') return 'the key';
+  if (ref !== undefined && ref in EACH_SCOPES) return EACH_SCOPES[ref] ?? ref;
   return (
     (address === undefined ? undefined : names[address]) ?? ref ?? JSON.stringify(body[attribute])
   );
@@ -94,9 +104,11 @@ export async function grantsOf(m: TfModule): Promise<Grant[]> {
     const parts = [await principalOf(body.member), str(body.role), await scopeOf(m, type, body)];
     const count =
       typeof body.count === 'string' ? (await astOf(body.count))?.meta.value : undefined;
-    if (body.count !== undefined) {
-      const [variable] = await refs(body.count);
-      parts.push(`with ${variable?.replace(/^var\./, '') ?? str(body.count)}`);
+    // A local (`for_each = local.bigquery_datasets`) is named like the variable it is made of.
+    for (const condition of [body.count, body.for_each]) {
+      if (condition === undefined) continue;
+      const [variable] = await refs(condition);
+      parts.push(`with ${variable?.replace(/^(var|local)\./, '') ?? str(condition)}`);
     }
     grants.push({ address, line: parts.join(' | '), count });
   }

@@ -24,7 +24,9 @@ import {
 /**
  * The grants, in terraform/README.md's words. Storage: the functions read the input bucket and only
  * create in the output bucket (the pinned copy <jobId>/input.jsonl and rejection reports); nothing
- * of ours reads the output bucket but Vertex AI, which reads the pinned copy.
+ * of ours reads the output bucket but Vertex AI, which reads the pinned copy. BigQuery (only with
+ * bigquery_datasets): both functions read each listed dataset, Vertex AI reads and writes it, and
+ * runs its BigQuery jobs and read sessions in the project (bigquery.test.ts checks the rest).
  */
 const EXPECTED = [
   'Cloud Storage service agent | roles/pubsub.publisher | project',
@@ -46,6 +48,11 @@ const EXPECTED = [
   'Vertex AI service agent | roles/storage.objectViewer | input bucket',
   'Vertex AI service agent | roles/storage.objectViewer | output bucket',
   'Vertex AI service agent | roles/storage.objectCreator | output bucket',
+  'submit SA | roles/bigquery.dataViewer | each dataset | with bigquery_datasets',
+  'poll SA | roles/bigquery.dataViewer | each dataset | with bigquery_datasets',
+  'Vertex AI service agent | roles/bigquery.dataEditor | each dataset | with bigquery_datasets',
+  'Vertex AI service agent | roles/bigquery.jobUser | project | with bigquery_datasets',
+  'Vertex AI service agent | roles/bigquery.readSessionUser | project | with bigquery_datasets',
   'Cloud Storage service agent | roles/cloudkms.cryptoKeyEncrypterDecrypter | the key | with buckets.kms_key_name',
 ];
 
@@ -150,6 +157,26 @@ const MUTATIONS: Mutation<keyof typeof CHECKS>[] = [
       'resource "google_storage_bucket_iam_member" "vertex_reads_output" {',
     ),
     report: /missing Vertex AI service agent \| roles\/storage\.objectViewer \| output bucket/,
+  },
+  {
+    what: "the submit SA's BigQuery read granted on the whole project",
+    check: 'grants',
+    edit: appendTo(
+      'iam.tf',
+      '# Reads tables.\nresource "google_project_iam_member" "submit_reads_bigquery" {\n  count   = length(var.bigquery_datasets) > 0 ? 1 : 0\n  project = var.project_id\n  role    = "roles/bigquery.dataViewer"\n  member  = "serviceAccount:${google_service_account.submit.email}"\n}',
+    ),
+    report:
+      /unexpected submit SA \| roles\/bigquery\.dataViewer \| project \| with bigquery_datasets/,
+  },
+  {
+    what: "the Vertex AI agent's dataset grant made broader",
+    check: 'grants',
+    edit: replaceIn(
+      'iam.tf',
+      'role       = "roles/bigquery.dataEditor"',
+      'role       = "roles/bigquery.dataOwner"',
+    ),
+    report: /missing Vertex AI service agent \| roles\/bigquery\.dataEditor \| each dataset/,
   },
   {
     what: 'the Cloud Build grant made unconditional',

@@ -18,6 +18,7 @@ import { OUTSTANDING_JOBS_INDEX } from '../../shared/adapters/job-index.js';
 import {
   addressesIn,
   astOf,
+  environmentOf,
   block,
   defaultOf,
   describeChecks,
@@ -31,7 +32,6 @@ import {
   str,
   type Ast,
   type Check,
-  type FunctionInfo,
   type Json,
   type JsonObject,
   type Mutation,
@@ -43,6 +43,19 @@ const FROM_RESOURCES: Record<string, string> = {
   GOOGLE_CLOUD_PROJECT: 'var.project_id',
   OUTPUT_URI_PREFIX: 'google_storage_bucket.output',
   COMPLETION_TOPIC: 'google_pubsub_topic.completion',
+};
+
+/**
+ * Settings made from a Terraform variable of their own rather than copied from an attribute: the
+ * setting is `join(",", keys(<local>))`, that local is made of the variable, and the variable's
+ * default makes the setting read as the code's default. ALLOWED_BIGQUERY_DATASETS lists the
+ * datasets that iam.tf grants access to, from the same local (bigquery.test.ts evaluates it).
+ */
+const FROM_LISTS: Record<string, { local: string; variable: string }> = {
+  ALLOWED_BIGQUERY_DATASETS: {
+    local: 'local.bigquery_datasets',
+    variable: 'var.bigquery_datasets',
+  },
 };
 
 /** The names loadConfig reports as required when the environment is empty. */
@@ -82,15 +95,6 @@ function readsAsDefault(name: keyof Config, value: string): boolean {
 /** A value as an environment variable: lists comma-separated, like the code reads them. */
 function asEnv(v: unknown): string {
   return Array.isArray(v) ? v.map(String).join(',') : String(v);
-}
-
-async function environmentOf(m: TfModule, fn: FunctionInfo): Promise<JsonObject | undefined> {
-  const raw = block(fn.body.service_config)?.environment_variables;
-  if (isObject(raw)) return raw;
-  const addresses = await addressesIn(raw);
-  const local = addresses.length === 1 ? /^local\.(.+)$/.exec(addresses[0]!)?.[1] : undefined;
-  const env = local === undefined ? undefined : m.locals[local];
-  return isObject(env) ? env : undefined;
 }
 
 /** Each function's environment is exactly CONFIG_VARIABLE_NAMES plus LOG_EXECUTION_ID=true. */
@@ -138,6 +142,11 @@ const checkEnvironmentSources: Check = async (m) => {
         problems.push(`${name} must start with gs://`);
       continue;
     }
+    const list = FROM_LISTS[name];
+    if (list !== undefined) {
+      problems.push(...(await fromList(m, name, value, list)));
+      continue;
+    }
     const found = await refs(value);
     const ref = found.find((r) => r.split('.').at(-1) === name.toLowerCase());
     if (found.length !== 1 || ref === undefined || !/^var\.\w+\.\w+$/.test(ref)) {
@@ -172,6 +181,33 @@ const checkEnvironmentSources: Check = async (m) => {
   }
   return problems;
 };
+
+/** A FROM_LISTS setting: `join(",", keys(<local>))`, the local made of the variable, its default. */
+async function fromList(
+  m: TfModule,
+  name: string,
+  value: Json,
+  { local, variable }: { local: string; variable: string },
+): Promise<string[]> {
+  const problems: string[] = [];
+  const ast = await astOf(value);
+  const [separator, list] = ast?.type === 'function' ? ast.children : [];
+  const joined =
+    ast?.type === 'function' &&
+    ast.meta.name === 'join' &&
+    separator?.meta.value === '","' &&
+    list?.meta.value === `keys(${local})`;
+  if (!joined) problems.push(`${name} must be set as join(",", keys(${local}))`);
+  const made = await refs(m.locals[local.replace(/^local\./, '')]);
+  if (!made.includes(variable)) problems.push(`${local} must be made of ${variable}`);
+  const fallback = await defaultOf(m, variable);
+  if (!Array.isArray(fallback) || fallback.length > 0) {
+    problems.push(`${variable} must default to [] (got ${JSON.stringify(fallback ?? null)})`);
+  } else if (!readsAsDefault(name as keyof Config, '')) {
+    problems.push(`${name}: an empty list is not the code's default`);
+  }
+  return problems;
+}
 
 /** Each entry point is a registered target, and each target is deployed exactly once. */
 const checkEntryPoints: Check = async (m) => {
@@ -311,6 +347,27 @@ const MUTATIONS: Mutation<keyof typeof CHECKS>[] = [
       'tostring(var.pipeline.allowed_models)',
     ),
     report: /ALLOWED_MODELS: a list must be set as join/,
+  },
+  {
+    what: 'the BigQuery datasets joined with another separator',
+    check: 'environmentSources',
+    edit: replaceIn(
+      'locals.tf',
+      'join(",", keys(local.bigquery_datasets))',
+      'join(";", keys(local.bigquery_datasets))',
+    ),
+    report:
+      /ALLOWED_BIGQUERY_DATASETS must be set as join\(",", keys\(local\.bigquery_datasets\)\)/,
+  },
+  {
+    what: 'the BigQuery datasets defaulting to one dataset',
+    check: 'environmentSources',
+    edit: replaceIn(
+      'variables.tf',
+      '  default     = []\n  nullable    = false\n\n  # Terraform',
+      '  default     = [{ dataset = "results" }]\n  nullable    = false\n\n  # Terraform',
+    ),
+    report: /var\.bigquery_datasets must default to \[\]/,
   },
   {
     what: 'a validation that admits a poll timeout below the budget',

@@ -147,6 +147,25 @@ export function templateSource(v: string): string {
   return out;
 }
 
+/**
+ * A value back as HCL source, for a module of Terraform's own to evaluate: a string that is one
+ * interpolation as its expression (`${local.x}` → `local.x`, which keeps its type), any other
+ * string as a quoted template, a map or list item by item, anything else as written.
+ */
+export function expressionSource(v: Json | undefined): string {
+  if (v === undefined || v === null) return 'null';
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return `[${v.map(expressionSource).join(', ')}]`;
+  if (typeof v === 'object') {
+    const items = Object.entries(v).map(
+      ([k, x]) => `${JSON.stringify(k)} = ${expressionSource(x)}`,
+    );
+    return `{\n${items.join('\n')}\n}`;
+  }
+  if (v.startsWith('${') && interpolationEnd(v, 2) === v.length) return v.slice(2, -1);
+  return `"${templateSource(v)}"`;
+}
+
 /** Index after the `}` that closes an interpolation whose body starts at `i`. */
 function interpolationEnd(v: string, i: number): number {
   let depth = 1;
@@ -306,6 +325,19 @@ export function functionsOf(m: TfModule): FunctionInfo[] {
 
 export function functionFor(m: TfModule, entryPoint: string): FunctionInfo | undefined {
   return functionsOf(m).find((f) => f.entryPoint === entryPoint);
+}
+
+/** A function's environment_variables: a map, or the one local map it names. */
+export async function environmentOf(
+  m: TfModule,
+  fn: FunctionInfo,
+): Promise<JsonObject | undefined> {
+  const raw = block(fn.body.service_config)?.environment_variables;
+  if (isObject(raw)) return raw;
+  const addresses = await addressesIn(raw);
+  const local = addresses.length === 1 ? /^local\.(.+)$/.exec(addresses[0]!)?.[1] : undefined;
+  const env = local === undefined ? undefined : m.locals[local];
+  return isObject(env) ? env : undefined;
 }
 
 /** Every resource as [type, address, body]. */
