@@ -1,8 +1,9 @@
 /**
  * The offline stack: every service of the pipeline on one machine. Cloud Storage (builtin, on disk
  * under `.local/storage`, with Eventarc-like delivery), Pub/Sub (builtin, or the official emulator),
- * Firestore (the official emulator where gcloud is installed, else an in-memory job store), the
- * Vertex AI batch emulator, and both functions served by the functions framework over HTTP.
+ * Firestore (the official emulator where gcloud is installed, else an in-memory job store),
+ * BigQuery (builtin, in memory: Google ships no emulator), the Vertex AI batch emulator, and both
+ * functions served by the functions framework over HTTP.
  */
 import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -28,6 +29,7 @@ import {
   startPubSubEmulator as startOfficialPubSub,
   type RunningEmulator,
 } from './gcloud-emulators.js';
+import { startBigQueryEmulator } from './bigquery/server.js';
 import { startPubSubEmulator } from './pubsub/server.js';
 import { startStorageEmulator, type ObjectResource } from './storage/server.js';
 import { startVertexEmulator, type BlobStore, type VertexEmulator } from './vertex/server.js';
@@ -37,6 +39,9 @@ export const INPUT_BUCKET = 'batch-courier-input';
 export const OUTPUT_BUCKET = 'batch-courier-output';
 export const INPUT_PREFIX = 'inputs/';
 export const TOPIC = 'batch-courier-events';
+/** The BigQuery dataset manifests may use: created empty at start, in the Gemini jobs' location. */
+export const BIGQUERY_DATASET = 'reviews';
+export const BIGQUERY_LOCATION = 'us-central1';
 
 /** Options of {@link startStack}. */
 export interface StackOptions {
@@ -153,7 +158,17 @@ async function start(
     write: (uri, data, contentType = 'application/jsonl') =>
       file(uri).save(data, { resumable: false, contentType }),
   };
-  let vertex = await startVertexEmulator({ blobs, timing: options.vertexTiming ?? {} });
+  // BigQuery: always the builtin emulator. Vertex jobs reach it over HTTP, as the service would.
+  const bigquery = await startBigQueryEmulator();
+  stops.push(() => bigquery.close());
+  bigquery.store.createDataset(PROJECT, BIGQUERY_DATASET, BIGQUERY_LOCATION);
+  hosts.BIGQUERY_EMULATOR_HOST = process.env.BIGQUERY_EMULATOR_HOST = bigquery.host;
+
+  let vertex = await startVertexEmulator({
+    blobs,
+    timing: options.vertexTiming ?? {},
+    bigqueryHost: bigquery.host,
+  });
   const vertexPort = Number(vertex.host.split(':')[1]);
   stops.push(() => vertex.close());
   hosts.VERTEX_AI_EMULATOR_HOST = process.env.VERTEX_AI_EMULATOR_HOST = vertex.host;
@@ -188,6 +203,7 @@ async function start(
     INPUT_PREFIX,
     COMPLETION_TOPIC: TOPIC,
     JOBS_COLLECTION: 'batchJobs',
+    ALLOWED_BIGQUERY_DATASETS: `${PROJECT}.${BIGQUERY_DATASET}`,
     LOG_LEVEL: 'debug',
     ...hosts,
   };
@@ -242,6 +258,7 @@ async function start(
       pubsub: pubsubLabel,
       storage: `builtin emulator at ${storageEmulator.url} (files under ${storageEmulator.root})`,
       vertex: `builtin emulator at ${vertex.host}`,
+      bigquery: `builtin emulator at ${bigquery.host} (in memory; dataset ${PROJECT}.${BIGQUERY_DATASET} in ${BIGQUERY_LOCATION})`,
     },
     /** The environment the functions run with (the variables Terraform sets, plus emulator hosts). */
     env,
@@ -249,6 +266,8 @@ async function start(
     get vertex(): VertexEmulator {
       return vertex;
     },
+    /** The BigQuery emulator: `host`, and `store` to seed tables and read what jobs wrote. */
+    bigquery,
     submitUrl,
     pollUrl,
     /** Events received so far. */
@@ -320,6 +339,7 @@ async function start(
           blobs,
           port: vertexPort,
           timing: options.vertexTiming ?? {},
+          bigqueryHost: bigquery.host,
         });
         return;
       }

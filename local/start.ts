@@ -4,6 +4,8 @@
  * running: files copied into `.local/inbox/` go through the same way.
  *
  *   npm start                      keep running (Ctrl-C stops everything)
+ *   npm start -- --example=table   the example is a manifest over a BigQuery table the stack seeds
+ *   npm start -- --example=files   the example is a manifest over two files the stack uploads
  *   npm start -- --once            exit 0 once the example's event arrived (non-zero on timeout)
  *   npm start -- --poll-interval=5 call the poller every 5 s (default 2)
  *   npm start -- --timeout=60      --once gives up after this many seconds
@@ -13,19 +15,44 @@ import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LogEvent } from '../shared/log-events.js';
 import type { CompletionEvent } from '../shared/core/events.js';
-import { INPUT_BUCKET, INPUT_PREFIX, startStack, type Stack } from './stack.js';
+import {
+  BIGQUERY_DATASET,
+  INPUT_BUCKET,
+  INPUT_PREFIX,
+  PROJECT,
+  startStack,
+  type Stack,
+} from './stack.js';
 
 const { values: args } = parseArgs({
   options: {
     once: { type: 'boolean', default: false },
+    example: { type: 'string', default: 'jsonl' },
     'poll-interval': { type: 'string', default: '2' },
     timeout: { type: 'string', default: '60' },
   },
 });
 const ROOT = resolve(process.cwd(), '.local');
 const INBOX = join(ROOT, 'inbox');
-const EXAMPLE = resolve(process.cwd(), 'examples', 'customer-reviews.jsonl');
-const EXAMPLE_NAME = `${INPUT_PREFIX}customer-reviews.jsonl`;
+/** The examples `--example` picks: a JSONL file, or a manifest (README "Manifests"). */
+const EXAMPLES: Record<string, string> = {
+  jsonl: 'customer-reviews.jsonl',
+  table: 'manifests/reviews-table.batch.json',
+  files: 'manifests/reviews-files.batch.json',
+};
+const EXAMPLE_FILE = EXAMPLES[args.example ?? 'jsonl'];
+if (EXAMPLE_FILE === undefined) {
+  process.stderr.write(
+    `npm start: --example must be one of ${Object.keys(EXAMPLES).join(', ')}, not "${args.example}"\n`,
+  );
+  process.exit(2);
+}
+const EXAMPLE = resolve(process.cwd(), 'examples', EXAMPLE_FILE);
+const EXAMPLE_NAME = `${INPUT_PREFIX}${basename(EXAMPLE_FILE)}`;
+/** The table the table manifest reads, seeded from the JSONL example at start. */
+const EXAMPLE_TABLE = 'customer_reviews';
+/** Where the files manifest's files are uploaded (outside INPUT_PREFIX: not inputs themselves). */
+const EXAMPLE_FILES_FOLDER = 'data/';
 
 const paint =
   (code: number) =>
@@ -135,6 +162,38 @@ async function linesOf(stack: Stack, uri: string): Promise<string[]> {
   return content.toString('utf8').trim().split('\n');
 }
 
+/**
+ * The requests a job read, in order: its pinned input, or a manifest's pinned files (`inputs/`),
+ * or, for a table, nothing (its rows carry their requests).
+ */
+async function requestLines(stack: Stack, jobPrefix: string): Promise<string[]> {
+  const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(jobPrefix);
+  if (!m?.[1] || !m[2]) return [];
+  const [files] = await stack.storage.bucket(m[1]).getFiles({ prefix: `${m[2]}inputs/` });
+  if (files.length === 0) return linesOf(stack, `${jobPrefix}input.jsonl`);
+  const all = await Promise.all(files.map((f) => linesOf(stack, `gs://${m[1]}/${f.name}`)));
+  return all.flat();
+}
+
+/** An output table's rows as results.jsonl lines would show them, with their requests. */
+async function tableResults(stack: Stack, uri: string): Promise<string[]> {
+  const m = /^bq:\/\/([^.]+)\.([^.]+)\.(.+)$/.exec(uri);
+  if (!m?.[1] || !m[2] || !m[3]) return [];
+  const rows = stack.bigquery.store.rows({ project: m[1], dataset: m[2], table: m[3] });
+  await Promise.resolve();
+  return rows.map((row, i) => {
+    const parse = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
+    const status = typeof row.status === 'string' ? row.status : '';
+    return JSON.stringify({
+      line: i + 1,
+      status: status === '' ? 'succeeded' : 'failed',
+      error: status === '' ? null : status,
+      response: row.response == null ? null : parse(row.response),
+      request: parse(row.request),
+    });
+  });
+}
+
 /** Where an object of the local storage emulator is on disk. */
 function onDisk(uri: string): string {
   return uri.replace(/^gs:\/\//, '.local/storage/');
@@ -157,15 +216,23 @@ async function preview(stack: Stack, event: CompletionEvent): Promise<void> {
       `    cost: ${money(cost.actualUsd)} (estimated before submit: at most ${money(cost.estimatedUsd)}; prices ${cost.pricing})`,
     );
   }
-  say(`    results.jsonl: ${results.resultsUri} (on disk: ${onDisk(results.resultsUri)})`);
+  if (results.resultsUri.startsWith('bq://')) {
+    say(`    results: the output table ${results.resultsUri}`);
+  } else {
+    say(`    results.jsonl: ${results.resultsUri} (on disk: ${onDisk(results.resultsUri)})`);
+  }
   if (results.failedRowsUri) say(`    failed.jsonl:  ${results.failedRowsUri}`);
+  const prefix = results.summaryUri.slice(0, -'summary.json'.length);
   const [rows, requests] = await Promise.all([
-    linesOf(stack, results.resultsUri),
-    linesOf(stack, `${event.output.uriPrefix}input.jsonl`),
+    results.resultsUri.startsWith('bq://')
+      ? tableResults(stack, results.resultsUri)
+      : linesOf(stack, results.resultsUri),
+    results.resultsUri.startsWith('bq://') ? [] : requestLines(stack, prefix),
   ]);
   for (const [i, l] of rows.slice(0, 5).entries()) {
     const row = JSON.parse(l) as {
       line: number;
+      request?: unknown;
       status: string;
       error: string | null;
       response?: {
@@ -173,7 +240,7 @@ async function preview(stack: Stack, event: CompletionEvent): Promise<void> {
         content?: { text?: string }[];
       } | null;
     };
-    const request = JSON.parse(requests[i] ?? '{}') as {
+    const request = (row.request ? { request: row.request } : JSON.parse(requests[i] ?? '{}')) as {
       request?: {
         contents?: { parts?: { text?: string }[] }[];
         messages?: { content?: unknown }[];
@@ -188,7 +255,7 @@ async function preview(stack: Stack, event: CompletionEvent): Promise<void> {
       `failed: ${(row.error ?? '').slice(0, 60)}`;
     const text = prompt.includes(': ') ? prompt.slice(prompt.lastIndexOf(': ') + 2) : prompt;
     say(
-      `    line ${String(row.line).padEnd(3)} ${answer.padEnd(9)} ← ${text.length > 60 ? `${text.slice(0, 57)}...` : text}`,
+      `    ${results.resultsUri.startsWith('bq://') ? 'row ' : 'line'} ${String(row.line).padEnd(3)} ${answer.padEnd(9)} ← ${text.length > 60 ? `${text.slice(0, 57)}...` : text}`,
     );
   }
 }
@@ -206,6 +273,31 @@ function printEvent(event: CompletionEvent): void {
   );
 }
 
+/**
+ * Seeds what the example manifests read: a BigQuery table of the JSONL example's requests (one
+ * row each, `review_id` beside `request`), and the two halves of it as files.
+ */
+async function seedExamples(stack: Stack): Promise<void> {
+  const examples = resolve(process.cwd(), 'examples');
+  const lines = readFileSync(join(examples, 'customer-reviews.jsonl'), 'utf8').trim().split('\n');
+  const ref = { project: PROJECT, dataset: BIGQUERY_DATASET, table: EXAMPLE_TABLE };
+  stack.bigquery.store.createTable(ref, [
+    { name: 'review_id', type: 'INTEGER', mode: 'REQUIRED' },
+    { name: 'request', type: 'JSON', mode: 'REQUIRED' },
+  ]);
+  stack.bigquery.store.insertRows(
+    ref,
+    lines.map((l, i) => ({
+      review_id: i + 1,
+      request: (JSON.parse(l) as { request: unknown }).request,
+    })),
+  );
+  const files = join(examples, 'manifests', 'files');
+  for (const name of readdirSync(files).sort()) {
+    await stack.upload(`${EXAMPLE_FILES_FOLDER}${name}`, readFileSync(join(files, name)));
+  }
+}
+
 /** Uploads `.jsonl` files dropped into the inbox (a sub-folder name is the model), then moves them to `sent/`. */
 function watchInbox(stack: Stack): () => void {
   mkdirSync(join(INBOX, 'sent'), { recursive: true });
@@ -214,7 +306,8 @@ function watchInbox(stack: Stack): () => void {
     readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
       const path = join(dir, e.name);
       if (e.isDirectory() && e.name !== 'sent' && !model) return scan(path, e.name);
-      return e.isFile() && e.name.toLowerCase().endsWith('.jsonl')
+      const lower = e.name.toLowerCase();
+      return e.isFile() && (lower.endsWith('.jsonl') || lower.endsWith('.batch.json'))
         ? [`${model ?? ''}\u0000${path}`]
         : [];
     });
@@ -274,6 +367,7 @@ async function main(): Promise<number> {
   say(`  Pub/Sub        ${stack.services.pubsub}`);
   say(`  Firestore      ${stack.services.firestore}`);
   say(`  Vertex AI      ${stack.services.vertex}`);
+  say(`  BigQuery       ${stack.services.bigquery}`);
   say(
     `  functions      submitBatchJob ${stack.submitUrl}  pollBatchJobs ${stack.pollUrl} (called every ${args['poll-interval']} s)`,
   );
@@ -306,6 +400,14 @@ async function main(): Promise<number> {
     );
   };
 
+  await seedExamples(stack);
+  say(
+    `  examples       table ${PROJECT}.${BIGQUERY_DATASET}.${EXAMPLE_TABLE} (${
+      readFileSync(resolve(process.cwd(), 'examples', 'customer-reviews.jsonl'), 'utf8')
+        .trim()
+        .split('\n').length
+    } rows) and gs://${INPUT_BUCKET}/${EXAMPLE_FILES_FOLDER}reviews-part-*.jsonl, for the manifests in examples/manifests/`,
+  );
   say(
     `\n${color.bold('example')}: ${relative(process.cwd(), EXAMPLE)} → gs://${INPUT_BUCKET}/${EXAMPLE_NAME}`,
   );

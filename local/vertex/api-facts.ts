@@ -2,7 +2,9 @@
  * Facts of the Vertex AI REST v1 `batchPredictionJobs` API, as the emulator's own copy: it does not
  * import them from the product, so a mistake in the product's copy shows up as a disagreement.
  * Source: https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.batchPredictionJobs
- * and the `JobState`, `google.rpc.Code` and label pages it links.
+ * and the `JobState`, `google.rpc.Code` and label pages it links; for BigQuery sources and
+ * destinations, the `BigQuerySource`, `BigQueryDestination` and `OutputInfo` messages of
+ * `google/cloud/aiplatform/v1` (`io.proto`, `batch_prediction_job.proto`).
  */
 import { z } from 'zod';
 import { HttpError } from '../http.js';
@@ -40,9 +42,16 @@ export const RPC = {
   CANCELLED: 1,
   INVALID_ARGUMENT: 3,
   NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
   PERMISSION_DENIED: 7,
   INTERNAL: 13,
 };
+
+/** A google.rpc.Status: a job's `error`. */
+export interface RpcStatus {
+  code: number;
+  message: string;
+}
 
 /** Google's HTTP mapping: the google.rpc status of each HTTP status, and the service's bare message. */
 const HTTP: Record<number, [status: string, message: string]> = {
@@ -83,30 +92,42 @@ export const PROJECT_MODEL = new RegExp(
   `^projects/[^/]+/locations/([^/]+)/(?:publishers/(google|anthropic)/)?models/${MODEL_ID}$`,
 );
 
-const jsonl = z.literal('jsonl', 'only jsonl is supported for publisher models');
+const format = z.enum(['jsonl', 'bigquery'], 'jsonl or bigquery for publisher models');
 const gcs = (pattern: RegExp) => z.string().regex(pattern, `not a ${pattern.source} URI`);
+
+/** `bq://project.dataset[.table]`, up to 2,000 characters: the forms BigQuery URIs take. */
+export const BIGQUERY_URI =
+  /^bq:\/\/([a-z][a-z0-9-]{4,28}[a-z0-9])\.([A-Za-z0-9_]{1,1024})(?:\.([\p{L}\p{M}\p{N}_-]{1,1024}))?$/u;
+const bigqueryUri = z.string().max(2000, 'at most 2,000 characters');
 
 /**
  * The settable fields of a publisher-model job, in the order the service renders them (unknown
  * fields are refused): labels are at most 64, keys start with a lowercase letter, keys and values
  * hold up to 63 lowercase letters, digits, `_` or `-`; a display name holds up to 128 characters.
+ * Which source and destination go with which format is checked after (`request.ts`).
  */
 export const CREATE_REQUEST = z.strictObject({
   displayName: z.string().refine((s) => s !== '' && [...s].length <= 128, '1 to 128 characters'),
   model: z.string(),
   inputConfig: z.strictObject({
-    instancesFormat: jsonl,
-    gcsSource: z.strictObject({
-      uris: z.array(gcs(/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/.+$/)).min(1),
-    }),
+    instancesFormat: format,
+    gcsSource: z
+      .strictObject({
+        uris: z.array(gcs(/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/.+$/)).min(1),
+      })
+      .optional(),
+    bigquerySource: z.strictObject({ inputUri: bigqueryUri }).optional(),
   }),
   instanceConfig: z.record(z.string(), z.unknown()).optional(),
   modelParameters: z.unknown().optional(),
   outputConfig: z.strictObject({
-    predictionsFormat: jsonl,
-    gcsDestination: z.strictObject({
-      outputUriPrefix: gcs(/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](\/.*)?$/),
-    }),
+    predictionsFormat: format,
+    gcsDestination: z
+      .strictObject({
+        outputUriPrefix: gcs(/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](\/.*)?$/),
+      })
+      .optional(),
+    bigqueryDestination: z.strictObject({ outputUri: bigqueryUri }).optional(),
   }),
   serviceAccount: z.string().optional(),
   encryptionSpec: z.strictObject({ kmsKeyName: z.string().min(1) }).optional(),

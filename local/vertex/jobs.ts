@@ -1,36 +1,25 @@
 /**
  * The emulator's jobs and their lifecycle: PENDING → RUNNING → SUCCEEDED, PARTIALLY_SUCCEEDED (some
- * rows failed) or FAILED (no row succeeded, or the input could not be read); cancel goes
- * CANCELLING → CANCELLED and keeps output already written. A running job reads its input and
- * writes its rows in a shuffled order (seeded by the job id) to
- * `<outputUriPrefix>/prediction-model-<createTime>/`: `predictions.jsonl`, or, above
- * `rowsPerFile` rows, `predictions_00001-of-0000N.jsonl` and so on, one file at a time, through a
- * {@link BlobStore}.
+ * rows failed) or FAILED (no row succeeded, or the input could not be read, or the output not
+ * created); cancel goes CANCELLING → CANCELLED and keeps output already written. A running job
+ * reads its input and writes its rows in a shuffled order (seeded by the job id), one batch at a
+ * time: a prediction file, or 500 rows streamed into the output table (see `io.ts`).
  */
 import { randomBytes } from 'node:crypto';
-import { apiError, isTerminal, RPC, type JobState } from './api-facts.js';
+import { apiError, isTerminal, RPC, type JobState, type RpcStatus } from './api-facts.js';
 import type { RowFailures } from './failures.js';
-import { claudeRow, geminiRow, splitLines } from './model.js';
+import { openSink, readInputs, type Io, type OutputInfo } from './io.js';
+import { claudeRow, geminiRow } from './model.js';
 import type { CreateRequest } from './request.js';
 import { shuffledOrder } from './seeded.js';
-
-/** Where jobs read inputs and write outputs (the local stack backs it with the storage emulator). */
-export interface BlobStore {
-  /** Reads a whole object; rejects with an error whose `code` is 404 when it does not exist. */
-  read(uri: string): Promise<Buffer>;
-  /** Writes (creates or replaces) an object. */
-  write(uri: string, data: Buffer | string, contentType?: string): Promise<void>;
-}
-
-type Status = { code: number; message: string };
 
 /** What a job reports besides its request: state, times, error and results. */
 interface Progress {
   state: JobState;
   /** Set once the job processed its input (also for a CANCELLED job that had). */
-  outputInfo?: { gcsOutputDirectory: string };
-  /** google.rpc.Status of FAILED (3, 5, 7 or 13) and CANCELLED (1) jobs. */
-  error?: Status;
+  outputInfo?: OutputInfo;
+  /** google.rpc.Status of FAILED (3, 5, 6, 7 or 13) and CANCELLED (1) jobs. */
+  error?: RpcStatus;
   /** int64 counts as strings; zero counts are omitted. */
   completionStats?: { successfulCount?: string; failedCount?: string };
   /** RFC 3339 with microseconds. */
@@ -58,8 +47,16 @@ export interface Job extends Progress {
   seq: number;
   request: CreateRequest;
   timer?: NodeJS.Timeout;
-  processing?: Promise<Status | { successful: number; failed: number; directory: string }>;
+  processing?: Promise<RpcStatus | Outcome>;
   removed?: boolean;
+}
+
+/** What processing wrote: row counts, the output, and where it is (for messages). */
+interface Outcome {
+  successful: number;
+  failed: number;
+  info: OutputInfo;
+  where: string;
 }
 
 let lastMicros = 0;
@@ -78,8 +75,9 @@ function numericId(): string {
 }
 
 const text = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-const status = (code: number, message: string): Status => ({ code, message });
-const INTERNAL = (message = 'Internal error encountered.'): Status => status(RPC.INTERNAL, message);
+const status = (code: number, message: string): RpcStatus => ({ code, message });
+const INTERNAL = (message = 'Internal error encountered.'): RpcStatus =>
+  status(RPC.INTERNAL, message);
 
 /** The jobs of one emulator. */
 export class Jobs {
@@ -89,10 +87,10 @@ export class Jobs {
   closed = false;
 
   constructor(
-    private readonly blobs: BlobStore,
+    private readonly io: Io,
     private readonly timing: Timing,
     readonly projectNumber: string,
-    private readonly output: { rowsPerFile: number; failures: RowFailures },
+    private readonly failures: RowFailures,
   ) {}
 
   name(job: Job): string {
@@ -178,7 +176,7 @@ export class Jobs {
     job.timer = Number.isFinite(ms) ? setTimeout(step, ms) : undefined;
   }
 
-  private setState(job: Job, state: JobState, error?: Status): void {
+  private setState(job: Job, state: JobState, error?: RpcStatus): void {
     const now = timestamp();
     Object.assign(job, { state, updateTime: now }, error ? { error } : {});
     if (state === 'JOB_STATE_RUNNING') job.startTime = now;
@@ -204,12 +202,12 @@ export class Jobs {
     this.record(job, result);
     if (result.failed === 0) return this.setState(job, 'JOB_STATE_SUCCEEDED');
     if (result.successful > 0) return this.setState(job, 'JOB_STATE_PARTIALLY_SUCCEEDED');
-    const message = `All ${result.failed} requests failed: see each line's status in ${result.directory}.`;
+    const message = `All ${result.failed} requests failed: see each row's status in ${result.where}.`;
     this.setState(job, 'JOB_STATE_FAILED', status(RPC.INVALID_ARGUMENT, message));
   }
 
-  private record(job: Job, result: { successful: number; failed: number; directory: string }) {
-    job.outputInfo = { gcsOutputDirectory: result.directory };
+  private record(job: Job, result: Outcome) {
+    job.outputInfo = result.info;
     job.completionStats = {
       ...(result.successful ? { successfulCount: String(result.successful) } : {}),
       ...(result.failed ? { failedCount: String(result.failed) } : {}),
@@ -232,60 +230,42 @@ export class Jobs {
     this.setState(job, 'JOB_STATE_CANCELLED', status(RPC.CANCELLED, 'CANCELED'));
   }
 
-  private async process(job: Job): Promise<NonNullable<Awaited<Job['processing']>>> {
+  private async process(job: Job): Promise<RpcStatus | Outcome> {
+    const inputs = await readInputs(job, this.io);
+    if ('code' in inputs) return inputs;
+    if (inputs.instances.length === 0) {
+      return status(RPC.INVALID_ARGUMENT, `The input is empty: ${inputs.where}.`);
+    }
+    const sink = await openSink(job, inputs, this.io);
+    if ('code' in sink) return sink;
     const { anthropic, body } = job.request;
-    const { model, inputConfig, outputConfig } = body;
-    const inputUris = inputConfig.gcsSource.uris;
-    const outputUriPrefix = outputConfig.gcsDestination.outputUriPrefix;
-    const lines: string[] = [];
-    for (const uri of inputUris) {
-      try {
-        for (const line of splitLines(await this.blobs.read(uri))) lines.push(line);
-      } catch (err) {
-        const code = Number((err as { code?: unknown } | null)?.code);
-        if (code === 404) return status(RPC.NOT_FOUND, `Input file not found: ${uri}.`);
-        if (code === 403) return status(RPC.PERMISSION_DENIED, `Permission denied: ${uri}.`);
-        return INTERNAL(`Failed to read ${uri}: ${text(err)}`);
-      }
-    }
-    if (lines.length === 0) {
-      return status(RPC.INVALID_ARGUMENT, `The input is empty: ${inputUris.join(', ')}.`);
-    }
-    const modelId = model.slice(model.lastIndexOf('/') + 1);
-    const directory = `${outputUriPrefix.replace(/\/+$/, '')}/prediction-model-${job.createTime}`;
-    // Rows come out in an order of their own, across files, as the service writes them.
-    const order = shuffledOrder(lines.length, job.id);
-    const { rowsPerFile, failures } = this.output;
-    const files = Math.ceil(lines.length / rowsPerFile);
-    const fail = failures.forJob();
+    const modelId = body.model.slice(body.model.lastIndexOf('/') + 1);
+    // Rows come out in an order of their own, across batches, as the service writes them.
+    const order = shuffledOrder(inputs.instances.length, job.id);
+    const batches = Math.ceil(order.length / sink.batchRows);
+    const fail = this.failures.forJob();
     let successful = 0;
     let failed = 0;
-    // A cancelled (or forgotten) job writes no more files; those written are kept.
-    for (let f = 0; f < files && !job.removed && job.state === 'JOB_STATE_RUNNING'; f += 1) {
-      // One file's text at a time: a large input is never one string.
-      let content = '';
-      for (const index of order.slice(f * rowsPerFile, (f + 1) * rowsPerFile)) {
+    // A cancelled (or forgotten) job writes no more batches; those written are kept.
+    for (let b = 0; b < batches && !job.removed && job.state === 'JOB_STATE_RUNNING'; b += 1) {
+      const rows = [];
+      for (const index of order.slice(b * sink.batchRows, (b + 1) * sink.batchRows)) {
+        const instance = inputs.instances[index];
+        if (!instance) continue;
         const context = { modelId, jobId: job.id, index, fail };
-        const line = lines[index] ?? '';
-        const row = anthropic ? claudeRow(line, context) : geminiRow(line, context);
+        const row = anthropic
+          ? claudeRow(instance.input, context)
+          : geminiRow(instance.input, context);
         if (row.ok) successful += 1;
         else failed += 1;
-        content += `${row.line}\n`;
+        rows.push({ row, instance, index });
       }
-      const uri = `${directory}/${predictionFile(f, files)}`;
       try {
-        await this.blobs.write(uri, content, 'application/jsonl');
+        await sink.write(rows, b, batches);
       } catch (err) {
-        return INTERNAL(`Failed to write the output to ${uri}: ${text(err)}`);
+        return INTERNAL(text(err));
       }
     }
-    return { successful, failed, directory };
+    return { successful, failed, info: sink.info, where: sink.where };
   }
-}
-
-/** The name of prediction file `index` (from 0) of `count`. */
-export function predictionFile(index: number, count: number): string {
-  if (count === 1) return 'predictions.jsonl';
-  const number = (n: number) => String(n).padStart(5, '0');
-  return `predictions_${number(index + 1)}-of-${number(count)}.jsonl`;
 }

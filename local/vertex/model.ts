@@ -1,9 +1,9 @@
 /**
- * What a batch job writes for each input line: a Gemini row (`status`, `processed_time`,
- * `request`, `response` with `candidates` and `usageMetadata`) or a Claude row (`custom_id`,
- * `request`, `response`, `status`), answered by the sentiment model. A line that is not a valid
- * request, or a valid one that fails (see `failures.ts`), becomes a failed row: a non-empty
- * `status` holding the error text, no `response`, no usage.
+ * What a batch job writes for each input line or table row: a Gemini row (`status`,
+ * `processed_time`, `request`, `response` with `candidates` and `usageMetadata`) or a Claude row
+ * (`custom_id`, `request`, `response`, `status`), answered by the sentiment model. An input that
+ * is not a valid request, or a valid one that fails (see `failures.ts`), becomes a failed row: a
+ * non-empty `status` holding the error text, no `response`, no usage.
  */
 import { createHash } from 'node:crypto';
 import { isObject } from '../http.js';
@@ -12,18 +12,33 @@ import { canonicalJson, digest } from './seeded.js';
 import { analyzeSentiment } from './sentiment.js';
 import { claudeUsage, geminiUsage } from './usage.js';
 
-/** One output line, and whether it succeeded. */
+/** One output row (a JSONL line's fields, in their order), and whether it succeeded. */
 export interface Row {
   ok: boolean;
-  line: string;
+  output: Record<string, unknown>;
 }
 
-/** What a row needs besides its input line. */
+/**
+ * One input: the JSON of a JSONL line (`{"request": …}`, with `custom_id` for Claude) or of a
+ * table row's columns, or the reason a line is not JSON.
+ */
+export type RowInput = { value: unknown } | { error: string };
+
+/** A JSONL line as a {@link RowInput}. */
+export function parseLine(text: string): RowInput {
+  try {
+    return { value: JSON.parse(text) as unknown };
+  } catch (err) {
+    return { error: errorText(err) };
+  }
+}
+
+/** What a row needs besides its input. */
 export interface RowContext {
   /** The model id, without its `publishers/.../models/` path. */
   modelId: string;
   jobId: string;
-  /** The line's index in the job's input. */
+  /** The input's index in the job's input (lines of every file, or table rows, in order). */
   index: number;
   /** Whether a valid request fails, and why, from its hash and its text. */
   fail: (key: string, prompt: string) => FailureKind | undefined;
@@ -53,23 +68,21 @@ function blocksText(content: unknown): string | undefined {
     .join('');
 }
 
-/** A Gemini row for one input line. */
-export function geminiRow(text: string, ctx: RowContext): Row {
+/** A Gemini row for one input. */
+export function geminiRow(input: RowInput, ctx: RowContext): Row {
   const processed_time = new Date().toISOString().replace('Z', '+00:00');
   const failed = (kind: FailureKind, request: unknown, message?: string): Row => ({
     ok: false,
-    line: JSON.stringify({
+    output: {
       status: geminiStatus(kind, ctx.modelId, message),
       processed_time,
       ...(request === undefined ? {} : { request }),
-    }),
+    },
   });
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    return failed('invalid', undefined, `Invalid JSON payload received. ${errorText(err)}`);
+  if ('error' in input) {
+    return failed('invalid', undefined, `Invalid JSON payload received. ${input.error}`);
   }
+  const parsed = input.value;
   const request = isObject(parsed) ? parsed.request : undefined;
   if (!isObject(request)) {
     return failed('invalid', request, 'Each line must be a JSON object with a "request" object.');
@@ -110,28 +123,26 @@ export function geminiRow(text: string, ctx: RowContext): Row {
     }),
     modelVersion: ctx.modelId,
   };
-  return { ok: true, line: JSON.stringify({ status: '', processed_time, request, response }) };
+  return { ok: true, output: { status: '', processed_time, request, response } };
 }
 
-/** A Claude row for one input line. */
-export function claudeRow(text: string, ctx: RowContext): Row {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    const status = claudeStatus('invalid', ctx.modelId, `Invalid JSON: ${errorText(err)}`);
-    return { ok: false, line: JSON.stringify({ status }) };
+/** A Claude row for one input. */
+export function claudeRow(input: RowInput, ctx: RowContext): Row {
+  if ('error' in input) {
+    const status = claudeStatus('invalid', ctx.modelId, `Invalid JSON: ${input.error}`);
+    return { ok: false, output: { status } };
   }
+  const parsed = input.value;
   const custom =
     isObject(parsed) && parsed.custom_id !== undefined ? { custom_id: parsed.custom_id } : {};
   const request = isObject(parsed) ? parsed.request : undefined;
   const failed = (kind: FailureKind, message?: string): Row => ({
     ok: false,
-    line: JSON.stringify({
+    output: {
       ...custom,
       ...(request === undefined ? {} : { request }),
       status: claudeStatus(kind, ctx.modelId, message),
-    }),
+    },
   });
   if (!isObject(request)) {
     return failed('invalid', 'Each line must be a JSON object with a "request" object.');
@@ -168,7 +179,7 @@ export function claudeRow(text: string, ctx: RowContext): Row {
     stop_reason: 'end_turn',
     usage: claudeUsage({ text: allText, answerTokens: ANSWER_TOKENS, key }),
   };
-  return { ok: true, line: JSON.stringify({ ...custom, request, response, status: '' }) };
+  return { ok: true, output: { ...custom, request, response, status: '' } };
 }
 
 /** The lines of a JSONL file: a byte-order mark and a final newline (LF or CRLF) make no line. */

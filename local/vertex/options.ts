@@ -1,7 +1,8 @@
 /**
- * The emulator's output options, with their defaults from the environment, so that `npm start`
- * users can set them without code: `VERTEX_EMULATOR_FAILED_ROW_SHARE` and
- * `VERTEX_EMULATOR_ROWS_PER_FILE`. A bad value is an error naming the option or variable.
+ * The emulator's options, with their defaults from the environment, so that `npm start` users can
+ * set them without code: `VERTEX_EMULATOR_FAILED_ROW_SHARE` and `VERTEX_EMULATOR_ROWS_PER_FILE`
+ * for outputs, and `BIGQUERY_EMULATOR_HOST` for the BigQuery that jobs read and write. A bad
+ * value is an error naming the option or variable.
  */
 
 /** How jobs write their results. */
@@ -67,4 +68,28 @@ export function outputOptions(
     return parsed;
   };
   return { failedRowShare: value('failedRowShare'), rowsPerFile: value('rowsPerFile') };
+}
+
+/** `host:port`, or `http://host:port`, of a BigQuery emulator. */
+const HOST = /^(?:http:\/\/)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})\/?$/;
+
+/**
+ * The base URL (`http://host:port`) of the BigQuery that jobs use: `bigqueryHost` as given, else
+ * `BIGQUERY_EMULATOR_HOST`; undefined when neither is set (jobs over BigQuery are then refused).
+ */
+export function bigqueryUrl(
+  given: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  const [name, value] =
+    given !== undefined
+      ? ['Vertex emulator option bigqueryHost', given]
+      : ['BIGQUERY_EMULATOR_HOST', env.BIGQUERY_EMULATOR_HOST?.trim() ?? ''];
+  if (given === undefined && value === '') return undefined;
+  const m = HOST.exec(value);
+  if (!m) {
+    const rule = 'must be host:port or http://host:port';
+    throw new OptionsError(`${name} ${rule}, got ${JSON.stringify(value)}.`);
+  }
+  return `http://${m[1]}:${m[2]}`;
 }

@@ -3,9 +3,11 @@
  * product uses (create, get, list, cancel) on the production paths
  * (`/v1/projects/{P}/locations/{L}/batchPredictionJobs...`), plain HTTP on 127.0.0.1, so the code
  * under test only swaps its endpoint (`VERTEX_AI_EMULATOR_HOST`). `GET /` answers `Ok`. It never
- * logs: prompts and answers are customer data. Jobs write realistic outputs: rows shuffled, across
- * several files for a large input, with usage numbers, and some rows failed on purpose (see
- * `failures.ts` and {@link VertexEmulatorOptions}).
+ * logs: prompts and answers are customer data. Jobs read JSONL files or a BigQuery table and
+ * write JSONL files or a BigQuery table (see `io.ts`), with realistic outputs: rows shuffled,
+ * across several files for a large input, with usage numbers, and some rows failed on purpose
+ * (see `failures.ts` and {@link VertexEmulatorOptions}). BigQuery is reached over its REST API,
+ * as the service reaches it, so any BigQuery emulator does.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJson, sendJson, serve, target } from '../http.js';
@@ -18,10 +20,12 @@ import {
   MAX_PAGE_SIZE,
   type JobState,
 } from './api-facts.js';
+import { BigQueryClient } from './bigquery.js';
 import { RowFailures } from './failures.js';
 import { Faults, type VertexFault, type VertexOp } from './faults.js';
-import { Jobs, type BlobStore, type Job, type Timing, type VertexJobJson } from './jobs.js';
-import { outputOptions } from './options.js';
+import type { BlobStore } from './io.js';
+import { Jobs, type Job, type Timing, type VertexJobJson } from './jobs.js';
+import { bigqueryUrl, outputOptions } from './options.js';
 import { matchesFilter, parseJobFilter, validateCreate } from './request.js';
 
 export type { BlobStore, JobState, VertexFault, VertexJobJson, VertexOp };
@@ -51,6 +55,11 @@ export interface VertexEmulatorOptions {
    * files instead of one `predictions.jsonl`. Default: `VERTEX_EMULATOR_ROWS_PER_FILE`, else 1,000.
    */
   rowsPerFile?: number;
+  /**
+   * `host:port` (or `http://host:port`) of the BigQuery emulator jobs read from and write to.
+   * Default: `BIGQUERY_EMULATOR_HOST`; with neither, a job over BigQuery is refused (400).
+   */
+  bigqueryHost?: string;
 }
 
 /** A running emulator. */
@@ -94,6 +103,8 @@ const OPS: Record<string, VertexOp> = {
  */
 export async function startVertexEmulator(options: VertexEmulatorOptions): Promise<VertexEmulator> {
   const { failedRowShare, rowsPerFile } = outputOptions(options);
+  const bigqueryBase = bigqueryUrl(options.bigqueryHost);
+  const bigquery = bigqueryBase === undefined ? undefined : new BigQueryClient(bigqueryBase);
   const failures = new RowFailures(failedRowShare);
   const {
     pendingMs = 500,
@@ -102,7 +113,8 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
   } = options.timing ?? {};
   const timing = { pendingMs, runningMs, cancellingMs };
   const faults = new Faults();
-  const jobs = new Jobs(options.blobs, timing, PROJECT_NUMBER, { rowsPerFile, failures });
+  const io = { blobs: options.blobs, bigquery, rowsPerFile };
+  const jobs = new Jobs(io, timing, PROJECT_NUMBER, failures);
   const requests: Record<VertexOp, number> = { create: 0, get: 0, list: 0, cancel: 0 };
 
   const sameProject = (job: Job, project: string): boolean =>
@@ -122,6 +134,12 @@ export async function startVertexEmulator(options: VertexEmulatorOptions): Promi
 
   const create = (project: string, location: string, body: unknown): Job => {
     const request = validateCreate(body, location);
+    const overBigQuery = [request.source, request.destination].some((e) => e.kind === 'bigquery');
+    if (overBigQuery && !bigquery) {
+      const message =
+        'This Vertex emulator has no BigQuery: start it with bigqueryHost or BIGQUERY_EMULATOR_HOST.';
+      throw apiError(400, message, 'FAILED_PRECONDITION');
+    }
     const unfinishedClaude = [...jobs.all.values()].filter(
       (j) => j.request.anthropic && sameProject(j, project) && !isTerminal(j.state),
     ).length;

@@ -16,8 +16,8 @@ import type {
   DatasetRef,
   TableRef,
 } from '../ports.js';
-import { formatSeconds, withTimeLimit } from '../time-limit.js';
-import type { RequestClient } from './vertex-rest-client.js';
+import { formatSeconds } from '../time-limit.js';
+import { boundedRequest, retriedRead, type RequestClient } from './rest-call.js';
 
 /**
  * Default of {@link BigQueryClientOptions.timeoutMs}. A metadata read answers in well under a
@@ -98,8 +98,6 @@ interface TableDataPage {
 /** Reads are retried on these answers (and on no answer at all). */
 const isRetriedStatus = (status: number): boolean =>
   status === 408 || status === 429 || status >= 500;
-/** Attempts of one read at most (the first and three retries). */
-const READ_ATTEMPTS = 4;
 
 /**
  * A 403 whose reason says "too fast" rather than "not allowed": BigQuery answers its rate and
@@ -123,35 +121,23 @@ export function createBigQueryClient(options: BigQueryClientOptions): BigQueryTa
     `${datasetUrl(ref)}/tables/${encodeURIComponent(ref.table)}`;
 
   /** One request, aborted (and rejected) after `ms`. Never retried by the HTTP client. */
-  async function once<T>(
+  const once = <T>(
     opts: gaxios.GaxiosOptions,
     ms: number,
     what: string,
     notFound: NotFound,
-  ): Promise<T> {
-    const abort = new AbortController();
-    const answered = options.auth.request<T>({
-      responseType: 'json',
-      method: 'GET',
-      ...opts,
-      // Our own bound, not gaxios' `timeout`: it covers getting a token too, and a retry of
-      // gaxios would drop it.
-      signal: abort.signal,
-      retry: false,
-    });
-    try {
-      const res = await withTimeLimit(answered, ms, () => {
-        abort.abort();
-        return new TransientError(
+  ): Promise<T> =>
+    boundedRequest<T>(
+      options.auth,
+      { method: 'GET', ...opts },
+      ms,
+      () =>
+        new TransientError(
           'BIGQUERY.UNAVAILABLE',
           `BigQuery ${what}: no answer within ${formatSeconds(ms)}`,
-        );
-      });
-      return res.data;
-    } catch (err) {
-      throw mapBigQueryError(err, what, notFound);
-    }
-  }
+        ),
+      (err) => mapBigQueryError(err, what, notFound),
+    );
 
   /**
    * A read: retried with backoff on 408, 429, 5xx, a throttling 403 and no answer, each attempt
@@ -159,22 +145,8 @@ export function createBigQueryClient(options: BigQueryClientOptions): BigQueryTa
    * once: a 403 that denies access is transient (IAM changes take minutes to reach BigQuery) but
    * not within seconds, and a 404 is an answer.
    */
-  async function read<T>(opts: gaxios.GaxiosOptions, what: string, notFound: NotFound): Promise<T> {
-    const deadline = Date.now() + totalMs;
-    for (let attempt = 1; ; attempt++) {
-      const left = deadline - Date.now();
-      try {
-        return await once<T>(opts, Math.min(timeoutMs, left), what, notFound);
-      } catch (err) {
-        const pause = Math.min(4000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-        // Another attempt only when it can still get a useful share of the time left.
-        if (!isRetried(err) || attempt >= READ_ATTEMPTS || deadline - Date.now() - pause < 1000) {
-          throw err;
-        }
-        await new Promise((r) => setTimeout(r, pause));
-      }
-    }
-  }
+  const read = <T>(opts: gaxios.GaxiosOptions, what: string, notFound: NotFound): Promise<T> =>
+    retriedRead((ms) => once<T>(opts, ms, what, notFound), { timeoutMs, totalMs }, isRetried);
 
   /** `tables.get`: a 404 is thrown (mapped as `notFound` says). */
   async function getTable(ref: TableRef, notFound: NotFound): Promise<BigQueryTable> {

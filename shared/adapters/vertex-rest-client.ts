@@ -9,17 +9,15 @@ import type { gaxios } from 'google-auth-library';
 import { PermanentError, TransientError, type ErrorCode } from '../core/errors.js';
 import type { VertexJobPage, VertexJobs } from '../ports.js';
 import type { BatchJobRequest, VertexBatchJob } from '../core/vertex.js';
-import { formatSeconds, withTimeLimit } from '../time-limit.js';
+import { formatSeconds } from '../time-limit.js';
+import { boundedRequest, retriedRead, type RequestClient } from './rest-call.js';
 
 /** Default of {@link VertexClientOptions.timeoutMs}. */
 export const DEFAULT_VERTEX_REQUEST_TIMEOUT_MS = 20_000;
 /** Default of {@link VertexClientOptions.totalTimeoutMs}. */
 export const DEFAULT_VERTEX_TOTAL_TIMEOUT_MS = 25_000;
 
-/** What the client needs of an auth client: `GoogleAuth`, `AuthClient` and `OAuth2Client` all fit. */
-export interface RequestClient {
-  request<T>(options: gaxios.GaxiosOptions): Promise<gaxios.GaxiosResponse<T>>;
-}
+export type { RequestClient };
 
 /** Options of {@link createVertexClient}. */
 export interface VertexClientOptions {
@@ -59,8 +57,6 @@ export function locationOfJob(name: string): string {
 
 /** Reads are retried on these answers (and on no answer at all). */
 const isRetriedStatus = (status: number): boolean => status === 429 || status >= 500;
-/** Attempts of one read at most (the first and three retries). */
-const READ_ATTEMPTS = 4;
 
 /** Creates the Vertex client. */
 export function createVertexClient(options: VertexClientOptions): VertexJobs {
@@ -71,29 +67,18 @@ export function createVertexClient(options: VertexClientOptions): VertexJobs {
     `${base(location)}/v1/projects/${encodeURIComponent(options.project)}/locations/${location}/batchPredictionJobs`;
 
   /** One request, aborted (and rejected) after `ms`. Never retried by the HTTP client. */
-  async function once<T>(opts: gaxios.GaxiosOptions, ms: number, what: string): Promise<T> {
-    const abort = new AbortController();
-    const answered = options.auth.request<T>({
-      responseType: 'json',
-      ...opts,
-      // Our own bound, not gaxios' `timeout`: it covers getting a token too, and a retry of
-      // gaxios would drop it.
-      signal: abort.signal,
-      retry: false,
-    });
-    try {
-      const res = await withTimeLimit(answered, ms, () => {
-        abort.abort();
-        return new TransientError(
+  const once = <T>(opts: gaxios.GaxiosOptions, ms: number, what: string): Promise<T> =>
+    boundedRequest<T>(
+      options.auth,
+      opts,
+      ms,
+      () =>
+        new TransientError(
           'VERTEX.UNAVAILABLE',
           `Vertex AI ${what}: no answer within ${formatSeconds(ms)}`,
-        );
-      });
-      return res.data;
-    } catch (err) {
-      throw mapVertexError(err, what);
-    }
-  }
+        ),
+      (err) => mapVertexError(err, what),
+    );
 
   /**
    * A read: retried with backoff on 429, 5xx and no answer, each attempt given at most
@@ -101,23 +86,15 @@ export function createVertexClient(options: VertexClientOptions): VertexJobs {
    * request id, a retry could start a second billed job; the submit use case looks for the job by
    * label instead.)
    */
-  async function read<T>(opts: gaxios.GaxiosOptions, what: string): Promise<T> {
-    const deadline = Date.now() + totalMs;
-    for (let attempt = 1; ; attempt++) {
-      const left = deadline - Date.now();
-      try {
-        return await once<T>(opts, Math.min(timeoutMs, left), what);
-      } catch (err) {
+  const read = <T>(opts: gaxios.GaxiosOptions, what: string): Promise<T> =>
+    retriedRead(
+      (ms) => once<T>(opts, ms, what),
+      { timeoutMs, totalMs },
+      (err) => {
         const status = (err as { status?: number }).status;
-        const retried =
-          err instanceof TransientError && (status === undefined || isRetriedStatus(status));
-        const pause = Math.min(4000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-        // Another attempt only when it can still get a useful share of the time left.
-        if (!retried || attempt >= READ_ATTEMPTS || deadline - Date.now() - pause < 1000) throw err;
-        await new Promise((r) => setTimeout(r, pause));
-      }
-    }
-  }
+        return err instanceof TransientError && (status === undefined || isRetriedStatus(status));
+      },
+    );
 
   return {
     create: async (location, request: BatchJobRequest, { notAfter } = {}) => {

@@ -18,6 +18,7 @@ import {
 import { TransientError } from '../core/errors.js';
 import type { Digest, JobRecord, ResultsSummary } from '../core/jobs.js';
 import { parseTableUri } from '../core/manifest.js';
+import { requestLine } from './sources.js';
 import { actualCost, pricingName } from '../core/pricing.js';
 import { addUsage, emptyUsage, ErrorTally, readOutputRow } from '../core/results.js';
 
@@ -89,8 +90,8 @@ export async function digestTable(
       }
       rows.failed++;
       if (row.error !== null) errors.add(row.error);
-      const id = anthropic ? `"custom_id":${JSON.stringify(customId ?? null)},` : '';
-      await failedFile().batcher.add(Buffer.from(`{${id}"request":${request ?? 'null'}}\n`));
+      const line = requestLine(request, anthropic ? (customId ?? null) : undefined);
+      await failedFile().batcher.add(Buffer.from(`${line}\n`));
     }
     await failed?.batcher.flush();
     failed?.channel.close();

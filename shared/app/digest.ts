@@ -371,7 +371,10 @@ export async function digestJob(
  * one submitted before pinning: the input itself), a manifest's pinned files one after the other,
  * or a BigQuery table's rows as the JSONL lines they stand for.
  */
-async function inputOf(record: JobRecord, deps: DigestDeps): Promise<() => AsyncIterable<Buffer>> {
+export async function inputOf(
+  record: JobRecord,
+  deps: DigestDeps,
+): Promise<() => AsyncIterable<Buffer>> {
   const linesOf = (bucket: string, name: string, generation: string): AsyncIterable<Buffer> =>
     splitLines(
       deps.reader.read(bucket, name, generation),

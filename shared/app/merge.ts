@@ -10,7 +10,7 @@
  */
 import { Batcher, Channel } from './channel.js';
 import type { DigestDeps } from './digest.js';
-import { FAILED_FILE, RESULTS_FILE, SUMMARY_FILE } from './digest.js';
+import { FAILED_FILE, inputOf, RESULTS_FILE, SUMMARY_FILE } from './digest.js';
 import { costOf } from '../core/events.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 import type { Attempt, Digest, JobRecord } from '../core/jobs.js';
@@ -94,8 +94,8 @@ export async function mergeAttempts(
     return { ...(attempts[0]?.digest ?? emptyDigest(deps)), retry: null };
   }
   const results = chain.map((a) => linesOf(deps.reader, a.digest.results?.resultsUri ?? ''));
-  const pinned = `${prefix}input.jsonl`;
-  const input = linesOf(deps.reader, pinned);
+  // The lines the job read: a JSONL input's pinned copy, a manifest's files or table rows.
+  const input = (await inputOf(record, deps))();
 
   const rows = { succeeded: 0, failed: 0, missing: 0 };
   const errors = new ErrorTally();

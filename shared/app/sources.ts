@@ -35,6 +35,7 @@ import {
 import { locationInModel, normalizeModel, providerOf } from '../core/models.js';
 import type { RequestSizing } from '../core/pricing.js';
 import { validateTableRows } from '../core/table-rows.js';
+import { lineCheckFor } from '../core/line-rules.js';
 import type { BigQueryTables, ObjectReader, ObjectWriter, TableRef } from '../ports.js';
 
 /** What reading and validating sources needs. */
@@ -235,6 +236,10 @@ async function validateFiles(
   let requestCount = 0;
   let bytes = 0;
   const files: SourceFile[] = [];
+  // One set of line rules for all the files: a Claude custom_id is unique across them.
+  const check = lineCheckFor(record.provider, record.model, {
+    fileUriAllowed: fileUriRule(deps.config, record.bucket),
+  });
   for (const [k, file] of matched.entries()) {
     const uri = `gs://${file.bucket}/${file.name}`;
     // The limits apply to all files together: each file gets what the ones before it left.
@@ -243,7 +248,7 @@ async function validateFiles(
       model: record.model,
       maxLines: MAX_INPUT_LINES - requestCount,
       maxBytes: MAX_INPUT_BYTES - bytes,
-      ...optionalRule(deps.config, record.bucket),
+      check,
     });
     if (result.code !== undefined) {
       const together =
@@ -366,10 +371,12 @@ async function validateTable(
   });
   if (result.code !== undefined) {
     const first = result.errors[0];
+    // A problem of the whole table (it has no rows) is at no row.
+    const where = first?.line ? `${uri} row ${first.line}` : `${record.object}: "source" ${uri}`;
     return {
       error: {
         code: result.code,
-        message: `${uri} row ${first?.line ?? 1}: ${first?.message ?? 'invalid input'}`,
+        message: `${where}: ${first?.message ?? 'invalid input'}`,
       },
       found: result,
     };
@@ -396,7 +403,7 @@ async function checkDestination(
   manifest: ManifestRecord,
   bq: BigQueryTables,
 ): Promise<JobError | undefined> {
-  const m = /^bq:\/\/([^.]+)\.([^.]+)/.exec(manifest.destination ?? '');
+  const m = /^bq:\/\/([^.]+)\.([^.]+)(?:\.(.+))?$/.exec(manifest.destination ?? '');
   if (!m) return undefined;
   const ref = { project: m[1] ?? '', dataset: m[2] ?? '' };
   const dataset = await bq.dataset(ref);
@@ -411,6 +418,13 @@ async function checkDestination(
     return {
       code: 'INPUT.INVALID_LOCATION',
       message: `${record.object}: "destination" dataset ${name} is in ${dataset.location}, but the job runs in ${record.location}: Vertex AI writes BigQuery output in its own region`,
+    };
+  }
+  // Vertex AI creates a destination table it is given: one that exists fails the job, hours later.
+  if (m[3] && (await bq.table({ ...ref, table: m[3] }))) {
+    return {
+      code: 'INPUT.INVALID_TABLE',
+      message: `${record.object}: "destination" table ${manifest.destination} exists already: name a new table, or only the dataset`,
     };
   }
   return undefined;
@@ -443,9 +457,25 @@ export async function* tableLines(
     ref,
     anthropic ? ['request', 'custom_id'] : ['request'],
   )) {
-    const id = anthropic ? `"custom_id":${JSON.stringify(customId ?? null)},` : '';
-    yield Buffer.from(`{${id}"request":${request ?? 'null'}}`);
+    yield Buffer.from(requestLine(request, anthropic ? (customId ?? null) : undefined));
   }
+}
+
+/**
+ * A table row's request as one JSONL line, `{"request": …}` (Claude's with `custom_id` first): the
+ * cell's JSON written anew, since a STRING cell may hold pretty-printed JSON over several lines.
+ */
+export function requestLine(request: string | null | undefined, customId?: string | null): string {
+  let json = 'null';
+  if (request !== null && request !== undefined) {
+    try {
+      json = JSON.stringify(JSON.parse(request));
+    } catch {
+      json = JSON.stringify(request); // not JSON (the table changed since it was validated)
+    }
+  }
+  const id = customId === undefined ? '' : `"custom_id":${JSON.stringify(customId)},`;
+  return `{${id}"request":${json}}`;
 }
 
 /** The create request's input: the pinned files, or the table. */

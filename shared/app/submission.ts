@@ -230,11 +230,18 @@ export async function runSubmission(
     record = written;
   }
 
-  // 1. What can be refused without reading the file.
+  // 1. A create whose answer was lost may have made a job: look for it by label first, before
+  // anything could refuse the input (a billed job is never left untracked behind a rejection).
+  if (record.createAttempts > 0 && record.requestCount !== null) {
+    const found = await findByLabel(record, deps);
+    if (found) return recordSubmitted(record, owner, found, record.requestCount, true, deps);
+  }
+
+  // 2. What can be refused without reading the file.
   const refusal = refuseBeforeReading(record, hints, deps.config);
   if (refusal) return reject(record, owner, deps, refusal, undefined);
 
-  // 2. Validate the bytes of exactly this generation, as a stream, then pin them: the job reads a
+  // 3. Validate the bytes of exactly this generation, as a stream, then pin them: the job reads a
   // copy of exactly the validated generation, never a later upload of the same name. A BigQuery
   // table cannot be pinned: one that changed since it was validated is validated again.
   let requestCount = record.requestCount;
@@ -251,7 +258,7 @@ export async function runSubmission(
       throw err;
     }
     if ('error' in checked) return reject(record, owner, deps, checked.error, checked.found);
-    // 2b. The estimate (an upper bound), and the budget: refused before anything is spent.
+    // 3b. The estimate (an upper bound), and the budget: refused before anything is spent.
     estimate = estimateCost(deps.config.PRICE_TABLE, record.model, checked.sizing);
     const over = overBudget(record, estimate, deps);
     if (over) {
@@ -260,7 +267,7 @@ export async function runSubmission(
     }
     try {
       if (checked.manifest) {
-        record = await pinSources(record, owner, checked.manifest, deps);
+        record = await pinSources(record, owner, checked, estimate, deps);
       } else {
         await deps.reports.copy(
           { bucket: record.bucket, name: record.object, generation: record.generation },
@@ -284,12 +291,6 @@ export async function runSubmission(
       estimatedInputTokens: estimate.inputTokens,
       estimatedOutputTokens: estimate.outputTokens,
     });
-  }
-
-  // 3. A create whose answer was lost may have made a job: look for it by label first.
-  if (record.createAttempts > 0) {
-    const found = await findByLabel(record, deps);
-    if (found) return recordSubmitted(record, owner, found, requestCount, true, deps);
   }
 
   // 4. Admission: wait (acknowledged, not retried) while the model has no capacity.
@@ -364,12 +365,14 @@ async function validateJsonlInput(
 
 /**
  * Copies a manifest's validated files next to the job (the job reads those copies) and records
- * which they are, so a later attempt creates the job over the same copies.
+ * which they are, with their request count and estimate, so that a later attempt (after a crash)
+ * creates the job over the same copies instead of expanding the patterns again.
  */
 async function pinSources(
   record: JobRecord,
   owner: string,
-  manifest: ManifestRecord,
+  { manifest, requestCount }: { manifest: ManifestRecord; requestCount: number },
+  estimate: CostEstimate,
   deps: SubmissionDeps,
 ): Promise<JobRecord> {
   for (const file of manifest.files) {
@@ -381,7 +384,7 @@ async function pinSources(
   }
   const written = await deps.jobs.update(
     record.jobId,
-    toManifest(owner, deps.clock(), { ...pick(record), manifest }),
+    toManifest(owner, deps.clock(), { ...pick(record), manifest, requestCount, estimate }),
   );
   if (!written) throw lostClaim();
   return written;
@@ -619,6 +622,9 @@ function refuseBeforeReading(
   object: ObjectHints,
   config: Config,
 ): JobError | undefined {
+  // A manifest names its model and region in its fields; a JSONL file in its custom metadata.
+  const origin = record.manifest ? '"model"' : 'custom metadata model';
+  const region = record.manifest ? '"location"' : 'custom metadata location';
   let model: string;
   try {
     model = normalizeModel(record.model);
@@ -629,7 +635,7 @@ function refuseBeforeReading(
     const allowed = allowedModels(config).map((m) => m.split('/').pop());
     return {
       code: 'INPUT.MODEL_NOT_ALLOWED',
-      message: `${record.object}: custom metadata model "${model.slice(0, 128)}" is not allowed in this deployment; allowed: ${allowed.join(', ')} (ALLOWED_MODELS)`,
+      message: `${record.object}: ${origin} "${model.slice(0, 128)}" is not allowed in this deployment; allowed: ${allowed.join(', ')} (ALLOWED_MODELS)`,
     };
   }
   const named = locationInModel(model);
@@ -642,7 +648,7 @@ function refuseBeforeReading(
   if (!/^[a-z]+(?:-[a-z0-9]+)+$|^global$/.test(record.location)) {
     return {
       code: 'INPUT.INVALID_LOCATION',
-      message: `${record.object}: custom metadata location "${record.location.slice(0, 64)}" is not a Vertex AI region`,
+      message: `${record.object}: ${region} "${record.location.slice(0, 64)}" is not a Vertex AI region`,
     };
   }
   if (!isLocationAllowed(config, record.location)) {

@@ -93,6 +93,11 @@ export interface ValidateOptions {
    * Absent: any `gs://` or `https://` URI.
    */
   fileUriAllowed?: FileUriAllowList;
+  /**
+   * The line rules to apply (default: the provider's, fresh for this file). Files validated as
+   * one input (a manifest's) share one, so that what must be unique is unique across them.
+   */
+  check?: LineCheck;
 }
 
 const NEWLINE = 0x0a;
@@ -107,12 +112,14 @@ export async function validateJsonl(
   source: AsyncIterable<Uint8Array>,
   options: ValidateOptions,
 ): Promise<ValidationResult> {
-  const check: LineCheck = lineCheckFor(
-    options.provider,
-    options.model ??
-      (options.provider === 'anthropic' ? 'claude' : 'publishers/google/models/gemini-2.5-flash'),
-    { fileUriAllowed: options.fileUriAllowed },
-  );
+  const check: LineCheck =
+    options.check ??
+    lineCheckFor(
+      options.provider,
+      options.model ??
+        (options.provider === 'anthropic' ? 'claude' : 'publishers/google/models/gemini-2.5-flash'),
+      { fileUriAllowed: options.fileUriAllowed },
+    );
   const maxErrors = options.maxErrors ?? 1000;
   const maxLines = options.maxLines ?? MAX_INPUT_LINES;
   const maxBytes = options.maxBytes ?? MAX_INPUT_BYTES;
@@ -394,7 +401,7 @@ function excerptOf(line: Buffer, from: number): string {
 }
 
 /** Byte index of the first byte that makes `line` invalid UTF-8. */
-function firstInvalidUtf8(line: Buffer): number {
+export function firstInvalidUtf8(line: Buffer): number {
   let i = 0;
   while (i < line.length) {
     const b = line[i] ?? 0;

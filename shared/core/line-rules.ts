@@ -382,7 +382,7 @@ export function anthropicLineCheck(model: string, options: LineRuleOptions = {})
       return problem('"custom_id" must be 1 to 64 letters, digits, "_" or "-"');
     if (seen.has(id))
       return problem(
-        `"custom_id" "${id}" is used by an earlier line: it must be unique within the file`,
+        `"custom_id" "${id}" is used by an earlier line: it must be unique within the job's input (a file, or all files of a manifest)`,
       );
     seen.add(id);
     const request = value.request;

@@ -11,7 +11,9 @@
  * matches) is checked by the submission (`shared/app/sources.ts`). Every problem is an
  * `INPUT.INVALID_MANIFEST` (or a more precise `INPUT.*` code) whose message names the field.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Config } from '../config.js';
+import { firstInvalidUtf8, parseJsonSkeleton } from './jsonl.js';
 import type { JobError } from './jobs.js';
 import type { DatasetRef, TableRef } from '../ports.js';
 
@@ -26,6 +28,8 @@ export const MAX_MANIFEST_BYTES = 64 * 1024;
  * delivery of the upload event, so the count bounds the time that takes.
  */
 export const MAX_MANIFEST_FILES = 100;
+
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 /** The fields a manifest may have. */
 const FIELDS = ['source', 'destination', 'model', 'location'] as const;
@@ -94,12 +98,18 @@ export function parseManifest(bytes: Uint8Array, name: string): Manifest | JobEr
   if (bytes.length > MAX_MANIFEST_BYTES) {
     return bad(`a manifest is at most ${MAX_MANIFEST_BYTES} bytes; this one is ${bytes.length}`);
   }
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buffer.subarray(0, 3).equals(BOM)) {
+    return bad('starts with a UTF-8 byte order mark (BOM): save it as UTF-8 without BOM');
+  }
+  if (!isUtf8(buffer)) {
+    return bad(`is not valid UTF-8 (first bad byte at offset ${firstInvalidUtf8(buffer)})`);
+  }
   let value: unknown;
   try {
-    value = JSON.parse(text);
-  } catch (err) {
-    return bad(`is not valid JSON (${where(text, err)})`);
+    value = JSON.parse(buffer.toString('utf8'));
+  } catch {
+    return bad(`is not valid JSON (${where(buffer)})`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return bad('must be a JSON object with a "source" field');
@@ -344,15 +354,16 @@ function quote(text: string): string {
   return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}…` : text);
 }
 
-/** `line L column C` of a JSON.parse error, from the position it reports. */
-function where(text: string, err: unknown): string {
-  const message = err instanceof Error ? err.message : '';
-  const position = /position (\d+)/.exec(message)?.[1];
-  const lineCol = /line (\d+) column (\d+)/.exec(message);
-  if (lineCol) return `at line ${lineCol[1]} column ${lineCol[2]}`;
-  if (position === undefined) return 'unexpected end';
-  const before = text.slice(0, Number(position));
-  const line = before.split('\n').length;
-  const column = Number(position) - before.lastIndexOf('\n');
+/**
+ * `at line L column C` of the first syntax error (columns in bytes): found by the repository's own
+ * JSON reader, since `JSON.parse` does not say where for every error.
+ */
+function where(buffer: Buffer): string {
+  const parsed = parseJsonSkeleton(buffer);
+  const at = 'errorAt' in parsed ? parsed.errorAt : buffer.length;
+  if (at >= buffer.length) return 'it ends before the JSON does';
+  const before = buffer.subarray(0, at);
+  const line = before.filter((b) => b === 0x0a).length + 1;
+  const column = at - before.lastIndexOf(0x0a);
   return `at line ${line} column ${column}`;
 }

@@ -146,7 +146,8 @@ export function release(owner: string): Transition {
 export function toManifest(
   owner: string,
   now: Date,
-  fields: Pick<JobRecord, 'manifest' | 'model' | 'provider' | 'location' | 'queue' | 'inputUri'>,
+  fields: Pick<JobRecord, 'manifest' | 'model' | 'provider' | 'location' | 'queue' | 'inputUri'> &
+    Partial<Pick<JobRecord, 'requestCount' | 'estimate'>>,
 ): Transition {
   return named('toManifest', (cur) =>
     cur.status === 'SUBMITTING' && holdsLease(cur, owner, now)

@@ -1,0 +1,2 @@
+/** The BigQuery emulator's entry point beside the other emulators', for importers outside `local/`. */
+export * from './bigquery/server.js';
