@@ -78,7 +78,7 @@ const TELL: Record<LogEvent, ((line: Line) => void) | null> = {
   'input.received': (l) =>
     step(l, `received (generation ${str(l.generation)}) → job ${str(l.jobId)}`),
   'input.validated': (l) =>
-    step(l, `validated: ${str(l.requestCount)} requests, ${str(l.bytes)} bytes`),
+    step(l, `validated: ${str(l.requestCount)} requests, ${str(l.bytes)} bytes${sourceText(l)}`),
   'job.submitted': (l) =>
     step(l, `job created: ${str(l.vertexJob)} (${str(l.model)}, ${str(l.location)})`),
   'input.invalid': (l) => step(l, color.red(`rejected: ${str(l.reason)}`)),
@@ -123,6 +123,13 @@ const TELL: Record<LogEvent, ((line: Line) => void) | null> = {
   'input.rejected': null,
   'event.release_failed': null,
 };
+
+/** What a manifest's job reads, for its `input.validated` line: ` from the table …`, ` from 2 files …`. */
+function sourceText(l: Line): string {
+  if (typeof l.source !== 'string') return '';
+  if (l.source.startsWith('bq://')) return ` from the table ${l.source}`;
+  return ` from ${str(l.files)} file${l.files === 1 ? '' : 's'} matching ${l.source} (pinned)`;
+}
 
 /** `12 succeeded, 1 failed, 0 missing; tokens …; $…` of a digest's log line. */
 function digestText(l: Line): string {

@@ -45,6 +45,14 @@ export async function resultsCommand(ctx: Context, jobId: string, out?: string):
   }
 
   let written: { path: string; bytes: number; uri: string } | null = null;
+  if (out !== undefined && record.outputDirectory?.startsWith('bq://')) {
+    // A manifest's job that wrote to BigQuery: its output table is its results.
+    const table = record.outputDirectory.slice('bq://'.length);
+    throw new CliError(
+      `the results of ${jobId} are the BigQuery table ${record.outputDirectory}, not a file`,
+      `read them there, for example: bq head --max_rows=20 ${table.replace('.', ':')}`,
+    );
+  }
   if (out !== undefined) {
     const resultsFile = await outputFile(ctx, record, 'results.jsonl');
     if (!resultsFile) throw noDigest(record, 'results.jsonl');

@@ -292,6 +292,12 @@ function bigquery(deps: SourceDeps): BigQueryTables {
   return deps.bigquery;
 }
 
+/**
+ * Column types an input table may not have (the repeated mode is the array kind): Vertex AI's
+ * batch prediction from BigQuery documents these as unsupported.
+ */
+const UNSUPPORTED_TYPES = ['RECORD', 'STRUCT', 'RANGE', 'DATETIME', 'GEOGRAPHY'];
+
 /** The columns Vertex AI writes into an output table: an input may not have them. */
 const RESERVED_COLUMNS = ['response', 'status'];
 
@@ -339,6 +345,16 @@ async function validateTable(
       customId
         ? `has a "custom_id" column of type ${customId.type}: Claude rows need a STRING custom_id`
         : 'has no "custom_id" column: Claude rows need a STRING "custom_id" column beside "request"',
+    );
+  }
+  // Other columns are copied to the output, except kinds Vertex AI does not take.
+  const unsupported = table.columns.find(
+    (c) => c !== request && (c.mode === 'REPEATED' || UNSUPPORTED_TYPES.includes(c.type)),
+  );
+  if (unsupported) {
+    return refuse(
+      'INPUT.INVALID_TABLE',
+      `has a column "${unsupported.name}" of type ${unsupported.mode === 'REPEATED' ? 'ARRAY' : unsupported.type}: Vertex AI batch prediction reads tables without array, struct, range, datetime or geography columns`,
     );
   }
   const reserved = RESERVED_COLUMNS.find((name) => column(name));

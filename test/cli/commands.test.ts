@@ -7,7 +7,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { INPUT_BUCKET, OUTPUT_BUCKET, startStack, type Stack } from '../../local/stack.js';
+import {
+  BIGQUERY_DATASET,
+  INPUT_BUCKET,
+  OUTPUT_BUCKET,
+  PROJECT,
+  startStack,
+  type Stack,
+} from '../../local/stack.js';
 import type { CompletionEvent } from '../../shared/core/events.js';
 import type { JobRecord } from '../../shared/core/jobs.js';
 import { cli } from './run.js';
@@ -307,6 +314,33 @@ describe.skipIf(!officialFirestore)(
       expect(refused.stderr).toMatch(
         /has no results: its input was refused \(REJECTED: INPUT.INVALID_JSONL\)/,
       );
+    });
+
+    it('results of a manifest that wrote to BigQuery: the summary, and the table named instead of a file', async () => {
+      const table = { project: PROJECT, dataset: BIGQUERY_DATASET, table: 'cli_reviews' };
+      stack.bigquery.store.createTable(table, [
+        { name: 'request', type: 'JSON', mode: 'REQUIRED' },
+      ]);
+      stack.bigquery.store.insertRows(table, [
+        { request: (JSON.parse(firstLine) as { request: unknown }).request },
+      ]);
+      const manifest = {
+        source: `bq://${PROJECT}.${BIGQUERY_DATASET}.cli_reviews`,
+        destination: `bq://${PROJECT}.${BIGQUERY_DATASET}`,
+      };
+      await submit('inputs/cli-table.batch.json', JSON.stringify(manifest));
+      const jobId = await jobIdOf('inputs/cli-table.batch.json');
+      const event = await finish(jobId);
+      expect(event.results?.rows).toEqual({ succeeded: 1, failed: 0, missing: 0 });
+      const text = await cli(env, ['results', jobId]);
+      expect(text.code, text.stderr).toBe(0);
+      expect(text.stdout).toMatch(/^rows\s+1 succeeded, 0 failed, 0 missing$/m);
+      const out = await cli(env, ['results', jobId, '--out', join(root, 'table.jsonl')]);
+      expect(out.code).toBe(1);
+      expect(out.stderr).toContain(
+        `the results of ${jobId} are the BigQuery table ${event.output?.directory ?? '?'}, not a file`,
+      );
+      expect(out.stderr).toMatch(/bq head --max_rows=20 demo-batch-courier:reviews\.predictions_/);
     });
 
     it('retry: failed.jsonl becomes a new input with the original model and region, once', async () => {

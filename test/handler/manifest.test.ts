@@ -479,6 +479,28 @@ describe('manifests over a BigQuery table', () => {
       'INPUT.INVALID_LOCATION',
       /is in US, but the job runs in us-central1/,
     ],
+    [
+      'a DATETIME column',
+      {
+        columns: [
+          { name: 'request', type: 'JSON', mode: 'NULLABLE' },
+          { name: 'asked_at', type: 'DATETIME', mode: 'NULLABLE' },
+        ],
+      },
+      'INPUT.INVALID_TABLE',
+      /has a column "asked_at" of type DATETIME: Vertex AI batch prediction reads tables without array, struct/,
+    ],
+    [
+      'an array column',
+      {
+        columns: [
+          { name: 'request', type: 'JSON', mode: 'NULLABLE' },
+          { name: 'tags', type: 'STRING', mode: 'REPEATED' },
+        ],
+      },
+      'INPUT.INVALID_TABLE',
+      /has a column "tags" of type ARRAY/,
+    ],
   ])('%s is refused before submit', async (_, table, code, message) => {
     const w = world();
     if (table) w.bigquery.put(TABLE, { ...geminiTable(['one']), ...table });
