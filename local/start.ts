@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync 
 import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LogEvent } from '../shared/log-events.js';
+import { seedRequestsTable } from './bigquery/seed.js';
 import type { CompletionEvent } from '../shared/core/events.js';
 import {
   BIGQUERY_DATASET,
@@ -284,25 +285,18 @@ function printEvent(event: CompletionEvent): void {
  * Seeds what the example manifests read: a BigQuery table of the JSONL example's requests (one
  * row each, `review_id` beside `request`), and the two halves of it as files.
  */
-async function seedExamples(stack: Stack): Promise<void> {
+async function seedExamples(stack: Stack): Promise<number> {
   const examples = resolve(process.cwd(), 'examples');
-  const lines = readFileSync(join(examples, 'customer-reviews.jsonl'), 'utf8').trim().split('\n');
-  const ref = { project: PROJECT, dataset: BIGQUERY_DATASET, table: EXAMPLE_TABLE };
-  stack.bigquery.store.createTable(ref, [
-    { name: 'review_id', type: 'INTEGER', mode: 'REQUIRED' },
-    { name: 'request', type: 'JSON', mode: 'REQUIRED' },
-  ]);
-  stack.bigquery.store.insertRows(
-    ref,
-    lines.map((l, i) => ({
-      review_id: i + 1,
-      request: (JSON.parse(l) as { request: unknown }).request,
-    })),
+  const rows = seedRequestsTable(
+    stack.bigquery.store,
+    { project: PROJECT, dataset: BIGQUERY_DATASET, table: EXAMPLE_TABLE },
+    readFileSync(join(examples, 'customer-reviews.jsonl'), 'utf8'),
   );
   const files = join(examples, 'manifests', 'files');
   for (const name of readdirSync(files).sort()) {
     await stack.upload(`${EXAMPLE_FILES_FOLDER}${name}`, readFileSync(join(files, name)));
   }
+  return rows;
 }
 
 /** Uploads `.jsonl` files dropped into the inbox (a sub-folder name is the model), then moves them to `sent/`. */
@@ -407,13 +401,9 @@ async function main(): Promise<number> {
     );
   };
 
-  await seedExamples(stack);
+  const seeded = await seedExamples(stack);
   say(
-    `  examples       table ${PROJECT}.${BIGQUERY_DATASET}.${EXAMPLE_TABLE} (${
-      readFileSync(resolve(process.cwd(), 'examples', 'customer-reviews.jsonl'), 'utf8')
-        .trim()
-        .split('\n').length
-    } rows) and gs://${INPUT_BUCKET}/${EXAMPLE_FILES_FOLDER}reviews-part-*.jsonl, for the manifests in examples/manifests/`,
+    `  examples       table ${PROJECT}.${BIGQUERY_DATASET}.${EXAMPLE_TABLE} (${seeded} rows) and gs://${INPUT_BUCKET}/${EXAMPLE_FILES_FOLDER}reviews-part-*.jsonl, for the manifests in examples/manifests/`,
   );
   say(
     `\n${color.bold('example')}: ${relative(process.cwd(), EXAMPLE)} → gs://${INPUT_BUCKET}/${EXAMPLE_NAME}`,

@@ -6,7 +6,7 @@ import { pollBatchJobs } from '../shared/app/poll.js';
 import { handleStorageEvent } from '../shared/app/submit.js';
 import type { CompletionEvent } from '../shared/core/events.js';
 import { createWorld, finalizeEvent } from './fakes.js';
-import { requestInputUris, requestOutputUri } from '../shared/core/vertex.js';
+import { requestInputUris, requestOutputUri, type BatchJobRequest } from '../shared/core/vertex.js';
 
 const BUCKET = 'acme-batch-input';
 const GEN = '1764150067498213';
@@ -49,6 +49,24 @@ export async function bytesOf(w: World, uri: string): Promise<Buffer> {
   return data;
 }
 
+/** The request lines a job reads: every file it names, in order, or its table's rows. */
+export async function linesRead(w: World, req: BatchJobRequest): Promise<string[]> {
+  const input = req.inputConfig;
+  if ('bigquerySource' in input) {
+    const m = /^bq:\/\/([^.]+)\.([^.]+)\.(.+)$/.exec(input.bigquerySource.inputUri);
+    const ref = { project: m?.[1] ?? '', dataset: m?.[2] ?? '', table: m?.[3] ?? '' };
+    const lines: string[] = [];
+    for await (const [r] of w.bigquery.rows(ref, ['request'])) lines.push(`{"request":${r}}`);
+    return lines;
+  }
+  const lines: string[] = [];
+  for (const uri of requestInputUris(req)) {
+    const text = (await bytesOf(w, uri)).toString('utf8');
+    lines.push(...text.split('\n').filter((l) => l.trim() !== ''));
+  }
+  return lines;
+}
+
 /**
  * Ends every running Vertex job: reads the input it was given, writes its predictions (reversed)
  * and sets its state; `failWhole` names attempts whose job fails with no output at all.
@@ -61,7 +79,6 @@ export async function endJobs(w: World, failWhole: number[] = []): Promise<void>
       continue;
     }
     const attempt = Number(/-a(\d+)$/.exec(job.displayName ?? '')?.[1] ?? 1);
-    const uri = (job.request && requestInputUris(job.request)[0]) ?? '';
     const dir = `${job.request && requestOutputUri(job.request)}prediction-model-x`;
     if (failWhole.includes(attempt)) {
       w.vertex.setState(name, {
@@ -70,7 +87,7 @@ export async function endJobs(w: World, failWhole: number[] = []): Promise<void>
       });
       continue;
     }
-    const lines = (await bytesOf(w, uri)).toString('utf8').trim().split('\n');
+    const lines = job.request ? await linesRead(w, job.request) : [];
     let ok = 0;
     let failed = 0;
     const out: string[] = [];

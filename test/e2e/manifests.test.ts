@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIGQUERY_DATASET, PROJECT, startStack, type Stack } from '../../local/stack.js';
 import { CompletionEventSchema } from '../../shared/core/events.js';
+import { seedRequestsTable } from '../../local/bigquery/seed.js';
 
 let stack: Stack;
 let root: string;
@@ -44,17 +45,7 @@ async function download(name: string): Promise<string> {
 describe('manifests on the offline stack', () => {
   it('a manifest over a BigQuery table writing to a dataset: validated, one job, the output table counted, one event', async () => {
     const table = { project: PROJECT, dataset: BIGQUERY_DATASET, table: 'e2e_reviews' };
-    stack.bigquery.store.createTable(table, [
-      { name: 'review_id', type: 'INTEGER', mode: 'REQUIRED' },
-      { name: 'request', type: 'JSON', mode: 'REQUIRED' },
-    ]);
-    stack.bigquery.store.insertRows(
-      table,
-      lines.map((l, i) => ({
-        review_id: i + 1,
-        request: (JSON.parse(l) as { request: unknown }).request,
-      })),
-    );
+    seedRequestsTable(stack.bigquery.store, table, lines.join('\n'));
     const source = `bq://${PROJECT}.${BIGQUERY_DATASET}.e2e_reviews`;
     await stack.upload(
       'inputs/e2e-table.batch.json',

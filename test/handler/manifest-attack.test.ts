@@ -10,99 +10,33 @@ import { pollBatchJobs } from '../../shared/app/poll.js';
 import { handleStorageEvent } from '../../shared/app/submit.js';
 import { PermanentError, TransientError } from '../../shared/core/errors.js';
 import { CompletionEventSchema, type CompletionEvent } from '../../shared/core/events.js';
-import { deriveJobId } from '../../shared/core/job-id.js';
 import { MAX_MANIFEST_BYTES, parseManifest, wildcardMatcher } from '../../shared/core/manifest.js';
 import type { Transition, TransitionName } from '../../shared/core/transitions.js';
-import {
-  requestInputUris,
-  requestOutputUri,
-  type BatchJobRequest,
-} from '../../shared/core/vertex.js';
+import { requestInputUris, requestOutputUri } from '../../shared/core/vertex.js';
 import { Crash, crashAtTransition } from '../crash.js';
+import { ANTHROPIC_LINES, GEMINI_LINES, nextGeneration, type FakeTable } from '../fakes.js';
+import { BAD, endJobs, line, QUOTA } from '../retry-world.js';
 import {
-  ANTHROPIC_LINES,
-  createWorld,
-  finalizeEvent,
-  GEMINI_LINES,
-  nextGeneration,
-  type FakeTable,
-} from '../fakes.js';
-import { BAD, bytesOf, line, outcome, QUOTA } from '../retry-world.js';
-
-type World = ReturnType<typeof createWorld>;
-
-const BUCKET = 'acme-batch-input';
-const OUT = 'acme-batch-output';
-const NAME = 'inputs/nightly.batch.json';
-const GEN = '1764150067498213';
-const JOB_ID = deriveJobId(BUCKET, NAME, GEN);
-const PREFIX = `gs://${OUT}/results/${JOB_ID}/`;
-const TABLE = 'bq://acme-prod.prompts.reviews';
-
-const request = (text: string) => ({
-  contents: [{ role: 'user', parts: [{ text }] }],
-  generationConfig: { maxOutputTokens: 16 },
-});
-
-function geminiTable(texts: string[], extra: Partial<FakeTable> = {}): FakeTable {
-  return {
-    columns: [
-      { name: 'id', type: 'INTEGER', mode: 'NULLABLE' },
-      { name: 'request', type: 'JSON', mode: 'NULLABLE' },
-    ],
-    rows: texts.map((t, i) => ({ id: String(i + 1), request: JSON.stringify(request(t)) })),
-    ...extra,
-  };
-}
-
-function world(config: Record<string, string> = {}): World {
-  const w = createWorld({
-    ALLOWED_BIGQUERY_DATASETS: 'acme-prod.prompts,acme-prod.results',
-    RETRY_FAILED_ROWS: '0',
-    ...config,
-  });
-  w.bigquery.addDataset('acme-prod.prompts', 'us-central1');
-  w.bigquery.addDataset('acme-prod.results', 'us-central1');
-  return w;
-}
-
-function manifestEvent(text: string | Buffer, metadata?: Record<string, string>) {
-  return finalizeEvent({
-    name: NAME,
-    size: String(Buffer.byteLength(text)),
-    ...(metadata ? { metadata } : {}),
-  });
-}
-
-/** Stores the manifest (without delivering its event). */
-function put(w: World, manifest: unknown): string | Buffer {
-  const text =
-    typeof manifest === 'string' || Buffer.isBuffer(manifest) ? manifest : JSON.stringify(manifest);
-  w.reader.put(BUCKET, NAME, GEN, text);
-  return text;
-}
-
-/** Uploads the manifest and delivers its event. */
-async function upload(w: World, manifest: unknown, metadata?: Record<string, string>) {
-  const text = put(w, manifest);
-  return handleStorageEvent(manifestEvent(text, metadata), w.submitDeps);
-}
+  BUCKET,
+  GEN,
+  geminiTable,
+  JOB_ID,
+  manifestEvent,
+  NAME,
+  PREFIX,
+  put,
+  rejection,
+  request,
+  TABLE,
+  upload,
+  world,
+  type World,
+} from '../manifest-world.js';
 
 /** Delivers the manifest's event again (Eventarc's retry after a failure). */
 function redeliver(w: World) {
   const text = w.reader.bytes(BUCKET, NAME, GEN) ?? Buffer.alloc(0);
   return handleStorageEvent(manifestEvent(text), w.submitDeps);
-}
-
-/** The one rejection event, checked against the schema. */
-function rejection(w: World): CompletionEvent {
-  expect(w.vertex.creates).toHaveLength(0);
-  expect(w.publisher.events).toHaveLength(1);
-  const event = CompletionEventSchema.parse(w.publisher.events[0]);
-  expect(event.eventType).toBe('input.rejected');
-  expect(event.input.name).toBe(NAME);
-  expect(event.error?.message).toContain(`(report: ${PREFIX}rejection.json)`);
-  return event;
 }
 
 /** Makes the `n`-th store update applying `transition` crash (before or after it is written). */
@@ -118,85 +52,10 @@ function crashAtNth(w: World, transition: TransitionName, n: number, when: 'befo
   };
 }
 
-/** The JSONL lines a job's create request reads: its files one after another, or its table. */
-async function linesRead(w: World, req: BatchJobRequest): Promise<string[]> {
-  const input = req.inputConfig;
-  if ('bigquerySource' in input) {
-    const m = /^bq:\/\/([^.]+)\.([^.]+)\.(.+)$/.exec(input.bigquerySource.inputUri);
-    const ref = { project: m?.[1] ?? '', dataset: m?.[2] ?? '', table: m?.[3] ?? '' };
-    const lines: string[] = [];
-    for await (const [r] of w.bigquery.rows(ref, ['request'])) lines.push(`{"request":${r}}`);
-    return lines;
-  }
-  const lines: string[] = [];
-  for (const uri of requestInputUris(req)) {
-    const text = (await bytesOf(w, uri)).toString('utf8');
-    lines.push(...text.split('\n').filter((l) => l.trim() !== ''));
-  }
-  return lines;
-}
-
-/**
- * Ends every running job writing to Cloud Storage, as the simulated Vertex of the retry tests
- * does (markers in the prompt), but over every file (or the table) the job reads.
- */
-async function endAll(w: World): Promise<void> {
-  for (const [name, job] of w.vertex.jobs) {
-    if (!job.request || /SUCCEEDED|FAILED|CANCELLED$|EXPIRED/.test(job.state ?? '')) continue;
-    const attempt = Number(/-a(\d+)$/.exec(job.displayName ?? '')?.[1] ?? 1);
-    const dir = `${requestOutputUri(job.request)}prediction-model-x`;
-    let ok = 0;
-    let failed = 0;
-    const out: string[] = [];
-    for (const l of await linesRead(w, job.request)) {
-      const req = (JSON.parse(l) as { request: { contents: { parts: { text: string }[] }[] } })
-        .request;
-      const what = outcome(req.contents[0]?.parts[0]?.text ?? '', attempt);
-      if (what === 'none') continue;
-      if (what === 'ok') {
-        ok++;
-        out.push(
-          JSON.stringify({
-            status: '',
-            request: req,
-            response: {
-              candidates: [{ content: { parts: [{ text: `ok ${attempt}` }] } }],
-              usageMetadata: { promptTokenCount: 10, candidatesTokenCount: 1 },
-            },
-          }),
-        );
-      } else {
-        failed++;
-        out.push(JSON.stringify({ status: what, request: req }));
-      }
-    }
-    const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(dir);
-    w.reader.put(
-      m?.[1] ?? '',
-      `${m?.[2]}/predictions.jsonl`,
-      nextGeneration(),
-      `${out.reverse().join('\n')}\n`,
-    );
-    w.vertex.setState(name, {
-      state:
-        failed === 0
-          ? 'JOB_STATE_SUCCEEDED'
-          : ok > 0
-            ? 'JOB_STATE_PARTIALLY_SUCCEEDED'
-            : 'JOB_STATE_FAILED',
-      completionStats: {
-        ...(ok ? { successfulCount: String(ok) } : {}),
-        ...(failed ? { failedCount: String(failed) } : {}),
-      },
-      outputInfo: { gcsOutputDirectory: dir },
-    });
-  }
-}
-
 /** Polls, ending jobs as they come, until an event is out (bounded). */
 async function drive(w: World): Promise<CompletionEvent[]> {
   for (let i = 0; i < 16 && w.publisher.events.length === 0; i++) {
-    await endAll(w);
+    await endJobs(w);
     w.clock.advance(61_000);
     await pollBatchJobs(w.pollDeps);
   }

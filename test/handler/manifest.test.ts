@@ -5,83 +5,29 @@
 import { describe, expect, it } from 'vitest';
 import { pollBatchJobs } from '../../shared/app/poll.js';
 import { handleStorageEvent } from '../../shared/app/submit.js';
-import { deriveJobId } from '../../shared/core/job-id.js';
 import { MAX_MANIFEST_FILES } from '../../shared/core/manifest.js';
 import { JOB_ID_LABEL, OWNER_LABEL } from '../../shared/core/vertex.js';
 import { CompletionEventSchema } from '../../shared/core/events.js';
 import {
   ANTHROPIC_LINES,
-  createWorld,
   finalizeEvent,
   GEMINI_LINES,
   nextGeneration,
   type FakeTable,
 } from '../fakes.js';
-
-type World = ReturnType<typeof createWorld>;
-
-const BUCKET = 'acme-batch-input';
-const OUT = 'acme-batch-output';
-const NAME = 'inputs/nightly.batch.json';
-const GEN = '1764150067498213';
-const JOB_ID = deriveJobId(BUCKET, NAME, GEN);
-const PREFIX = `gs://${OUT}/results/${JOB_ID}/`;
-const TABLE = 'bq://acme-prod.prompts.reviews';
-
-const request = (text: string) => ({
-  contents: [{ role: 'user', parts: [{ text }] }],
-  generationConfig: { maxOutputTokens: 16 },
-});
-
-/** A Gemini source table with these prompts. */
-function geminiTable(texts: string[], extra: Partial<FakeTable> = {}): FakeTable {
-  return {
-    columns: [
-      { name: 'id', type: 'INTEGER', mode: 'NULLABLE' },
-      { name: 'request', type: 'JSON', mode: 'NULLABLE' },
-    ],
-    rows: texts.map((t, i) => ({ id: String(i + 1), request: JSON.stringify(request(t)) })),
-    ...extra,
-  };
-}
-
-function world(config: Record<string, string> = {}): World {
-  const w = createWorld({
-    ALLOWED_BIGQUERY_DATASETS: 'acme-prod.prompts,acme-prod.results',
-    RETRY_FAILED_ROWS: '0',
-    ...config,
-  });
-  w.bigquery.addDataset('acme-prod.prompts', 'us-central1');
-  w.bigquery.addDataset('acme-prod.results', 'us-central1');
-  return w;
-}
-
-/** Uploads the manifest and delivers its event. */
-async function upload(w: World, manifest: unknown, metadata?: Record<string, string>) {
-  const text = typeof manifest === 'string' ? manifest : JSON.stringify(manifest);
-  w.reader.put(BUCKET, NAME, GEN, text);
-  return handleStorageEvent(
-    finalizeEvent({
-      name: NAME,
-      size: String(Buffer.byteLength(text)),
-      ...(metadata ? { metadata } : {}),
-    }),
-    w.submitDeps,
-  );
-}
-
-/** The one rejection event of a manifest, checked against the schema. */
-function rejection(w: World) {
-  expect(w.vertex.creates).toHaveLength(0);
-  expect(w.publisher.events).toHaveLength(1);
-  const event = CompletionEventSchema.parse(w.publisher.events[0]);
-  expect(event.eventType).toBe('input.rejected');
-  expect(event.input.name).toBe(NAME);
-  // The report file, as for a bad JSONL line.
-  expect(event.error?.message).toContain(`(report: ${PREFIX}rejection.json)`);
-  expect(w.reports.objects.get(`${PREFIX}rejection.json`)).toContain(event.error?.code ?? '?');
-  return event;
-}
+import {
+  BUCKET,
+  GEN,
+  geminiTable,
+  JOB_ID,
+  NAME,
+  PREFIX,
+  rejection,
+  request,
+  TABLE,
+  upload,
+  world,
+} from '../manifest-world.js';
 
 describe('manifests: what the text says', () => {
   it.each([
