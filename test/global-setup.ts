@@ -38,8 +38,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('gcloudPubSubEmulatorHost', pubsub);
   process.stdout.write(
     mode === 'gcloud'
-      ? `emulators: gcloud (official Firestore at ${firestore}, official Pub/Sub at ${pubsub}) + builtin storage, Pub/Sub and Vertex AI\n`
-      : 'emulators: builtin (no gcloud: Firestore contract tests run against the in-memory store only; builtin storage, Pub/Sub and Vertex AI)\n',
+      ? `emulators: gcloud (official Firestore at ${firestore}, official Pub/Sub at ${pubsub}) + builtin storage, Pub/Sub, BigQuery and Vertex AI\n`
+      : 'emulators: builtin (no gcloud: Firestore contract tests run against the in-memory store only; builtin storage, Pub/Sub, BigQuery and Vertex AI)\n',
   );
   return async () => {
     await Promise.all(running.map((e) => e.stop()));
