@@ -44,12 +44,24 @@ sub('shared/app/submission.ts', '{ notAfter },', '{},')
 "
 
 mutate "publish before claim" "$edit
-sub('shared/app/announce.ts', '  const claimed = await deps.jobs.update(jobId, claimAnnouncement(owner, deps.clock()));', '''  const current = await deps.jobs.get(jobId);
-  const claimed = current && claimAnnouncement(owner, deps.clock())({ ...current, lease: null });''')
+sub('shared/app/announce.ts', '  let claimed = await deps.jobs.update(jobId, claimAnnouncement(owner, deps.clock()));', '''  const unclaimed = await deps.jobs.get(jobId);
+  let claimed = unclaimed && claimAnnouncement(owner, deps.clock())({ ...unclaimed, lease: null });''')
 "
 
 mutate "one queue per provider instead of per (model, location)" "$edit
 sub('shared/core/jobs.ts', 'return \`\${base}@\${location}\`;', \"return model.includes('/anthropic/') ? 'anthropic' : 'google';\")
+"
+
+mutate "a manifest's files expanded again when its submission resumes (its pinned files not kept)" "$edit
+sub('shared/app/submission.ts', 'if (requestCount === null || (await tableChanged(record, deps))) {', \"if (requestCount === null || record.manifest?.source.kind === 'gcs' || (await tableChanged(record, deps))) {\")
+"
+
+mutate "a changed table validated again before the job of a lost create is looked for" "$edit
+sub('shared/app/submission.ts', '  // 1. A create whose answer was lost may have made a job', '''  if (record.manifest?.source.kind === 'bigquery' && record.requestCount !== null && (await tableChanged(record, deps))) {
+    const checked = await validateSources(record, deps);
+    if ('error' in checked) return reject(record, owner, deps, checked.error, checked.found);
+  }
+  // 1. A create whose answer was lost may have made a job''')
 "
 
 exit $missed

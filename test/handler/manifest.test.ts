@@ -21,6 +21,7 @@ import {
   geminiTable,
   JOB_ID,
   NAME,
+  OUT,
   PREFIX,
   rejection,
   request,
@@ -502,6 +503,52 @@ describe('manifests over a BigQuery table', () => {
     };
     expect(report.errors.map((e) => e.line)).toEqual([2, 4]);
     expect(report.errors[1]?.message).toMatch(/not valid JSON/);
+  });
+
+  it('a table changed after the job read it: its output is not matched to rows it never read; the event still goes out, once', async () => {
+    const w = world();
+    w.bigquery.put(TABLE, geminiTable(['one', 'two']));
+    await upload(w, { source: TABLE });
+    const name = [...w.vertex.jobs.keys()][0]!;
+    // Vertex read the two rows; then someone appends a third before the job ends.
+    w.bigquery.put(TABLE, geminiTable(['one', 'two', 'three']));
+    const dir = `${PREFIX}prediction-model-x`;
+    w.reader.put(
+      OUT,
+      `results/${JOB_ID}/prediction-model-x/predictions.jsonl`,
+      nextGeneration(),
+      ['one', 'two']
+        .map((t) =>
+          JSON.stringify({
+            status: '',
+            request: request(t),
+            response: { candidates: [{ content: { parts: [{ text: 'ok' }] } }] },
+          }),
+        )
+        .join('\n') + '\n',
+    );
+    w.vertex.setState(name, {
+      state: 'JOB_STATE_SUCCEEDED',
+      outputInfo: { gcsOutputDirectory: dir },
+      completionStats: { successfulCount: '2' },
+    });
+    await pollBatchJobs(w.pollDeps);
+    expect(w.publisher.events).toHaveLength(1);
+    const event = CompletionEventSchema.parse(w.publisher.events[0]);
+    expect(event).toMatchObject({
+      eventType: 'job.completed',
+      state: 'JOB_STATE_SUCCEEDED',
+      stats: { successfulCount: 2 },
+      results: null,
+    });
+    expect(w.reports.objects.has(`${PREFIX}results.jsonl`)).toBe(false);
+    expect(w.log.lines.find((l) => l.event === 'digest.failed')).toMatchObject({
+      error: expect.objectContaining({
+        message: expect.stringMatching(
+          /reviews changed after the job read it: its output cannot be matched/,
+        ),
+      }),
+    });
   });
 
   it('a queued manifest whose table changed is validated again before its create', async () => {

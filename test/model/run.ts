@@ -15,6 +15,8 @@ export interface RunOptions {
   maxActions?: number;
   /** A fresh job store per schedule (the Firestore tier); in-memory otherwise. */
   jobs?: () => Promise<JobStore>;
+  /** Out of 10, the weight of manifest schedules (the rest are about JSONL inputs); default 3. */
+  manifestShare?: number;
 }
 
 /** Thrown with the readable trace of a failing schedule. */
@@ -53,10 +55,13 @@ async function runSchedule(actions: Action[], options: RunOptions): Promise<Outc
 /** Runs `schedules` random schedules from `seed`; throws {@link ScheduleFailure} on a violation. */
 export async function runSchedules(options: RunOptions): Promise<{ schedules: number }> {
   const result = await fc.check(
-    fc.asyncProperty(scheduleArb(options.maxActions ?? 40), async (actions) => {
-      const { violation } = await runSchedule(actions, options);
-      if (violation) throw new Error(violation);
-    }),
+    fc.asyncProperty(
+      scheduleArb(options.maxActions ?? 40, options.manifestShare ?? 3),
+      async (actions) => {
+        const { violation } = await runSchedule(actions, options);
+        if (violation) throw new Error(violation);
+      },
+    ),
     { numRuns: options.schedules, seed: options.seed, endOnFailure: false },
   );
   if (result.failed && result.counterexample) {

@@ -12,22 +12,42 @@ import { deriveJobId } from '../../shared/core/job-id.js';
 import type { JobRecord } from '../../shared/core/jobs.js';
 import { createMemoryLogger } from '../../shared/logger.js';
 import type { JobStore } from '../../shared/ports.js';
-import type { BatchJobRequest } from '../../shared/core/vertex.js';
+import { isTerminalState, type BatchJobRequest } from '../../shared/core/vertex.js';
+import type { TransitionName } from '../../shared/core/transitions.js';
 import {
   createClock,
+  createFakeBigQuery,
   createFakePublisher,
   createFakeReader,
   createFakeVertex,
   createFakeWriter,
   finalizeEvent,
   testConfig,
+  type FakeTable,
 } from '../fakes.js';
 
 export const BUCKET = 'model-input';
+/** The project of the model's BigQuery datasets. */
+export const BQ_PROJECT = 'model-proj';
+
+/** The model's dataset of `kind` in a region (a dataset has one location). */
+export function datasetOf(kind: 'prompts' | 'results', location: string): string {
+  return `${kind}_${location.replace(/-/g, '_')}`;
+}
+
+/** Where an invocation dies: after its n-th side effect, a transition's write, or its create. */
+export type CrashPoint = number | TransitionName | 'create' | undefined;
 
 /** The function instance dying: every call after the chosen one fails with it. */
 export class Crash extends Error {
   override name = 'Crash';
+}
+
+/** What a manifest upload asked for (the model's own account, for the invariants). */
+export interface ManifestSpec {
+  source: { kind: 'files'; uris: string[] } | { kind: 'table'; uri: string };
+  /** As written in the manifest; undefined: the job's own prefix. */
+  destination: string | undefined;
 }
 
 /** One uploaded object generation. */
@@ -38,6 +58,15 @@ export interface Upload {
   bytes: Buffer;
   metadata: Record<string, string>;
   time: string;
+  /** Set when the object is a manifest. */
+  manifest?: ManifestSpec;
+}
+
+/** One generation of a data file (a file manifests read; no event, outside INPUT_PREFIX). */
+export interface DataFile {
+  name: string;
+  generation: string;
+  bytes: Buffer;
 }
 
 /** A create the fake Vertex received, with what the invariants check at that moment. */
@@ -46,12 +75,22 @@ export interface CreateSeen {
   request: BatchJobRequest;
   /** Other inputs with a live Claude job just before this create (Claude creates only). */
   claudeRunning: number;
+  /** The record as the store held it when the create was sent. */
+  record: JobRecord | undefined;
+  /** A BigQuery source as it was when the create was sent (what the model's Vertex reads). */
+  table: FakeTable | undefined;
+  /** True when the create made a job (false: refused before or by a fault). */
+  made: boolean;
+  /** The job it made. */
+  job: string | undefined;
 }
 
 /** A publish, with the record as the store held it at that moment. */
 export interface PublishSeen {
   event: CompletionEvent;
   record: JobRecord | undefined;
+  /** Jobs of this input Vertex was still running (not ended, not being cancelled) then. */
+  liveJobs: string[];
 }
 
 export interface WorldOptions {
@@ -67,6 +106,9 @@ export function createModelWorld(options: WorldOptions = {}) {
   const config: Config = testConfig({
     ANTHROPIC_MAX_CONCURRENT_JOBS: '2',
     MAX_QUEUE_HOURS: '12',
+    // Inputs are under inputs/; the files manifests read (data/) are not inputs themselves.
+    INPUT_PREFIX: 'inputs/',
+    ALLOWED_BIGQUERY_DATASETS: '*',
     ...options.config,
   });
   const clock = createClock();
@@ -75,11 +117,21 @@ export function createModelWorld(options: WorldOptions = {}) {
   const reports = createFakeWriter(reader);
   const vertex = createFakeVertex(clock);
   const publisher = createFakePublisher();
+  const bigquery = createFakeBigQuery();
+  for (const location of ['us-central1', 'europe-west4', 'us-east5']) {
+    bigquery.addDataset(`${BQ_PROJECT}.${datasetOf('prompts', location)}`, location);
+    bigquery.addDataset(`${BQ_PROJECT}.${datasetOf('results', location)}`, location);
+  }
+  /** The model's copy of every table it put in the fake BigQuery (reading it costs no fault). */
+  const tables = new Map<string, FakeTable>();
+  /** What the model's Vertex reads for a BigQuery source: the table as it was at the create. */
+  const tableAtCreate = new WeakMap<BatchJobRequest, FakeTable>();
   const log = createMemoryLogger('error');
   let owners = 0;
   const newOwner = (): string => `w${++owners}`;
 
   const uploads: Upload[] = [];
+  const data: DataFile[] = [];
   const creates: CreateSeen[] = [];
   const publishes: PublishSeen[] = [];
   /** Deliveries Eventarc still owes (not yet acknowledged), by upload index. */
@@ -89,6 +141,8 @@ export function createModelWorld(options: WorldOptions = {}) {
    * be published twice (with the same id).
    */
   const disruptions = { count: 0 };
+  /** Jobs Vertex forgot (a `vertex-forget`): their creates no longer count. */
+  const forgotten: string[] = [];
   /** Inputs put in a queue behind nobody of their own model and region. */
   const queueViolations: string[] = [];
   /** Invocations frozen mid-way (an instance stalled), waiting to be resumed. */
@@ -112,22 +166,56 @@ export function createModelWorld(options: WorldOptions = {}) {
         .map((j) => j.displayName),
     );
     live.delete(request.displayName);
-    creates.push({
+    const input = request.inputConfig;
+    const source =
+      'bigquerySource' in input ? tables.get(input.bigquerySource.inputUri) : undefined;
+    const table = source && structuredClone(source);
+    if (table) tableAtCreate.set(request, table);
+    const seen: CreateSeen = {
       jobId: request.displayName,
       request: structuredClone(request),
       claudeRunning: claude ? live.size : 0,
-    });
-    return create(location, request, options);
+      record: await jobs.get(request.displayName).catch(() => undefined),
+      table,
+      made: false,
+      job: undefined,
+    };
+    creates.push(seen);
+    try {
+      return await create(location, request, options);
+    } finally {
+      seen.job = [...vertex.jobs.values()].find((j) => j.request === request)?.name;
+      seen.made = seen.job !== undefined;
+    }
   };
   const publish = publisher.publish.bind(publisher);
   publisher.publish = async (event) => {
     const record = await jobs.get(event.jobId).catch(() => undefined);
+    const liveJobs = [...vertex.jobs.values()]
+      .filter(
+        (j) =>
+          j.displayName === event.jobId &&
+          !isTerminalState(j.state ?? '') &&
+          j.state !== 'JOB_STATE_CANCELLING',
+      )
+      .map((j) => j.name);
     const id = await publish(event);
-    publishes.push({ event: structuredClone(event), record });
+    publishes.push({ event: structuredClone(event), record, liveJobs });
     return id;
   };
 
-  const base = { config, jobs, reader, reports, vertex, publisher, log, clock, newOwner };
+  const base = {
+    config,
+    jobs,
+    reader,
+    reports,
+    vertex,
+    bigquery,
+    publisher,
+    log,
+    clock,
+    newOwner,
+  };
 
   /**
    * Runs one invocation; resolves to its outcome, `error: <name>`, or `frozen` when it stalled
@@ -136,7 +224,7 @@ export function createModelWorld(options: WorldOptions = {}) {
   async function run(
     label: string,
     body: (deps: SubmitDeps & PollDeps) => Promise<string>,
-    crashAfter: number | undefined,
+    crashAfter: CrashPoint,
     freezeAt: number | undefined,
   ): Promise<string> {
     let signal = (): void => undefined;
@@ -162,12 +250,12 @@ export function createModelWorld(options: WorldOptions = {}) {
    * call throw {@link Crash}, as if the instance were gone.
    */
   function invocation(
-    crashAfter: number | undefined,
+    crashAfter: CrashPoint,
     freeze?: { at: number; signal: () => void; gate: Promise<void> },
   ): SubmitDeps & PollDeps {
     let calls = 0;
     let dead = false;
-    const effect = async <T>(run: () => Promise<T>): Promise<T> => {
+    const effect = async <T>(run: () => Promise<T>, transition?: string): Promise<T> => {
       if (dead) throw new Crash('the instance is gone');
       if (freeze && calls + 1 === freeze.at) {
         // The instance stalls just before this side effect (a frozen VM), and resumes later.
@@ -177,7 +265,13 @@ export function createModelWorld(options: WorldOptions = {}) {
       }
       const out = await run();
       calls++;
-      if (crashAfter !== undefined && calls >= crashAfter) {
+      // A number: after that many side effects; a name: after the first write of that transition
+      // (or after the first Vertex create, `create`: the job exists, its answer is lost).
+      const due =
+        typeof crashAfter === 'number'
+          ? calls >= crashAfter
+          : crashAfter !== undefined && crashAfter === transition && !!out;
+      if (due) {
         dead = true;
         disruptions.count++;
         throw new Crash(`crashed after side effect ${calls}`);
@@ -195,40 +289,43 @@ export function createModelWorld(options: WorldOptions = {}) {
         createIfAbsent: (r) => effect(() => jobs.createIfAbsent(r)),
         get: (id) => read(() => jobs.get(id)),
         update: (id, change) =>
-          effect(async () => {
-            let queued: JobRecord | undefined;
-            const out = await jobs.update(id, (cur) => {
-              const next = change(cur);
-              // Waiting for queue order (not throttled, not a Claude slot): must be behind an
-              // older waiting input of the same model and region.
-              queued =
-                next?.status === 'WAITING' &&
-                cur.status === 'SUBMITTING' &&
-                next.waitAttempts === cur.waitAttempts &&
-                next.provider === 'google'
-                  ? next
-                  : undefined;
-              return next;
-            });
-            const q = queued;
-            if (out && q) {
-              // The queue is recomputed here, not read from the record: the model's own view.
-              const { records } = await jobs.listOutstanding(1000);
-              const ahead = records.filter(
-                (r) =>
-                  r.jobId !== q.jobId &&
-                  r.status === 'WAITING' &&
-                  r.model === q.model &&
-                  r.location === q.location,
-              );
-              if (ahead.length === 0) {
-                queueViolations.push(
-                  `${q.jobId} (${q.model} in ${q.location}) waits though no input of its model and region is waiting`,
+          effect(
+            async () => {
+              let queued: JobRecord | undefined;
+              const out = await jobs.update(id, (cur) => {
+                const next = change(cur);
+                // Waiting for queue order (not throttled, not a Claude slot): must be behind an
+                // older waiting input of the same model and region.
+                queued =
+                  next?.status === 'WAITING' &&
+                  cur.status === 'SUBMITTING' &&
+                  next.waitAttempts === cur.waitAttempts &&
+                  next.provider === 'google'
+                    ? next
+                    : undefined;
+                return next;
+              });
+              const q = queued;
+              if (out && q) {
+                // The queue is recomputed here, not read from the record: the model's own view.
+                const { records } = await jobs.listOutstanding(1000);
+                const ahead = records.filter(
+                  (r) =>
+                    r.jobId !== q.jobId &&
+                    r.status === 'WAITING' &&
+                    r.model === q.model &&
+                    r.location === q.location,
                 );
+                if (ahead.length === 0) {
+                  queueViolations.push(
+                    `${q.jobId} (${q.model} in ${q.location}) waits though no input of its model and region is waiting`,
+                  );
+                }
               }
-            }
-            return out;
-          }),
+              return out;
+            },
+            (change as { transition?: string }).transition,
+          ),
         countWaiting: (q) => read(() => jobs.countWaiting(q)),
         reserveSlot: (p, id, c) => effect(() => jobs.reserveSlot(p, id, c)),
         releaseSlot: (p, id) => effect(() => jobs.releaseSlot(p, id)),
@@ -249,10 +346,18 @@ export function createModelWorld(options: WorldOptions = {}) {
         remove: (u) => effect(() => reports.remove(u)),
       },
       vertex: {
-        create: (l, r, o) => effect(() => vertex.create(l, r, o)),
+        create: (l, r, o) => effect(() => vertex.create(l, r, o), 'create'),
         cancel: (n) => effect(() => vertex.cancel(n)),
         get: (n) => read(() => vertex.get(n)),
         list: (l, o) => read(() => vertex.list(l, o)),
+      },
+      bigquery: {
+        table: (ref) => read(() => bigquery.table(ref)),
+        dataset: (ref) => read(() => bigquery.dataset(ref)),
+        rows: (ref, columns) => {
+          if (dead) throw new Crash('the instance is gone');
+          return bigquery.rows(ref, columns);
+        },
       },
       publisher: { publish: (e) => effect(() => publisher.publish(e)) },
     };
@@ -266,17 +371,27 @@ export function createModelWorld(options: WorldOptions = {}) {
     reports,
     vertex,
     publisher,
+    bigquery,
+    tables,
+    tableAtCreate,
     log,
     uploads,
+    data,
     creates,
     publishes,
     pending,
     frozen,
     disruptions,
+    forgotten,
     queueViolations,
 
     /** A new generation of `name`: stored, and its finalize event owed by Eventarc. */
-    upload(name: string, bytes: Buffer, metadata: Record<string, string>): Upload {
+    upload(
+      name: string,
+      bytes: Buffer,
+      metadata: Record<string, string>,
+      manifest?: ManifestSpec,
+    ): Upload {
       generation += 1 + (generation % 7);
       const gen = String(generation);
       reader.put(BUCKET, name, gen, bytes);
@@ -287,10 +402,39 @@ export function createModelWorld(options: WorldOptions = {}) {
         bytes,
         metadata,
         time: clock().toISOString(),
+        ...(manifest ? { manifest } : {}),
       };
       uploads.push(up);
       pending.push(uploads.length - 1);
       return up;
+    },
+
+    /** A new generation of a data file (outside INPUT_PREFIX: Eventarc's event is ignored). */
+    putData(name: string, bytes: Buffer): DataFile {
+      generation += 1 + (generation % 7);
+      const file = { name, generation: String(generation), bytes };
+      reader.put(BUCKET, name, file.generation, bytes);
+      data.push(file);
+      return file;
+    },
+
+    /** Deletes the newest generation of a data file. */
+    removeData(name: string): boolean {
+      const live = [...data].reverse().find((d) => d.name === name);
+      if (!live || !reader.bytes(BUCKET, name, live.generation)) return false;
+      reader.remove(BUCKET, name, live.generation);
+      return true;
+    },
+
+    /** Puts a table in the fake BigQuery (a new `lastModifiedTime`), keeping the model's copy. */
+    putTable(uri: string, table: FakeTable): void {
+      tables.set(uri, structuredClone(table));
+      bigquery.put(uri, table);
+    },
+
+    /** Consumes a BigQuery fault still armed (quiescence). */
+    async clearBigQueryFault(): Promise<void> {
+      await bigquery.table({ project: BQ_PROJECT, dataset: 'none', table: 'none' }).catch(() => 0);
     },
 
     /** Deletes the newest generation of `name` (no event: Eventarc sends finalize only). */
@@ -306,7 +450,7 @@ export function createModelWorld(options: WorldOptions = {}) {
     async deliver(
       index: number,
       copies: number,
-      crashAfter?: number,
+      crashAfter?: CrashPoint,
       freezeAt?: number,
     ): Promise<string[]> {
       const up = uploads[index];
@@ -339,7 +483,7 @@ export function createModelWorld(options: WorldOptions = {}) {
     /** One poll run (or `overlap` runs at once), each possibly dying or stalling mid-way. */
     async poll(
       overlap: number,
-      crashAfter?: number,
+      crashAfter?: CrashPoint,
       budgetMs?: number,
       freezeAt?: number,
     ): Promise<string[]> {
