@@ -34,14 +34,7 @@ import {
 } from '../core/results.js';
 import { isTransientRowError } from '../core/row-errors.js';
 import type { Logger } from '../logger.js';
-import type {
-  BigQueryTables,
-  ListedObject,
-  ObjectReader,
-  ObjectWriter,
-  TableRef,
-} from '../ports.js';
-import { parseTableUri } from '../core/manifest.js';
+import type { BigQueryTables, ListedObject, ObjectReader, ObjectWriter } from '../ports.js';
 import { tableLines } from './sources.js';
 
 /** What a digest needs. */
@@ -392,16 +385,9 @@ export async function inputOf(
   if (source?.kind === 'bigquery') {
     const bigquery = deps.bigquery;
     if (!bigquery) throw new Error('no BigQuery client: the functions always configure one');
-    // The rows are read again now: rows changed since they were validated are not the rows the
-    // job read, and matching its output to them would put answers beside the wrong requests.
-    const table = await bigquery.table(parseTableUri(source.uri) as TableRef);
-    if (table?.modified !== record.manifest?.tableModified) {
-      throw new PermanentError(
-        'DIGEST.INPUT_CHANGED',
-        `${source.uri} ${table ? 'changed' : 'was deleted'} after the job read it: its output cannot be matched to its rows (the predictions are in ${record.outputDirectory ?? 'its output folder'})`,
-      );
-    }
-    return () => tableLines(bigquery, source.uri, record.provider);
+    // Read again on each pass, and compared with the rows validated (the fingerprint).
+    const expected = record.manifest?.tableFingerprint;
+    return () => tableLines(bigquery, source.uri, record.provider, expected);
   }
   if (record.manifest) {
     const files = await Promise.all(

@@ -5,7 +5,7 @@
  */
 import { fileUriRule, type FileUriRule } from '../core/allow-lists.js';
 import type { Config } from '../config.js';
-import { TransientError } from '../core/errors.js';
+import { PermanentError, TransientError } from '../core/errors.js';
 import {
   queueOf,
   type JobError,
@@ -34,7 +34,7 @@ import {
 } from '../core/manifest.js';
 import { locationInModel, normalizeModel, providerOf } from '../core/models.js';
 import type { RequestSizing } from '../core/pricing.js';
-import { validateTableRows } from '../core/table-rows.js';
+import { RowFingerprint, validateTableRows } from '../core/table-rows.js';
 import { lineCheckFor } from '../core/line-rules.js';
 import type { BigQueryTables, ObjectReader, ObjectWriter, TableRef } from '../ports.js';
 
@@ -139,6 +139,7 @@ function manifestRecord(manifest: Manifest): ManifestRecord {
     destination: manifest.destination?.uri ?? null,
     files: [],
     tableModified: null,
+    tableFingerprint: null,
   };
 }
 
@@ -409,7 +410,7 @@ async function validateTable(
     requestCount: result.requestCount,
     bytes: result.bytes,
     sizing: result.sizing,
-    manifest: { ...manifest, tableModified: table.modified },
+    manifest: { ...manifest, tableModified: table.modified, tableFingerprint: result.fingerprint },
   };
 }
 
@@ -460,20 +461,32 @@ export async function tableChanged(record: JobRecord, deps: SourceDeps): Promise
 
 /**
  * A BigQuery source's rows as the JSONL lines they stand for (`{"request": …}`, Claude's with
- * `custom_id` first), in table order: what the digest matches output against.
+ * `custom_id` first), in table order: what the digest matches output against. With `expected`
+ * (the fingerprint of the rows validated), rows that differ from those are refused when the read
+ * ends (PermanentError `DIGEST.INPUT_CHANGED`): they are not the rows the job read, and matching
+ * its output to them would put answers beside the wrong requests.
  */
 export async function* tableLines(
   bq: BigQueryTables,
   uri: string,
   provider: JobRecord['provider'],
+  expected?: string | null,
 ): AsyncGenerator<Buffer> {
   const ref = parseTableUri(uri) as TableRef;
   const anthropic = provider === 'anthropic';
+  const fingerprint = new RowFingerprint();
   for await (const [request, customId] of bq.rows(
     ref,
     anthropic ? ['request', 'custom_id'] : ['request'],
   )) {
+    fingerprint.add(request, anthropic ? customId : undefined);
     yield Buffer.from(requestLine(request, anthropic ? (customId ?? null) : undefined));
+  }
+  if (expected && fingerprint.value() !== expected) {
+    throw new PermanentError(
+      'DIGEST.INPUT_CHANGED',
+      `${uri} changed after the job read it: its output cannot be matched to its rows`,
+    );
   }
 }
 

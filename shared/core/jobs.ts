@@ -105,6 +105,11 @@ export interface ManifestRecord {
   files: SourceFile[];
   /** BigQuery sources: the table's `lastModifiedTime` when it was validated; null before. */
   tableModified: string | null;
+  /**
+   * BigQuery sources: the fingerprint of the rows validated (`RowFingerprint`); null before, and
+   * absent on records of earlier versions (then the digest does not compare).
+   */
+  tableFingerprint?: string | null;
 }
 
 /** The Firestore document of one input object generation. Every field is always present. */

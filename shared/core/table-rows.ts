@@ -4,6 +4,7 @@
  * the line `{"request": …}` (`{"custom_id": …, "request": …}`) that a JSONL file would hold.
  * Rows arrive page by page; one row is in memory at a time.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { lineCheckFor, type FileUriAllowList } from './line-rules.js';
 import {
   MAX_INPUT_LINES,
@@ -14,6 +15,27 @@ import {
 } from './jsonl.js';
 import type { Provider } from './models.js';
 import { addToSizing, type RequestSizing } from './pricing.js';
+
+/**
+ * A fingerprint of a table's requests (and Claude's custom_ids), in order: the digest compares the
+ * rows it reads with the rows validated, since a table's `lastModifiedTime` also moves when
+ * nothing a job reads has changed.
+ */
+export class RowFingerprint {
+  private readonly hash: Hash = createHash('sha256');
+
+  add(request: string | null | undefined, customId?: string | null): void {
+    this.hash.update(request ?? '\u0000');
+    this.hash.update('\u0001');
+    this.hash.update(customId ?? '');
+    this.hash.update('\u0002');
+  }
+
+  /** The hex digest (once). */
+  value(): string {
+    return this.hash.digest('hex');
+  }
+}
 
 /** Options of {@link validateTableRows}. */
 export interface TableRowOptions {
@@ -34,7 +56,8 @@ export interface TableRowOptions {
 export async function validateTableRows(
   rows: AsyncIterable<(string | null)[]>,
   options: TableRowOptions,
-): Promise<ValidationResult> {
+): Promise<ValidationResult & { fingerprint: string }> {
+  const fingerprint = new RowFingerprint();
   const check = lineCheckFor(options.provider, options.model, {
     fileUriAllowed: options.fileUriAllowed,
   });
@@ -60,6 +83,7 @@ export async function validateTableRows(
       complete = false;
       break;
     }
+    fingerprint.add(request, options.provider === 'anthropic' ? customId : undefined);
     const size = request === null || request === undefined ? 0 : Buffer.byteLength(request);
     bytes += size;
     const read = readRow(request, customId, options.provider, size);
@@ -87,7 +111,15 @@ export async function validateTableRows(
   if (row === 0) {
     fail('INPUT.EMPTY', 'the table has no rows');
   }
-  return { requestCount: Math.min(row, maxRows), bytes, errors, code, complete, sizing };
+  return {
+    requestCount: Math.min(row, maxRows),
+    bytes,
+    errors,
+    code,
+    complete,
+    sizing,
+    fingerprint: fingerprint.value(),
+  };
 }
 
 /** A row's request, parsed, or what is wrong with its cells. */

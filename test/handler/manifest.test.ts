@@ -551,6 +551,44 @@ describe('manifests over a BigQuery table', () => {
     });
   });
 
+  it('a table only touched after the job read it (same rows, a new lastModifiedTime) is digested as usual', async () => {
+    const w = world();
+    w.bigquery.put(TABLE, geminiTable(['one', 'two']));
+    await upload(w, { source: TABLE });
+    const name = [...w.vertex.jobs.keys()][0]!;
+    w.bigquery.put(TABLE, geminiTable(['one', 'two'])); // the same rows, written again
+    w.reader.put(
+      OUT,
+      `results/${JOB_ID}/prediction-model-x/predictions.jsonl`,
+      nextGeneration(),
+      ['two', 'one']
+        .map((t) =>
+          JSON.stringify({
+            status: '',
+            request: request(t),
+            response: { candidates: [{ content: { parts: [{ text: `ok ${t}` }] } }] },
+          }),
+        )
+        .join('\n') + '\n',
+    );
+    w.vertex.setState(name, {
+      state: 'JOB_STATE_SUCCEEDED',
+      outputInfo: { gcsOutputDirectory: `${PREFIX}prediction-model-x` },
+      completionStats: { successfulCount: '2' },
+    });
+    await pollBatchJobs(w.pollDeps);
+    const event = CompletionEventSchema.parse(w.publisher.events[0]);
+    expect(event.results?.rows).toEqual({ succeeded: 2, failed: 0, missing: 0 });
+    const rows = (w.reports.objects.get(`${PREFIX}results.jsonl`) ?? '')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: number; response: unknown });
+    expect(rows.map((r) => [r.line, JSON.stringify(r.response)])).toEqual([
+      [1, expect.stringContaining('ok one')],
+      [2, expect.stringContaining('ok two')],
+    ]);
+  });
+
   it('a queued manifest whose table changed is validated again before its create', async () => {
     const w = world({ ANTHROPIC_MAX_CONCURRENT_JOBS: '1' });
     // Another Claude job holds the only slot: the manifest waits.
