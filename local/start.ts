@@ -430,7 +430,10 @@ async function main(): Promise<number> {
   }
 
   say(
-    `\nRunning. Drop your own file into ${relative(process.cwd(), INBOX)}/ (a sub-folder name picks the model, e.g.`,
+    `\nRunning. Drop your own .jsonl file, or a .batch.json manifest such as examples/manifests/reviews-table.batch.json,`,
+  );
+  say(
+    `into ${relative(process.cwd(), INBOX)}/ (a sub-folder name picks the model of a .jsonl file, e.g.`,
   );
   say(
     `${relative(process.cwd(), INBOX)}/claude-3-5-haiku/my.jsonl), or upload to gs://${INPUT_BUCKET}/${INPUT_PREFIX} with any GCS client:`,
