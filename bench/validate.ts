@@ -29,6 +29,7 @@
  *   SIZES=1GB HOSTILE=0 E2E=only npm run bench:validate   # only the end-to-end rows
  *   SIZES=10MB HOSTILE_SIZE=100MB npm run bench:validate
  *   node --cpu-prof dist/bench/validate.js --child validator .local/bench/google-1GB-seed1.jsonl google
+ *   PROFILE=/tmp/profiles E2E=only npm run bench:validate   # CPU profiles of the end-to-end children
  *
  * Units: sizes and MB/s are decimal (1 GB = 1,000,000,000 bytes, the largest legal input); RSS is
  * in MiB (1,048,576 bytes), as `maxRSS` and a function's memory limit count it.
@@ -301,6 +302,14 @@ function runChild(mode: 'validator' | 'bare' | 'idle', path = '', provider = '')
 
 const execFileAsync = promisify(execFile);
 
+/** With `PROFILE=dir`, the end-to-end children write a CPU profile there (`node --cpu-prof`). */
+function profileFlags(mode: string): string[] {
+  const dir = process.env.PROFILE;
+  return dir
+    ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${mode}-${Date.now()}.cpuprofile`]
+    : [];
+}
+
 /**
  * Like {@link runChild}, without blocking this process: the emulators the child talks to live
  * here. `env` is the child's whole environment.
@@ -313,7 +322,7 @@ async function runChildAsync(
   const script = fileURLToPath(import.meta.url);
   const { stdout, stderr } = await execFileAsync(
     process.execPath,
-    [script, '--child', mode, arg, ''],
+    [...profileFlags(mode), script, '--child', mode, arg, ''],
     { encoding: 'utf8', env, maxBuffer: 16 * 1024 * 1024 },
   );
   const measurement = JSON.parse(stdout.trim().split('\n').pop() ?? '') as Measurement;
