@@ -73,27 +73,81 @@ export class Channel implements AsyncIterable<Uint8Array> {
   }
 }
 
-/** Gathers small pieces into chunks of about `size` bytes before pushing them to a channel. */
+/**
+ * Gathers small pieces into chunks of `size` bytes before pushing them to a channel. Pieces are
+ * copied into the chunk (a piece may be reused by its owner once `add` returns, and no piece is
+ * held on to), and a text is encoded straight into it; a piece larger than a chunk goes alone.
+ */
 export class Batcher {
-  private parts: Buffer[] = [];
-  private bytes = 0;
+  private chunk: Buffer | undefined;
+  private used = 0;
 
   constructor(
     private readonly channel: Channel,
     private readonly size = 1 << 18,
   ) {}
 
-  async add(piece: Buffer): Promise<void> {
-    this.parts.push(piece);
-    this.bytes += piece.length;
-    if (this.bytes >= this.size) await this.flush();
+  /** The current chunk, with room for `bytes` more (pushing the full one first), or undefined. */
+  private async room(bytes: number): Promise<Buffer | undefined> {
+    if (bytes > this.size) {
+      await this.flush();
+      return undefined;
+    }
+    if (this.used + bytes > this.size) await this.flush();
+    this.chunk ??= Buffer.allocUnsafe(this.size);
+    return this.chunk;
+  }
+
+  async add(piece: Uint8Array): Promise<void> {
+    const chunk = await this.room(piece.length);
+    if (!chunk) {
+      await this.channel.push(Buffer.from(piece));
+      return;
+    }
+    chunk.set(piece, this.used);
+    this.used += piece.length;
+  }
+
+  /** Adds `text` as UTF-8. */
+  async addText(text: string): Promise<void> {
+    // At most 3 bytes per UTF-16 unit.
+    const chunk = await this.room(3 * text.length);
+    if (!chunk) {
+      await this.channel.push(Buffer.from(text));
+      return;
+    }
+    this.used += chunk.write(text, this.used);
+  }
+
+  /**
+   * Adds the record `[u32 line][u32 length][text as UTF-8]` (little-endian); returns the length of
+   * the text in bytes.
+   */
+  async addRecord(line: number, text: string): Promise<number> {
+    const chunk = await this.room(8 + 3 * text.length);
+    if (!chunk) {
+      const bytes = Buffer.from(text);
+      const head = Buffer.allocUnsafe(8);
+      head.writeUInt32LE(line, 0);
+      head.writeUInt32LE(bytes.length, 4);
+      await this.add(head);
+      await this.add(bytes);
+      return bytes.length;
+    }
+    const at = this.used;
+    const length = chunk.write(text, at + 8);
+    chunk.writeUInt32LE(line, at);
+    chunk.writeUInt32LE(length, at + 4);
+    this.used = at + 8 + length;
+    return length;
   }
 
   async flush(): Promise<void> {
-    if (this.bytes === 0) return;
-    const chunk = this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts);
-    this.parts = [];
-    this.bytes = 0;
-    await this.channel.push(chunk);
+    const chunk = this.chunk;
+    if (!chunk || this.used === 0) return;
+    const full = this.used;
+    this.chunk = undefined;
+    this.used = 0;
+    await this.channel.push(chunk.subarray(0, full));
   }
 }
