@@ -201,12 +201,14 @@ export async function digestJob(
   let unmatched = 0;
   const totalBytes = files.reduce((n, f) => n + f.size, 0);
   const partBytes = options.partBytes ?? DEFAULT_PART_BYTES;
-  // Parts of a quarter of the budget on average, so that answers of uneven length (a part with
-  // longer ones than the others) still fit in it; at most MAX_PARTS uploads open at once.
+  // As many parts as the output fills: a result is shorter than its output line (which echoes the
+  // request), so a part's results mostly fit in one window; a part with longer ones than the
+  // others is read more than once (see StoredParts). Each part is an upload open while the output
+  // is read, with buffers of its own: fewer parts, less memory. At most MAX_PARTS.
   const partCount =
     totalBytes <= partBytes
       ? 1
-      : Math.max(1, Math.min(Math.ceil((4 * totalBytes) / partBytes), MAX_PARTS, lineCount || 1));
+      : Math.max(1, Math.min(Math.ceil(totalBytes / partBytes), MAX_PARTS, lineCount || 1));
   const parts =
     partCount === 1
       ? new MemoryParts(lineCount)
@@ -245,7 +247,7 @@ export async function digestJob(
           row.error,
           row.response,
         );
-        await parts.add(at, Buffer.from(text));
+        await parts.add(at, text);
       }
     }
     await parts.sealed();
@@ -286,9 +288,7 @@ export async function digestJob(
         const o = outcome[at];
         if (o === MISSING) {
           const key = record.provider === 'anthropic' ? customIdOf(line) : null;
-          await writeResults.add(
-            Buffer.from(resultLine(at + 1, key, 'failed', MISSING_ROW_ERROR, null)),
-          );
+          await writeResults.addText(resultLine(at + 1, key, 'failed', MISSING_ROW_ERROR, null));
         } else {
           await writeResults.add(await parts.take(at));
         }
@@ -520,10 +520,10 @@ async function removeAll(deps: DigestDeps, folderUri: string): Promise<void> {
 
 /** Where results wait between the output's order and the input's. */
 interface Parts {
-  add(line: number, text: Buffer): Promise<void>;
+  add(line: number, text: string): Promise<void>;
   /** Every result was added. */
   sealed(): Promise<void>;
-  /** The result of `line`, in input order (each line once). */
+  /** The result of `line`, in input order (each line once); its bytes last until the next take. */
   take(line: number): Promise<Buffer>;
   dispose(): Promise<void>;
 }
@@ -534,8 +534,8 @@ class MemoryParts implements Parts {
   constructor(lineCount: number) {
     this.texts = new Array<Buffer | undefined>(lineCount);
   }
-  add(line: number, text: Buffer): Promise<void> {
-    this.texts[line] = text;
+  add(line: number, text: string): Promise<void> {
+    this.texts[line] = Buffer.from(text);
     return Promise.resolve();
   }
   sealed(): Promise<void> {
@@ -566,7 +566,13 @@ class StoredParts implements Parts {
   private readonly sizes: Uint32Array;
   /** The window loaded: lines [from, to). */
   private window = { from: 0, to: 0 };
-  private loaded = new Map<number, Buffer>();
+  /**
+   * The window's results, one after the other in input order (a buffer kept for the next window:
+   * no allocation per result), where each starts (`to - from + 1` offsets), and which were read.
+   */
+  private buffer = Buffer.alloc(0);
+  private offsets = new Float64Array(1);
+  private present = new Uint8Array(0);
 
   constructor(
     private readonly deps: DigestDeps,
@@ -580,7 +586,8 @@ class StoredParts implements Parts {
   ) {
     this.sizes = new Uint32Array(shape.lineCount);
     for (let p = 0; p < shape.partCount; p++) {
-      const channel = new Channel(1 << 18);
+      // Little queued per part: there are many, and the upload buffers some of its own.
+      const channel = new Channel(1 << 16);
       this.channels.push(channel);
       this.batchers.push(new Batcher(channel, 1 << 16));
       const uploaded = upload(deps.reports, this.partUri(p), channel);
@@ -593,14 +600,10 @@ class StoredParts implements Parts {
     return `${this.folder}part-${String(p).padStart(5, '0')}`;
   }
 
-  async add(line: number, text: Buffer): Promise<void> {
-    this.sizes[line] = text.length;
-    const head = Buffer.allocUnsafe(8);
-    head.writeUInt32LE(line, 0);
-    head.writeUInt32LE(text.length, 4);
+  async add(line: number, text: string): Promise<void> {
     const batcher = this.batchers[Math.floor(line / this.shape.linesPerPart)];
-    await batcher?.add(head);
-    await batcher?.add(text);
+    // Encoded straight into the part's chunk: no buffer of its own per result.
+    if (batcher) this.sizes[line] = await batcher.addRecord(line, text);
   }
 
   async sealed(): Promise<void> {
@@ -613,10 +616,10 @@ class StoredParts implements Parts {
 
   async take(line: number): Promise<Buffer> {
     if (line < this.window.from || line >= this.window.to) await this.load(line);
-    const text = this.loaded.get(line);
-    if (!text) throw new Error(`no result for line ${line + 1} in its part`);
-    this.loaded.delete(line);
-    return text;
+    const i = line - this.window.from;
+    if (this.present[i] !== 1) throw new Error(`no result for line ${line + 1} in its part`);
+    this.present[i] = 0;
+    return this.buffer.subarray(this.offsets[i], this.offsets[i + 1]);
   }
 
   /** Loads the window that starts at `from`: within its part, as many lines as fit. */
@@ -627,29 +630,78 @@ class StoredParts implements Parts {
     let to = from + 1;
     let bytes = this.sizes[from] ?? 0;
     while (to < end && bytes + (this.sizes[to] ?? 0) <= windowBytes) bytes += this.sizes[to++] ?? 0;
-    this.loaded = new Map();
     this.window = { from, to };
+    this.offsets = new Float64Array(to - from + 1);
+    for (let i = from; i < to; i++) {
+      this.offsets[i - from + 1] = (this.offsets[i - from] ?? 0) + (this.sizes[i] ?? 0);
+    }
+    this.present = new Uint8Array(to - from);
+    // One result longer than the window gets a buffer of its own, not kept for the next.
+    const size = Math.max(bytes, windowBytes);
+    if (this.buffer.length !== size) this.buffer = Buffer.allocUnsafe(size);
     const { bucket, name } = splitUri(this.partUri(p));
     const found = await findObject(this.deps.reader, bucket, name);
     if (!found) {
       // An empty part was never created (no chunk pushed, then a create of nothing): nothing in it.
       return;
     }
-    // Records are parsed as the part streams in: each result is held once, never the part twice.
-    let pending = Buffer.alloc(0);
-    for await (const chunk of this.deps.reader.read(bucket, found.name, found.generation)) {
-      pending = pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([pending, chunk]);
+    // Records are parsed as the part streams in, and those of the window copied to their place in
+    // it (the reader may reuse its chunks); a record may span chunks, its head too.
+    const head = Buffer.allocUnsafe(8);
+    let headUsed = 0;
+    /** The record being read across chunks: its line, where its bytes go (-1: not in the window). */
+    let line = 0;
+    let target = -1;
+    let length = 0;
+    let filled = -1;
+    for await (const piece of this.deps.reader.read(bucket, found.name, found.generation)) {
+      const chunk = Buffer.isBuffer(piece)
+        ? piece
+        : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
       let at = 0;
-      while (at + 8 <= pending.length) {
-        const length = pending.readUInt32LE(at + 4);
-        if (at + 8 + length > pending.length) break;
-        const line = pending.readUInt32LE(at);
-        if (line >= from && line < to) {
-          this.loaded.set(line, Buffer.from(pending.subarray(at + 8, at + 8 + length)));
+      while (at < chunk.length) {
+        if (filled >= 0) {
+          // The rest of a record begun in an earlier chunk.
+          const n = Math.min(length - filled, chunk.length - at);
+          if (target >= 0) chunk.copy(this.buffer, target + filled, at, at + n);
+          filled += n;
+          at += n;
+          if (filled < length) break;
+          if (target >= 0) this.present[line - from] = 1;
+          filled = -1;
+          continue;
         }
-        at += 8 + length;
+        if (headUsed === 0 && at + 8 <= chunk.length) {
+          line = chunk.readUInt32LE(at);
+          length = chunk.readUInt32LE(at + 4);
+          at += 8;
+        } else {
+          const n = Math.min(8 - headUsed, chunk.length - at);
+          chunk.copy(head, headUsed, at, at + n);
+          headUsed += n;
+          at += n;
+          if (headUsed < 8) break;
+          headUsed = 0;
+          line = head.readUInt32LE(0);
+          length = head.readUInt32LE(4);
+        }
+        target = -1;
+        if (line >= from && line < to) {
+          if (length !== this.sizes[line]) {
+            throw new Error(`the result of line ${line + 1} in its part is not as written`);
+          }
+          target = this.offsets[line - from] ?? 0;
+        }
+        if (at + length <= chunk.length) {
+          if (target >= 0) {
+            chunk.copy(this.buffer, target, at, at + length);
+            this.present[line - from] = 1;
+          }
+          at += length;
+        } else {
+          filled = 0;
+        }
       }
-      pending = pending.subarray(at);
     }
   }
 
