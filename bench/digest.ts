@@ -12,14 +12,29 @@
  * use) to the builtin storage emulator (`local/storage/server.ts`), which runs in a process of its
  * own: its CPU (serving, hashing and storing the bytes, which Cloud Storage does elsewhere) and its
  * memory stay out of the figures, and it does not share the measured process's event loop. Each
- * measurement runs in a fresh child process, in turn digest, bare loop, and a read-only loop (the
- * same reads, no parsing); a peak RSS is the kernel's high-water mark of that process (`VmHWM`),
+ * measurement runs in a fresh child process, in turn (the rows of the table):
+ *
+ *   digest  `digestJob` of the job, then checked; followed by the peaks and times of its passes
+ *   bare    the bare loop: every prediction file read and each line `JSON.parse`d
+ *   read    the read-only loop: the same reads, no parsing
+ *   write   the write-only loop: as many bytes as the output has, uploaded as one object through
+ *           the product's writer (`createGcsObjectWriter`, `writeStream`, as the digest writes)
+ *
+ * MB/s is the prediction output's size over each row's seconds (for the write-only loop: the same
+ * number of bytes, written). A peak RSS is the kernel's high-water mark of that process (`VmHWM`),
  * cross-checked by sampling `process.memoryUsage()` every 50 ms, which also gives the peaks of each
  * pass of the digest (told apart by its storage calls). CPU seconds are printed too: on a busy
- * machine they move less than wall time. From the read-only and bare loops, an estimate of the best
- * ratio the digest's design allows (it parses input and output, and moves several times the
- * output's bytes through storage). The generator writes the files as streams, never the whole
- * output in memory.
+ * machine they move less than wall time. Two bounds follow the verdict. From the read-only and
+ * bare loops, an estimate of the best ratio this digest's design allows (it parses input and
+ * output, and moves several times the output's bytes through storage). From the bare, read-only
+ * and write-only loops, a lower bound for any digest that meets the contract (results.jsonl in
+ * input order while output lines come in any order, bounded memory, so the results go through
+ * temporary storage): (1) read and parse the output, (2) read and parse the input once, (3) write
+ * the results to temporary storage and read them back once, (4) write results.jsonl once, each at
+ * the rate this run measured; printed as time and as the best digest/bare ratio, by wall time
+ * (the steps' times added up: it assumes they do not overlap) and by CPU time of the measuring
+ * process (which holds whatever overlaps). The generator writes the files as streams, never the
+ * whole output in memory.
  *
  *   npm run bench:digest                        # 200,000 rows, 4 files, RUNS=1
  *   npm run bench:digest -- --rows 20000        # a quick run (or ROWS=20000)
@@ -74,9 +89,11 @@ const WORK = fileURLToPath(new URL('../../.local/bench/digest/', import.meta.url
 
 /** What a child process measures. */
 interface ChildSpec {
-  mode: 'digest' | 'bare' | 'read' | 'idle';
+  mode: 'digest' | 'bare' | 'read' | 'write' | 'idle';
   storageUrl: string;
   rows: number;
+  /** Bytes the write-only loop uploads. */
+  writeBytes?: number;
   partBytes?: number;
   /** A module exporting a `digestJob` to measure instead of the product's (a candidate). */
   digestModule?: string;
@@ -333,6 +350,31 @@ async function bareLoop(
   return { bytes, lines };
 }
 
+/** Where the write-only loop uploads (outside the job's prefix; removed after each run). */
+const WRITE_OBJECT = 'bench-write/object.jsonl';
+
+/**
+ * The write-only loop: `bytes` bytes of JSONL text uploaded as one object through the product's
+ * writer (`writeStream`, as the digest writes its parts and results.jsonl), in chunks of 256 KiB
+ * made once (so that the loop measures the upload, not the making of the bytes).
+ */
+async function writeLoop(writer: ObjectWriter, bytes: number): Promise<number> {
+  const line = Buffer.from(
+    `${JSON.stringify({ line: 1, text: 'the quick brown fox '.repeat(20) })}\n`,
+  );
+  const chunk = Buffer.alloc(1 << 18, line);
+  let written = 0;
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    while (written < bytes) {
+      const n = Math.min(chunk.length, bytes - written);
+      written += n;
+      yield n === chunk.length ? chunk : chunk.subarray(0, n);
+    }
+  }
+  await writer.writeStream(`gs://${BUCKET}/${WRITE_OBJECT}`, chunks(), 'application/jsonl');
+  return written;
+}
+
 /** `--child <spec>`: measures once, prints one JSON line. */
 async function childProcess(spec: ChildSpec): Promise<void> {
   const { storage, crc32c } = await storageClient(spec.storageUrl);
@@ -377,6 +419,9 @@ async function childProcess(spec: ChildSpec): Promise<void> {
   } else if (spec.mode === 'bare' || spec.mode === 'read') {
     const { bytes, lines } = await bareLoop(reader, spec.mode === 'bare');
     m = { ms: performance.now() - t0, bytes, lines };
+  } else if (spec.mode === 'write') {
+    const bytes = await writeLoop(reports, spec.writeBytes ?? 0);
+    m = { ms: performance.now() - t0, bytes, lines: 0 };
   } else {
     m = { ms: 0, bytes: 0, lines: 0 };
   }
@@ -611,6 +656,63 @@ function floor(
   );
 }
 
+/**
+ * A lower bound for any digest that meets the contract (results.jsonl in input order, output lines
+ * in any order, bounded memory, so results go through temporary storage): it must at least
+ * (1) read and parse all of the output: the bare loop itself; (2) read and parse the input once,
+ * at the bare loop's rate per byte; (3) write every result line once to temporary storage and read
+ * it back once, at the write-only and read-only loops' rates; (4) write results.jsonl once, at the
+ * write-only loop's rate. The result bytes are the size of results.jsonl, which the contract fixes
+ * (whatever the digest, the same file). By CPU time (the measured process's own), the bound holds
+ * whatever overlaps; by wall time it adds up the loops' times, that is, it assumes the steps do not
+ * overlap (waits for storage could overlap with parsing).
+ */
+function lowerBound(
+  digest: Run | undefined,
+  bares: Run[],
+  reads: Run[],
+  writes: Run[],
+  predictionBytes: number,
+  inputBytes: number,
+): string[] {
+  const resultBytes = (digest?.events ?? [])
+    .filter((e) => e.op === 'write-stream-end' && e.name === `${PREFIX}results.jsonl`)
+    .reduce((n, e) => n + (e.bytes ?? 0), 0);
+  if (resultBytes === 0) return ['lower bound: not computed (the digest wrote no results.jsonl)'];
+  const bound = (key: 'ms' | 'cpuMs'): { steps: number[]; total: number } => {
+    const bare = median(bares.map((b) => b[key]));
+    const readPerByte = median(reads.map((r) => r[key])) / predictionBytes;
+    // The write-only loop uploads as many bytes as the output has.
+    const writePerByte = median(writes.map((w) => w[key])) / predictionBytes;
+    const steps = [
+      bare,
+      (bare * inputBytes) / predictionBytes,
+      resultBytes * (writePerByte + readPerByte),
+      resultBytes * writePerByte,
+    ];
+    return { steps, total: steps.reduce((a, b) => a + b, 0) };
+  };
+  const line = (name: string, unit: string, key: 'ms' | 'cpuMs'): string => {
+    const { steps, total } = bound(key);
+    const s = (ms: number): string => (ms / 1000).toFixed(1);
+    const bare = median(bares.map((b) => b[key]));
+    return (
+      `  by ${name}: at least ${s(total)} ${unit} = ${steps.map(s).join(' + ')} (steps 1-4), ` +
+      `against the bare loop's ${s(bare)} ${unit}: digest/bare ratio at most ${(bare / total).toFixed(2)}`
+    );
+  };
+  const rate = (runs: Run[]): string =>
+    `${mbps(predictionBytes, median(runs.map((r) => r.ms))).toFixed(0)} MB/s`;
+  return [
+    `lower bound for any digest under the contract: (1) read and parse the output (${mb(predictionBytes)}, the bare loop), ` +
+      `(2) read and parse the input once (${mb(inputBytes)}), (3) write the results (${mb(resultBytes)}, ` +
+      `the size of results.jsonl) to temporary storage and read them back once, (4) write results.jsonl once; ` +
+      `at this run's rates: bare ${rate(bares)}, read-only ${rate(reads)}, write-only ${rate(writes)}`,
+    line('wall time (steps assumed not to overlap)', 's', 'ms'),
+    line('CPU time (holds whatever overlaps)', 'CPU s', 'cpuMs'),
+  ];
+}
+
 function parseArgs(argv: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
@@ -716,6 +818,7 @@ async function main(): Promise<void> {
     const digests: Run[] = [];
     const bares: Run[] = [];
     const reads: Run[] = [];
+    const writes: Run[] = [];
     const problems: string[] = [];
     const line = (r: number, name: string, m: Run): void =>
       console.log(
@@ -761,6 +864,16 @@ async function main(): Promise<void> {
       );
       reads.push(o);
       line(r, 'read', o);
+      const w = await runChild(
+        { mode: 'write', storageUrl: emulator.url, rows, writeBytes: predictionBytes },
+        emulator.child.pid,
+      );
+      await storage.bucket(BUCKET).file(WRITE_OBJECT).delete({ ignoreNotFound: true });
+      writes.push(w);
+      line(r, 'write', w);
+      if (w.bytes !== predictionBytes) {
+        problems.push(`the write-only loop wrote ${w.bytes} bytes, not ${predictionBytes}`);
+      }
     }
 
     const digestMBps = mbps(predictionBytes, median(digests.map((d) => d.ms)));
@@ -798,6 +911,9 @@ async function main(): Promise<void> {
       `CPU time (load-independent): digest ${cpuS(digests)} s, bare ${cpuS(bares)} s, ratio ` +
         `${(Number(cpuS(bares)) / Number(cpuS(digests))).toFixed(2)}; ${floor(first, bares, reads, predictionBytes, inputBytes)}`,
     );
+    for (const text of lowerBound(first, bares, reads, writes, predictionBytes, inputBytes)) {
+      console.log(text);
+    }
     console.log(
       `digest time ${timeS.toFixed(1)} s against the poller's digest time limit of ${DIGEST_TIME_LIMIT_SECONDS} s; ` +
         `load average at end ${load()}`,
