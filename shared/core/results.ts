@@ -76,8 +76,9 @@ function hashOf(text: string): string {
 
 /**
  * The keys a line is matched by, most precise first: Claude `c:<custom_id>`; Gemini `r:<hash of the
- * whole request>` then `p:<hash of its prompt: contents and system instruction>`. One walk of the
- * request gives both texts: the prompt's are pieces of the whole request's.
+ * whole request>` then `p:<hash of its prompt: contents and system instruction>`. The contents,
+ * most of a request, are hashed once, and that hash stands for them in both keys (a fixed-length
+ * text where they were: the keys are equal exactly when the canonical texts are).
  */
 export function matchKeys(provider: Provider, line: Json): string[] {
   if (provider === 'anthropic' && typeof line.custom_id === 'string') {
@@ -85,27 +86,35 @@ export function matchKeys(provider: Provider, line: Json): string[] {
   }
   const request = line.request;
   if (!isObject(request)) return [];
-  let whole = '{';
+  // The request's canonical JSON with `#` (outside any string, so in no canonical text) for the
+  // contents, followed by their hash.
+  let rest = '{';
   let first = true;
   let contents = 'null';
   let camelSystem: string | undefined;
   let snakeSystem: string | undefined;
   for (const [name, own] of canonicalKeys(request)) {
     const text = canonicalJson(request[own]);
-    if (own === 'contents') contents = text;
-    else if (own === 'systemInstruction') camelSystem = text;
-    else if (own === 'system_instruction') snakeSystem = text;
-    if (!first) whole += ',';
+    if (!first) rest += ',';
     first = false;
-    whole += `${JSON.stringify(name)}:${text}`;
+    rest += `${JSON.stringify(name)}:`;
+    if (own === 'contents') {
+      contents = text;
+      rest += '#';
+      continue;
+    }
+    if (own === 'systemInstruction') camelSystem = text;
+    else if (own === 'system_instruction') snakeSystem = text;
+    rest += text;
   }
-  whole += '}';
+  rest += '}';
   // As `request.systemInstruction ?? request.system_instruction` reads: a null camelCase one gives
   // way to the snake_case one.
   const system =
     camelSystem !== undefined && camelSystem !== 'null' ? camelSystem : (snakeSystem ?? 'null');
-  const prompt = `{"contents":${contents},"systemInstruction":${system}}`;
-  return [`r:${hashOf(whole)}`, `p:${hashOf(prompt)}`];
+  // All 160 bits, 28 characters: a fixed length, so each text below reads back one way only.
+  const contentsHash = hash('sha1', contents, 'base64');
+  return [`r:${hashOf(rest + contentsHash)}`, `p:${hashOf(contentsHash + system)}`];
 }
 
 /** A key made by {@link matchKeys} from a hash: `r:` or `p:` and 16 base64 characters. */
