@@ -1,6 +1,6 @@
 /** The pure parts of the results digest and of cost: matching, usage, prices, estimates. */
 import { describe, expect, it } from 'vitest';
-import { Channel } from '../../shared/app/channel.js';
+import { Batcher, Channel } from '../../shared/app/channel.js';
 import { upgradeRecord, type JobRecord } from '../../shared/core/jobs.js';
 import { splitLines } from '../../shared/core/lines.js';
 import {
@@ -66,6 +66,50 @@ describe('matching output lines to input lines', () => {
     index.seal(2);
     expect(index.take(['r:1', 'p:1'])).toBe(0);
     expect(index.take(['r:x', 'p:1'])).toBe(1);
+  });
+
+  it('hash keys and other keys are taken alike: in input order, each line once, across keys', () => {
+    const line = (text: string) => ({ request: { contents: [{ parts: [{ text }] }] } });
+    const [r1, p1] = matchKeys('google', line('a'));
+    const [r2, p2] = matchKeys('google', {
+      request: { contents: [{ parts: [{ text: 'a' }] }], generation_config: { top_k: 1 } },
+    });
+    const index = new LineIndex();
+    for (const [at, keys] of [[r1, p1], [r2, p2], [r1, p1], ['c:x']].entries()) {
+      for (const key of keys) index.add(key ?? '', at);
+    }
+    index.seal(4);
+    expect(p1).toBe(p2);
+    expect(index.take([r2 ?? '', p2 ?? ''])).toBe(1);
+    // Line 1 is taken: the prompt key gives the first line not taken, then the next.
+    expect(index.take(['r:AAAAAAAAAAAAAAAA', p1 ?? ''])).toBe(0);
+    expect(index.take([r1 ?? ''])).toBe(2);
+    expect(index.take([r1 ?? '', p1 ?? ''])).toBeUndefined();
+    expect(index.take(['c:x'])).toBe(3);
+  });
+
+  it('keys do not depend on key order, spelling, or a null systemInstruction beside a system_instruction', () => {
+    const system = { parts: [{ text: 's' }] };
+    const a = matchKeys('google', {
+      request: {
+        contents: [],
+        systemInstruction: system,
+        generationConfig: { maxOutputTokens: 1 },
+      },
+    });
+    const b = matchKeys('google', {
+      request: {
+        generation_config: { max_output_tokens: 1 },
+        systemInstruction: null,
+        system_instruction: system,
+        contents: [],
+      },
+    });
+    expect(a[1]).toBe(b[1]);
+    expect(a[0]).not.toBe(b[0]); // the whole requests differ: one has two system fields
+    expect(matchKeys('google', { request: { contents: [] } })[0]).not.toBe(
+      matchKeys('google', { request: { contents: null } })[0],
+    );
   });
 
   it('reads succeeded and failed rows of both providers, leniently', () => {
@@ -238,6 +282,33 @@ describe('streams', () => {
     const stuck = failing.push(Buffer.from('abc'));
     failing.stop(new Error('upload failed'));
     await expect(stuck).rejects.toThrow('upload failed');
+  });
+});
+
+describe('the batcher', () => {
+  it('copies pieces, texts and records into chunks of its size, in order; a larger piece goes alone', async () => {
+    const channel = new Channel(1 << 20);
+    const batcher = new Batcher(channel, 16);
+    const piece = Buffer.from('abc');
+    await batcher.add(piece);
+    piece.write('xyz'); // the owner reuses its buffer: what was added stays
+    await batcher.addText('é€');
+    const length = await batcher.addRecord(7, 'hi');
+    await batcher.add(Buffer.from('0123456789abcdefXY'));
+    await batcher.addText('end');
+    await batcher.flush();
+    channel.close();
+    const chunks: Buffer[] = [];
+    for await (const c of channel) chunks.push(Buffer.from(c));
+    expect(length).toBe(2);
+    expect(chunks.every((c) => c.length <= 16 || c.toString() === '0123456789abcdefXY')).toBe(true);
+    const all = Buffer.concat(chunks);
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(7, 0);
+    head.writeUInt32LE(2, 4);
+    expect(all).toEqual(
+      Buffer.concat([Buffer.from('abcé€'), head, Buffer.from('hi0123456789abcdefXYend')]),
+    );
   });
 });
 
