@@ -251,6 +251,8 @@ export async function digestJob(
       }
     }
     await parts.sealed();
+    // The index has done its work: its memory goes before the results are read back.
+    index.clear();
 
     const rows = { succeeded: 0, failed: 0, missing: 0 };
     let retriable = 0;

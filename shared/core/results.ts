@@ -218,6 +218,20 @@ export class LineIndex {
     }
   }
 
+  /** Lets go of the index's memory once every output line was looked for: nothing is taken after. */
+  clear(): void {
+    this.byKey.clear();
+    this.words = new Uint32Array(0);
+    this.tags = new Uint8Array(0);
+    this.lines = new Int32Array(0);
+    this.count = 0;
+    this.heads = new Int32Array(0);
+    this.cursors = new Int32Array(0);
+    this.next = new Int32Array(0);
+    this.mask = 0;
+    this.taken = new Uint8Array(0);
+  }
+
   /** The first line not yet taken under one of `keys` (tried in order), now taken; or undefined. */
   take(keys: readonly string[]): number | undefined {
     for (const key of keys) {
