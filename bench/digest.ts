@@ -138,6 +138,8 @@ interface Measurement {
 interface MemorySample {
   rss: number;
   heapUsed: number;
+  /** The V8 heap's size (used or not), part of the RSS. */
+  heapTotal: number;
   external: number;
   arrayBuffers: number;
 }
@@ -189,11 +191,25 @@ function peakRssKiB(): number {
 function memorySampler(t0: number): {
   stop: () => Pick<Measurement, 'sampled' | 'timeline'>;
 } {
-  const sampled: MemorySample = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+  const sampled: MemorySample = {
+    rss: 0,
+    heapUsed: 0,
+    heapTotal: 0,
+    external: 0,
+    arrayBuffers: 0,
+  };
   const timeline: Measurement['timeline'] = [];
   const sample = (): void => {
-    const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage();
-    timeline.push({ t: Math.round(performance.now() - t0), rss, heapUsed, external, arrayBuffers });
+    const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage();
+    timeline.push({
+      t: Math.round(performance.now() - t0),
+      rss,
+      heapUsed,
+      heapTotal,
+      external,
+      arrayBuffers,
+    });
+    sampled.heapTotal = Math.max(sampled.heapTotal, heapTotal);
     sampled.rss = Math.max(sampled.rss, rss);
     sampled.heapUsed = Math.max(sampled.heapUsed, heapUsed);
     sampled.external = Math.max(sampled.external, external);
@@ -612,14 +628,14 @@ function passes(m: Measurement): string[] {
     ['end', t(resultsEnd), m.ms, 'summary.json, parts removed'],
   ];
   const s = (ms: number): string => (ms / 1000).toFixed(1);
-  const lines = ['     pass        seconds  peak RSS  heap used  array buffers  moved'];
+  const lines = ['     pass        seconds  peak RSS  heap used  heap total  array buffers  moved'];
   for (const [name, from, to, moved] of spans) {
     const inside = m.timeline.filter((x) => x.t >= from && x.t <= to);
     const peak = (key: keyof MemorySample): string =>
       inside.length > 0 ? mib(Math.max(...inside.map((x) => x[key]))) : '-';
     lines.push(
       `     ${name.padEnd(10)}  ${s(to - from).padStart(7)}  ${peak('rss').padStart(8)}  ` +
-        `${peak('heapUsed').padStart(9)}  ${peak('arrayBuffers').padStart(13)}  ${moved}`,
+        `${peak('heapUsed').padStart(9)}  ${peak('heapTotal').padStart(10)}  ${peak('arrayBuffers').padStart(13)}  ${moved}`,
     );
   }
   return lines;
