@@ -1,10 +1,11 @@
 /**
  * CRC32C (Castagnoli), the checksum Cloud Storage keeps for every object, computed sixteen bytes
- * at a time ("slicing-by-16": 16 lookup tables of 256 entries). The Cloud Storage client checks
- * every download against the object's CRC32C, but its own implementation goes one byte at a time
+ * at a time ("slicing-by-16": 16 lookup tables of 256 entries). Every download is checked against
+ * the object's CRC32C, but the Cloud Storage client's own implementation goes one byte at a time
  * (~150 MB/s), which made the check cost more than reading the bytes; this one runs at 1–1.5 GB/s
- * in plain JavaScript, and is handed to the client as its `crc32cGenerator`, so the check stays
- * end to end (every byte the validator sees was hashed) at a tenth of the cost.
+ * in plain JavaScript. The reader (gcs-objects.ts) computes it on each download's chunks, and the
+ * client gets it as its `crc32cGenerator` for what it still transfers itself (uploads), so the
+ * check stays end to end (every byte the validator sees was hashed) at a tenth of the cost.
  *
  * Node has no CRC32C of its own (`zlib.crc32` is the other polynomial), and MD5, the native
  * alternative, runs at less than half this speed and is missing on composite objects.
@@ -115,7 +116,7 @@ export function crc32cPortable(data: Uint8Array, crc = 0): number {
 }
 
 /** Base64 of the big-endian CRC, as in an object's `crc32c` field and the `x-goog-hash` header. */
-function toBase64(crc: number): string {
+export function crc32cBase64(crc: number): string {
   const bytes = Buffer.allocUnsafe(4);
   bytes.writeUInt32BE(crc);
   return bytes.toString('base64');
@@ -129,10 +130,10 @@ function createValidator(): CRC32CValidator {
       crc = crc32c(data, crc);
     },
     validate(expected) {
-      return expected === toBase64(crc);
+      return expected === crc32cBase64(crc);
     },
     toString() {
-      return toBase64(crc);
+      return crc32cBase64(crc);
     },
   };
 }
