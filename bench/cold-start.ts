@@ -33,7 +33,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BundleResult } from '../scripts/bundle.mjs';
-import { FUNCTION_TARGETS } from '../shared/function-targets.js';
+import { FUNCTION_NODE_OPTIONS, FUNCTION_TARGETS } from '../shared/function-targets.js';
 import { storageFinalizedRequest } from '../local/storage/eventarc.js';
 import { startStack, type Stack } from '../local/stack.js';
 
@@ -122,7 +122,10 @@ const SDKS = [
   'google-auth-library',
 ];
 
-/** The environment of a function process, as Terraform sets it, with the emulators' hosts. */
+/**
+ * The environment of a function process, as Terraform sets it (its Node options included), with
+ * the emulators' hosts.
+ */
 function functionEnv(stack: Stack | undefined, target: string, jobs: string): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH,
@@ -135,6 +138,8 @@ function functionEnv(stack: Stack | undefined, target: string, jobs: string): No
     INPUT_PREFIX: BENCH_PREFIX,
     JOBS_COLLECTION: jobs,
     LOG_LEVEL: 'warning',
+    // As deployed (Terraform sets the same).
+    NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
   };
 }
 

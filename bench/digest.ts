@@ -42,6 +42,7 @@
  *   PROFILE=1 npm run bench:digest              # also a CPU profile of the digest (summarized)
  *   PART_BYTES=8388608 npm run bench:digest     # the digest's part size (default 32 MiB)
  *   DIGEST_MODULE=path/to/candidate.js npm run bench:digest   # measure another digestJob
+ *   FUNCTION_NODE_OPTIONS= npm run bench:digest             # the digest with Node's defaults
  *
  * Units: MB and MB/s are decimal; RSS is in MiB (1,048,576 bytes), as a function's memory limit.
  */
@@ -68,10 +69,20 @@ import { loadConfig } from '../shared/config.js';
 import { upgradeRecord, type Digest, type JobRecord } from '../shared/core/jobs.js';
 import { splitLines } from '../shared/core/lines.js';
 import { DIGEST_TIME_LIMIT_SECONDS } from '../shared/core/transitions.js';
+import { FUNCTION_NODE_OPTIONS } from '../shared/function-targets.js';
 import { createLogger } from '../shared/logger.js';
 import type { ObjectReader, ObjectWriter } from '../shared/ports.js';
 import { formatProfile } from './cpu-profile.js';
 import { syntheticJob, type JobExpectations } from './digest-data.js';
+
+/**
+ * The digest runs with the poll function's Node options, as deployed (Terraform sets the same);
+ * `FUNCTION_NODE_OPTIONS=` measures it with Node's defaults. The loops it is compared with run
+ * with Node's defaults.
+ */
+const FUNCTION_FLAGS = (process.env.FUNCTION_NODE_OPTIONS ?? FUNCTION_NODE_OPTIONS)
+  .split(' ')
+  .filter((flag) => flag !== '');
 
 const GOAL_RATIO = 0.6;
 const GOAL_RSS_MIB = 256;
@@ -858,7 +869,7 @@ async function main(): Promise<void> {
       ...(digestModule ? { digestModule } : {}),
     };
     for (let r = 1; r <= runs; r++) {
-      const d = await runChild(digestSpec, emulator.child.pid);
+      const d = await runChild(digestSpec, emulator.child.pid, FUNCTION_FLAGS);
       digests.push(d);
       line(r, 'digest', d);
       if (d.bytes !== predictionBytes) {
@@ -938,7 +949,12 @@ async function main(): Promise<void> {
     if (profile) {
       const dir = `${WORK}profile-${Date.now()}`;
       await mkdir(dir, { recursive: true });
-      await runChild(digestSpec, emulator.child.pid, ['--cpu-prof', '--cpu-prof-dir', dir]);
+      await runChild(digestSpec, emulator.child.pid, [
+        ...FUNCTION_FLAGS,
+        '--cpu-prof',
+        '--cpu-prof-dir',
+        dir,
+      ]);
       await clearDigest(storage);
       const [file] = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
       console.log('');

@@ -12,7 +12,11 @@ import {
   loadConfig,
   type Config,
 } from '../../shared/config.js';
-import { FUNCTION_TARGETS, POLL_TIME_BUDGET_SECONDS } from '../../shared/function-targets.js';
+import {
+  FUNCTION_NODE_OPTIONS,
+  FUNCTION_TARGETS,
+  POLL_TIME_BUDGET_SECONDS,
+} from '../../shared/function-targets.js';
 import { DIGEST_TIME_LIMIT_SECONDS } from '../../shared/core/transitions.js';
 import { OUTSTANDING_JOBS_INDEX } from '../../shared/adapters/job-index.js';
 import {
@@ -97,9 +101,12 @@ function asEnv(v: unknown): string {
   return Array.isArray(v) ? v.map(String).join(',') : String(v);
 }
 
-/** Each function's environment is exactly CONFIG_VARIABLE_NAMES plus LOG_EXECUTION_ID=true. */
+/**
+ * Each function's environment is exactly CONFIG_VARIABLE_NAMES plus LOG_EXECUTION_ID=true and
+ * NODE_OPTIONS, the code's FUNCTION_NODE_OPTIONS (what the benchmarks measure the functions with).
+ */
 const checkEnvironmentNames: Check = async (m) => {
-  const expected = [...CONFIG_VARIABLE_NAMES, 'LOG_EXECUTION_ID'];
+  const expected = [...CONFIG_VARIABLE_NAMES, 'LOG_EXECUTION_ID', 'NODE_OPTIONS'];
   const problems: string[] = [];
   const maps = new Set<string>();
   for (const fn of functionsOf(m)) {
@@ -112,6 +119,8 @@ const checkEnvironmentNames: Check = async (m) => {
     problems.push(...sameSet(`${fn.address} environment`, Object.keys(env), expected));
     if (env.LOG_EXECUTION_ID !== 'true')
       problems.push(`${fn.address}: LOG_EXECUTION_ID must be "true"`);
+    if (env.NODE_OPTIONS !== FUNCTION_NODE_OPTIONS)
+      problems.push(`${fn.address}: NODE_OPTIONS must be "${FUNCTION_NODE_OPTIONS}"`);
   }
   if (maps.size > 1) problems.push('the two functions do not share one environment map');
   return problems;
@@ -132,7 +141,7 @@ const checkEnvironmentSources: Check = async (m) => {
     Object.keys(FROM_RESOURCES),
   );
   for (const [name, value] of Object.entries(env)) {
-    if (name === 'LOG_EXECUTION_ID') continue;
+    if (name === 'LOG_EXECUTION_ID' || name === 'NODE_OPTIONS') continue;
     const source = FROM_RESOURCES[name];
     if (source !== undefined) {
       if (!(await addressesIn(value)).includes(source))
@@ -331,6 +340,16 @@ const MUTATIONS: Mutation<keyof typeof CHECKS>[] = [
     check: 'environmentNames',
     edit: replaceIn('locals.tf', 'MAX_QUEUE_HOURS     ', 'MAX_QUEUE_HOUR      '),
     report: /missing MAX_QUEUE_HOURS/,
+  },
+  {
+    what: 'Node options other than those measured',
+    check: 'environmentNames',
+    edit: replaceIn(
+      'locals.tf',
+      JSON.stringify(FUNCTION_NODE_OPTIONS),
+      '"--max-old-space-size=64"',
+    ),
+    report: new RegExp(`NODE_OPTIONS must be "${FUNCTION_NODE_OPTIONS}"`),
   },
   {
     what: 'a default that is not the code’s',
