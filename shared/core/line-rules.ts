@@ -8,6 +8,7 @@
  * either way, so every field checked here is accepted under both names. One object that names the
  * same field both ways is refused: which of the two values would win is not defined.
  */
+import { AsciiIdSet } from './id-set.js';
 import type { Provider } from './models.js';
 
 /** The code of a line problem that is not the generic `INPUT.INVALID_JSONL`. */
@@ -368,7 +369,8 @@ function checkAnthropicUrls(
 
 /** The rules of an Anthropic line: `{"custom_id", "request": {messages, anthropic_version, max_tokens}}`. */
 export function anthropicLineCheck(model: string, options: LineRuleOptions = {}): LineCheck {
-  const seen = new Set<string>();
+  // The ids seen so far, compactly (a file may hold 200,000 of them).
+  const seen = new AsciiIdSet();
   return (value) => {
     if (looksGemini(value)) {
       return {
@@ -380,11 +382,10 @@ export function anthropicLineCheck(model: string, options: LineRuleOptions = {})
     if (typeof id !== 'string') return problem('needs a string "custom_id"');
     if (!CUSTOM_ID.test(id))
       return problem('"custom_id" must be 1 to 64 letters, digits, "_" or "-"');
-    if (seen.has(id))
+    if (!seen.add(id))
       return problem(
         `"custom_id" "${id}" is used by an earlier line: it must be unique within the job's input (a file, or all files of a manifest)`,
       );
-    seen.add(id);
     const request = value.request;
     if (request === undefined) return problem('has no "request" field');
     if (!isObject(request)) return problem('"request" must be a JSON object');
