@@ -127,6 +127,12 @@ const SDKS = [
  * the emulators' hosts.
  */
 function functionEnv(stack: Stack | undefined, target: string, jobs: string): NodeJS.ProcessEnv {
+  const options =
+    target === FUNCTION_TARGETS.submit
+      ? FUNCTION_NODE_OPTIONS.submit
+      : target === FUNCTION_TARGETS.poll
+        ? FUNCTION_NODE_OPTIONS.poll
+        : '';
   return {
     PATH: process.env.PATH,
     METADATA_SERVER_DETECTION: 'none',
@@ -138,8 +144,8 @@ function functionEnv(stack: Stack | undefined, target: string, jobs: string): No
     INPUT_PREFIX: BENCH_PREFIX,
     JOBS_COLLECTION: jobs,
     LOG_LEVEL: 'warning',
-    // As deployed (Terraform sets the same).
-    NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
+    // As deployed (Terraform sets the same); none for the processes that are no function.
+    NODE_OPTIONS: options,
   };
 }
 

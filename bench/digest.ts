@@ -42,7 +42,7 @@
  *   PROFILE=1 npm run bench:digest              # also a CPU profile of the digest (summarized)
  *   PART_BYTES=8388608 npm run bench:digest     # the digest's part size (default 32 MiB)
  *   DIGEST_MODULE=path/to/candidate.js npm run bench:digest   # measure another digestJob
- *   FUNCTION_NODE_OPTIONS= npm run bench:digest             # the digest with Node's defaults
+ *   FUNCTION_NODE_OPTIONS=--max-semi-space-size=1 npm run bench:digest   # other Node options
  *
  * Units: MB and MB/s are decimal; RSS is in MiB (1,048,576 bytes), as a function's memory limit.
  */
@@ -76,11 +76,11 @@ import { formatProfile } from './cpu-profile.js';
 import { syntheticJob, type JobExpectations } from './digest-data.js';
 
 /**
- * The digest runs with the poll function's Node options, as deployed (Terraform sets the same);
- * `FUNCTION_NODE_OPTIONS=` measures it with Node's defaults. The loops it is compared with run
- * with Node's defaults.
+ * The digest runs with the poll function's Node options, as deployed (Terraform sets the same;
+ * today Node's defaults); `FUNCTION_NODE_OPTIONS="--flag …"` measures it with others. The loops it
+ * is compared with run with Node's defaults.
  */
-const FUNCTION_FLAGS = (process.env.FUNCTION_NODE_OPTIONS ?? FUNCTION_NODE_OPTIONS)
+const FUNCTION_FLAGS = (process.env.FUNCTION_NODE_OPTIONS ?? FUNCTION_NODE_OPTIONS.poll)
   .split(' ')
   .filter((flag) => flag !== '');
 

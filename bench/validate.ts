@@ -15,12 +15,12 @@
  * empty line without looking at it).
  *
  * End to end (E2E, on unless `E2E=0`): each valid file is uploaded to the local Cloud Storage emulator
- * and the submit function answers its finalize event over HTTP (functions framework, the deployed
- * Node options `FUNCTION_NODE_OPTIONS` of shared/function-targets.ts, the deployed adapters: the
- * Storage client with its CRC32C check, Firestore on the official emulator where the Google Cloud
- * CLI is installed, else the in-memory job store; the Vertex AI emulator), beside a bare download
- * (plain `http.get` of the same object from the same server, no checksum; Node's defaults) and parse
- * (the same loop as above) in the same run. The submit figure is the time from the request until
+ * and the submit function answers its finalize event over HTTP (functions framework; the deployed
+ * Node options, `FUNCTION_NODE_OPTIONS.submit` of shared/function-targets.ts; the deployed
+ * adapters: the Cloud Storage reader with its CRC32C check, Firestore on the official emulator
+ * where the Google Cloud CLI is installed, else the in-memory job store; the Vertex AI emulator),
+ * beside a bare download (plain `http.get` of the same object from the same server, no checksum;
+ * Node's defaults) and parse (the same loop as above) in the same run. The submit figure is the time from the request until
  * the validator has read the last byte (download, CRC32C, validation); the whole request (which
  * also waits for the emulator's server-side copy and the job create) is printed beside it, and so
  * is the function's peak RSS once warm (after its small first upload, before the measured one):
@@ -594,7 +594,7 @@ async function measureEndToEnd(files: BenchFile[], runs: number): Promise<EndToE
           LOG_LEVEL: 'info',
           BENCH_E2E: JSON.stringify(job),
           // As deployed (Terraform sets the same); FUNCTION_NODE_OPTIONS= measures Node's defaults.
-          NODE_OPTIONS: process.env.FUNCTION_NODE_OPTIONS ?? FUNCTION_NODE_OPTIONS,
+          NODE_OPTIONS: process.env.FUNCTION_NODE_OPTIONS ?? FUNCTION_NODE_OPTIONS.submit,
         };
         submit.push(await runChildAsync('e2e', '', env));
         bare.push(await runChildAsync('http-bare', object.mediaLink, { PATH: process.env.PATH }));

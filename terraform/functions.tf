@@ -34,7 +34,7 @@ resource "google_cloudfunctions2_function" "submit" {
     max_instance_count             = var.submit_function.max_instances
     ingress_settings               = var.submit_function.ingress_settings
     all_traffic_on_latest_revision = true
-    environment_variables          = local.function_environment
+    environment_variables          = merge(local.function_environment, local.submit_runtime_environment)
   }
 
   event_trigger {

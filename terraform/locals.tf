@@ -60,8 +60,12 @@ locals {
     RETRY_FAILED_ROWS             = tostring(var.pipeline.retry_failed_rows)
     LOG_LEVEL                     = var.pipeline.log_level
     LOG_EXECUTION_ID              = "true"
-    # A small young generation: a function streams up to a gigabyte, and what it allocates per
-    # line dies young (README "Speed"; FUNCTION_NODE_OPTIONS in shared/function-targets.ts).
+  }
+
+  # The submit function's own: a small young generation, since it streams uploads of up to a
+  # gigabyte and what it allocates per line dies young (README "Speed"; FUNCTION_NODE_OPTIONS in
+  # shared/function-targets.ts). The poll function keeps Node's defaults.
+  submit_runtime_environment = {
     NODE_OPTIONS = "--max-semi-space-size=1"
   }
 }

@@ -327,7 +327,7 @@ export function functionFor(m: TfModule, entryPoint: string): FunctionInfo | und
   return functionsOf(m).find((f) => f.entryPoint === entryPoint);
 }
 
-/** A function's environment_variables: a map, or the one local map it names. */
+/** A function's environment_variables: a map, the one local map it names, or a merge of local maps. */
 export async function environmentOf(
   m: TfModule,
   fn: FunctionInfo,
@@ -335,9 +335,16 @@ export async function environmentOf(
   const raw = block(fn.body.service_config)?.environment_variables;
   if (isObject(raw)) return raw;
   const addresses = await addressesIn(raw);
-  const local = addresses.length === 1 ? /^local\.(.+)$/.exec(addresses[0]!)?.[1] : undefined;
-  const env = local === undefined ? undefined : m.locals[local];
-  return isObject(env) ? env : undefined;
+  const maps = addresses.map((a) => {
+    const local = /^local\.(.+)$/.exec(a)?.[1];
+    return local === undefined ? undefined : m.locals[local];
+  });
+  if (!maps.every(isObject)) return undefined;
+  // One local map, or `merge(local.a, local.b, …)` of local maps (later keys win, as in merge).
+  if (maps.length === 1) return maps[0];
+  const merged =
+    typeof raw === 'string' && /^\$\{merge\((local\.\w+,\s*)*local\.\w+\)\}$/.test(raw);
+  return merged ? (Object.assign({}, ...maps) as JsonObject) : undefined;
 }
 
 /** Every resource as [type, address, body]. */
