@@ -84,8 +84,13 @@ export function createGcsObjectReader(
         }
         // Checked end to end against the object's CRC32C: bytes damaged on the way fail the read
         // at its end, so a verdict on them never stands. Not the input's fault: retried.
-        const received = download.crc32c();
-        if (download.expectedCrc32c !== undefined && received !== download.expectedCrc32c) {
+        if (download.checkable && download.expectedCrc32c === undefined) {
+          throw new TransientError(
+            'STORAGE.UNAVAILABLE',
+            `could not read ${uri}: the answer carries no CRC32C (x-goog-hash) to check the bytes against`,
+          );
+        }
+        if (download.checkable && download.crc32c() !== download.expectedCrc32c) {
           throw new TransientError(
             'STORAGE.UNAVAILABLE',
             `could not read ${uri}: the bytes received do not match the object's CRC32C`,
@@ -285,7 +290,12 @@ interface MediaDownload {
   chunks: AsyncIterable<Buffer>;
   /** Ends the download (its connection is not reused when it was not read to the end). */
   close(): void;
-  /** The object's CRC32C (base64) from `x-goog-hash`, when the bytes received can be checked. */
+  /**
+   * The bytes received are the object as stored (so they can be checked): then the read must end
+   * with the CRC32C of `x-goog-hash`, and an answer without one fails, as with the client.
+   */
+  checkable: boolean;
+  /** The object's CRC32C (base64) from `x-goog-hash`. */
   expectedCrc32c: string | undefined;
   /** The CRC32C (base64) of the bytes received so far, as sent (before decompression). */
   crc32c(): string;
@@ -337,7 +347,8 @@ function mediaDownloads(storage: Storage) {
     for (let attempt = 1; ; attempt++) {
       let failure: unknown;
       try {
-        const res = await request(url, await headersFor(url), signal);
+        // Credentials may wait on a token server: the watchdog's abort ends that wait too.
+        const res = await request(url, await untilAborted(headersFor(url), signal), signal);
         const status = res.statusCode ?? 0;
         if (status >= 200 && status < 300) return res;
         failure = await statusError(res);
@@ -379,7 +390,13 @@ function mediaDownloads(storage: Storage) {
             yield chunk;
           }
         };
-        return { chunks: chunks(), close: () => res.destroy(), expectedCrc32c, crc32c: crc32cOf };
+        return {
+          chunks: chunks(),
+          close: () => res.destroy(),
+          checkable,
+          expectedCrc32c,
+          crc32c: crc32cOf,
+        };
       }
       const tap = new Transform({
         transform(chunk: Buffer, _encoding, done) {
@@ -394,11 +411,22 @@ function mediaDownloads(storage: Storage) {
           gunzip.destroy();
           res.destroy();
         },
+        checkable,
         expectedCrc32c,
         crc32c: crc32cOf,
       };
     },
   };
+}
+
+/** `promise`, or the signal's reason once it is aborted, whichever comes first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** One hash of an `x-goog-hash` header (`crc32c=…,md5=…`, possibly sent as two headers). */
