@@ -309,8 +309,8 @@ const MEDIA_BACKOFF_MS = [250, 1000];
  * Downloads of one object generation over the JSON API's media endpoint, with the client's own
  * endpoint (`STORAGE_EMULATOR_HOST` included) and credentials, each chunk as the socket delivers
  * it. The client's `createReadStream` passes every chunk through four streams (its HTTP library's
- * body, its own pass-throughs, its hash validator), which cost a quarter of the time of reading
- * and parsing a gigabyte input (README "Speed"); this reads the answer directly and computes the
+ * body, its own pass-throughs, its hash validator), CPU time spent on each of the tens of thousands
+ * of chunks of a large input (README "Speed"); this reads the answer directly and computes the
  * CRC32C on the way, with the same rules: `Accept-Encoding: gzip` as the client sends, the check
  * applies to the bytes as stored (so an object stored gzip and sent gzip is checked, then
  * decompressed; one decompressed by Cloud Storage on the way cannot be checked, as with the
