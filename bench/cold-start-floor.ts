@@ -8,6 +8,8 @@
  *     invocation: submit records the input, poll reads what is outstanding.
  *   - `submitFloor`: that read, and one Cloud Storage listing. Every valid upload also reads its
  *     object (and creates a Vertex AI job, left out here).
+ *   - `pollFloor`: that read, and one Vertex AI read (google-auth-library and the product's REST
+ *     client): a poll run that finds a job outstanding asks Vertex AI about it.
  */
 import type { Storage } from '@google-cloud/storage';
 
@@ -31,4 +33,26 @@ export async function submitFloor(): Promise<void> {
   const bucket = /^gs:\/\/([^/]+)/.exec(process.env.OUTPUT_URI_PREFIX ?? '')?.[1] ?? 'unknown';
   const client: Storage = new storage.Storage({ projectId: process.env.GOOGLE_CLOUD_PROJECT });
   await createGcsObjectReader(client).list(bucket, 'cold-start-floor/');
+}
+
+/** {@link jobStoreFloor}, then the Vertex AI client loaded and one job asked for. */
+export async function pollFloor(): Promise<void> {
+  await jobStoreFloor();
+  const [{ default: authLibrary }, { createVertexClient }] = await Promise.all([
+    import('google-auth-library'),
+    import('../shared/adapters/vertex-rest-client.js'),
+  ]);
+  // A static token, never refreshed, as the functions use with an emulator.
+  const auth = new authLibrary.OAuth2Client();
+  auth.setCredentials({ access_token: 'emulator', expiry_date: Date.now() + 3600e3 });
+  const vertex = createVertexClient({
+    project: process.env.GOOGLE_CLOUD_PROJECT ?? 'unknown',
+    auth,
+    emulatorHost: process.env.VERTEX_AI_EMULATOR_HOST,
+  });
+  const location = process.env.VERTEX_LOCATION ?? 'us-central1';
+  // A job that does not exist: the answer (not found) is the round trip measured.
+  await vertex
+    .get(`projects/${process.env.GOOGLE_CLOUD_PROJECT}/locations/${location}/batchPredictionJobs/0`)
+    .catch(() => undefined);
 }

@@ -14,9 +14,10 @@
  *
  * Floors are measured beside them (bench/cold-start-floor.ts, bundled the same way): a process
  * that loads the functions framework and the Firestore client and reads one record through the job
- * store, the least that every invocation of either function does; and one that also loads the
- * Cloud Storage client and lists a folder, less than every valid upload does. No first request can
- * be faster than its floor.
+ * store, the least that every invocation of either function does; one that also loads the Cloud
+ * Storage client and lists a folder, less than every valid upload does; and one that loads the
+ * Vertex AI client after the job store read and reads a job, less than a poll run that finds a job
+ * outstanding does. No first request can be faster than its floor.
  *
  * Each figure is measured in RUNS fresh processes (default 9) as the process's own clock when the
  * work is done (`performance.now()`, from process start), with its CPU time beside it; min, median
@@ -182,7 +183,7 @@ async function bundle(): Promise<BundleResult[]> {
  * An ES module body that loads the functions framework (as every function process does) and the
  * floor bundle, and runs one of its floors (bench/cold-start-floor.ts).
  */
-function floorCall(floor: 'jobStoreFloor' | 'submitFloor'): string {
+function floorCall(floor: 'jobStoreFloor' | 'submitFloor' | 'pollFloor'): string {
   const url = pathToFileURL(path.join(BUNDLES, FLOOR, 'index.js')).href;
   return [
     "await import('@google-cloud/functions-framework/testing');",
@@ -260,6 +261,11 @@ async function main(): Promise<void> {
         'floor-submit',
         'floor: the same + Cloud Storage client, loaded + one listing',
         await sample(floorCall('submitFloor'), functionEnv(stack, submit, jobs)),
+      );
+      keep(
+        'floor-poll',
+        'floor: the job store read + Vertex AI client, loaded + one job read',
+        await sample(floorCall('pollFloor'), functionEnv(stack, poll, jobs)),
       );
       const object = await stack.upload(
         `${BENCH_PREFIX}run-${i + 1}-${randomUUID().slice(0, 6)}.jsonl`,
@@ -348,6 +354,7 @@ async function main(): Promise<void> {
   for (const [key, who] of [
     ['floor-jobs', 'either function'],
     ['floor-submit', submit],
+    ['floor-poll', poll],
   ] as const) {
     const row = rows[key];
     if (!row) continue;
